@@ -1,0 +1,3 @@
+"""GAN Editor: edit photos with generative adversarial networks."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from ganeditor.cli import main
+
+raise SystemExit(main())

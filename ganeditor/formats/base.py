@@ -1,0 +1,119 @@
+"""The Checkpoint type, the reader registry and format detection."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+
+from ganeditor.core.errors import CheckpointError
+
+HEAD_BYTES = 4096
+
+# Roles in the order in which a "main" network is chosen.
+PRIMARY_ROLES = ("G_ema", "g_ema", "G", "G_A", "net")
+
+
+@dataclass
+class Checkpoint:
+    """Networks loaded from one file, by role, plus metadata that is plain JSON data."""
+
+    format_id: str  # short id: 'nvlabs-pkl', 'rosinality-pt', 'ganeditor', ...
+    format_name: str  # for people: "NVlabs network pickle (StyleGAN2-ADA)"
+    nets: dict[str, nn.Module]
+    meta: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def primary(self) -> nn.Module:
+        """The network used for inference (G_ema over G for GANs)."""
+        for role in PRIMARY_ROLES:
+            if role in self.nets:
+                return self.nets[role]
+        return next(iter(self.nets.values()))
+
+    @property
+    def primary_role(self) -> str:
+        for role, net in self.nets.items():
+            if net is self.primary:
+                return role
+        raise AssertionError("unreachable")
+
+    def to(self, device: torch.device | str) -> "Checkpoint":
+        for net in self.nets.values():
+            net.to(device)
+        return self
+
+
+@dataclass(frozen=True)
+class FormatReader:
+    """A checkpoint reader: ``sniff(path, head)`` says whether it applies, ``load(path)`` reads."""
+
+    format_id: str
+    sniff: Callable[[Path, bytes], bool]
+    load: Callable[[Path], Checkpoint]
+
+
+_READERS: list[FormatReader] = []
+
+
+def register_reader(reader: FormatReader) -> FormatReader:
+    """Add a reader; earlier registrations are tried first."""
+    if all(r.format_id != reader.format_id for r in _READERS):
+        _READERS.append(reader)
+    return reader
+
+
+def _check_file(path: Path) -> bytes:
+    if not path.exists():
+        raise CheckpointError("file not found", path)
+    if path.is_dir():
+        raise CheckpointError("is a folder, expected a checkpoint file", path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(HEAD_BYTES)
+    except OSError as e:
+        raise CheckpointError(f"cannot read ({e.strerror or e})", path) from None
+    if size == 0:
+        raise CheckpointError("empty file (0 bytes), expected a checkpoint", path)
+    return head
+
+
+def sniff(path: str | Path) -> FormatReader:
+    """Return the reader for ``path``, decided by the file's content (not its name)."""
+    from ganeditor.formats import readers  # noqa: F401  (explicit imports fill the registry)
+
+    path = Path(path)
+    head = _check_file(path)
+    for reader in _READERS:
+        if reader.sniff(path, head):
+            return reader
+    raise CheckpointError(
+        "unrecognised file: expected a network pickle (.pkl), a PyTorch checkpoint (.pt/.pth), "
+        "a safetensors model or an ncnn model",
+        path,
+    )
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Checkpoint:
+    """Read any supported checkpoint safely; networks are in eval mode on ``device``."""
+    path = Path(os.path.expanduser(str(path)))
+    reader = sniff(path)
+    try:
+        ckpt = reader.load(path)
+    except CheckpointError:
+        raise
+    except (EOFError, MemoryError) as e:
+        raise CheckpointError(f"truncated or damaged file ({type(e).__name__})", path) from e
+    except Exception as e:  # a reader met something its format does not allow
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(f"cannot read as {reader.format_id}: {msg}", path) from e
+    ckpt.path = path
+    for net in ckpt.nets.values():
+        net.eval().requires_grad_(False)
+    return ckpt.to(device)
