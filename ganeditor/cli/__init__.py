@@ -1,0 +1,72 @@
+"""The ``ganeditor`` command: subcommands for batch work; no arguments opens the GUI.
+
+Each subcommand is a module with ``add_parser(subparsers)`` and ``run(args) -> int``.
+Errors the user can fix print one line on stderr and exit with status 2 (``--debug`` shows the
+traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+
+from ganeditor import __version__
+from ganeditor.core.errors import Cancelled, GanEditorError
+
+# Explicit list (no folder scanning: frozen builds must see every command).
+COMMANDS = [
+    "ganeditor.cli.info",
+    "ganeditor.cli.generate",
+    "ganeditor.cli.convert",
+    "ganeditor.cli.gui",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="ganeditor",
+        description="Edit photos with GANs. Without a command, opens the app.",
+    )
+    parser.add_argument("--version", action="version", version=f"ganeditor {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(name).add_parser(sub)
+    return parser
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return " ".join(text.split())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``ganeditor`` console script."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv or ["gui"])
+    if args.command is None:
+        args = parser.parse_args(["gui", *argv])
+    try:
+        return int(args.func(args) or 0)
+    except GanEditorError as e:
+        if args.debug:
+            traceback.print_exc()
+        print(f"ganeditor: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except Cancelled:
+        print("ganeditor: cancelled", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("ganeditor: interrupted", file=sys.stderr)
+        return 130
+    except (OSError, ValueError, RuntimeError) as e:
+        if args.debug:
+            traceback.print_exc()
+        where = getattr(e, "filename", None)
+        prefix = f"{where}: " if where and str(where) not in str(e) else ""
+        print(f"ganeditor: error: {prefix}{_one_line(e)}", file=sys.stderr)
+        return 2

@@ -1,0 +1,73 @@
+"""Helpers shared by subcommands: option parsing and a terminal progress bar."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from typing import Iterator
+
+from ganeditor.core.device import DEVICE_CHOICES
+from ganeditor.core.progress import ProgressEvent, Task
+
+
+def parse_range(text: str) -> list[int]:
+    """'0-3,7' -> [0, 1, 2, 3, 7] (NVlabs num_range syntax)."""
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            lo, sep, hi = part.partition("-")
+            if sep and lo:
+                a, b = int(lo), int(hi)
+                if b < a:
+                    raise ValueError
+                out.extend(range(a, b + 1))
+            else:
+                out.append(int(part))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid range {text!r}: expected e.g. 0-7 or 0,3,5") from None
+    if not out:
+        raise argparse.ArgumentTypeError("empty range")
+    return out
+
+
+def parse_vec2(text: str) -> tuple[float, float]:
+    """'0.1,-0.3' -> (0.1, -0.3)."""
+    parts = text.split(",")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        return float(parts[0]), float(parts[1])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected two numbers 'X,Y'") from None
+
+
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="compute device (default: auto)")
+
+
+@contextlib.contextmanager
+def progress_task(description: str, total: float | None = None) -> Iterator[Task]:
+    """A Task that draws a progress bar on a terminal (nothing when stderr is not a tty)."""
+    if not sys.stderr.isatty():
+        yield Task()
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=description, unit="", dynamic_ncols=True, leave=False, file=sys.stderr)
+
+    def on_progress(ev: ProgressEvent) -> None:
+        if ev.total is not None and bar.total != ev.total:
+            bar.total = ev.total
+        bar.n = ev.done
+        if ev.message:
+            bar.set_postfix_str(ev.message, refresh=False)
+        bar.refresh()
+
+    try:
+        yield Task(on_progress, min_interval=0.1)
+    finally:
+        bar.close()

@@ -1,0 +1,53 @@
+"""``ganeditor generate``: images from seeds (options as NVlabs gen_images.py)."""
+
+from __future__ import annotations
+
+import argparse
+import io
+from pathlib import Path
+
+from PIL import Image
+
+from ganeditor.cli.common import add_device_option, parse_range, parse_vec2, progress_task
+from ganeditor.core.atomic import atomic_write
+from ganeditor.core.device import pick_device
+from ganeditor.core.errors import GanEditorError
+from ganeditor.core.model_store import resolve_model
+from ganeditor.formats import load_checkpoint
+from ganeditor.pipelines.generate import generate
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="generate images from seeds with a GAN generator")
+    p.add_argument("--network", required=True, help="generator checkpoint or model name")
+    p.add_argument("--seeds", type=parse_range, required=True, help="seeds, e.g. 0-7 or 0,3,5")
+    p.add_argument("--trunc", type=float, default=1.0, dest="truncation_psi", help="truncation psi (default 1)")
+    p.add_argument("--noise-mode", choices=("const", "random", "none"), default="const", help="noise mode (default const)")
+    p.add_argument("--class", type=int, default=None, dest="class_idx", help="class label (conditional networks)")
+    p.add_argument("--translate", type=parse_vec2, default=(0.0, 0.0), help="StyleGAN3 input translation 'X,Y'")
+    p.add_argument("--rotate", type=float, default=0.0, help="StyleGAN3 input rotation in degrees")
+    p.add_argument("--outdir", required=True, help="output folder (created)")
+    add_device_option(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    device = pick_device(args.device)
+    ckpt = load_checkpoint(resolve_model(args.network), device)
+    G = ckpt.primary
+    if not hasattr(G, "mapping") or not hasattr(G, "synthesis"):
+        raise GanEditorError(f"not a StyleGAN generator ({getattr(G, 'arch_name', type(G).__name__)})", ckpt.path)
+    outdir = Path(args.outdir)
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise GanEditorError(f"cannot create output folder ({e.strerror})", outdir) from None
+    with progress_task("generate", len(args.seeds)) as task:
+        for seed, img in generate(G, args.seeds, args.truncation_psi, args.noise_mode, args.class_idx,
+                                  args.translate, args.rotate, task):
+            buf = io.BytesIO()
+            Image.fromarray(img if img.shape[2] != 1 else img[:, :, 0]).save(buf, format="PNG")
+            with atomic_write(outdir / f"seed{seed:04d}.png") as f:
+                f.write(buf.getvalue())
+    print(f"wrote {len(args.seeds)} image(s) to {outdir}")
+    return 0

@@ -1,0 +1,76 @@
+"""Where models live and how a model name becomes a path.
+
+Search order for a name: ``$GANEDITOR_MODELS`` (os.pathsep-separated folders), the user's data
+folder (``platformdirs.user_data_dir('ganeditor')/models``), then the models shipped beside the
+application (``models/`` of a source checkout or of a frozen build).  A name ``foo`` matches
+``foo.safetensors`` or ``foo/model.safetensors``.  An existing path is always used as it is.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import platformdirs
+
+from ganeditor.core.errors import CheckpointError
+
+MODEL_SUFFIXES = (".safetensors", ".pkl", ".pt", ".pth", ".param")
+
+
+def bundled_models_dir() -> Path:
+    """The ``models/`` folder shipped with the app (source checkout or PyInstaller bundle)."""
+    frozen = getattr(sys, "_MEIPASS", None)
+    if frozen:
+        return Path(frozen) / "models"
+    return Path(__file__).resolve().parents[2] / "models"
+
+
+def user_models_dir() -> Path:
+    """The per-user models folder (created on demand by whoever writes there)."""
+    return Path(platformdirs.user_data_dir("ganeditor", appauthor=False)) / "models"
+
+
+def model_dirs() -> list[Path]:
+    """Folders searched for named models, in order."""
+    env = os.environ.get("GANEDITOR_MODELS", "")
+    dirs = [Path(p) for p in env.split(os.pathsep) if p]
+    return [*dirs, user_models_dir(), bundled_models_dir()]
+
+
+def _candidates(folder: Path, name: str) -> list[Path]:
+    return [folder / f"{name}{s}" for s in MODEL_SUFFIXES] + [folder / name / "model.safetensors"]
+
+
+def list_models() -> dict[str, Path]:
+    """Every named model that can be found, name -> path (earlier folders win)."""
+    found: dict[str, Path] = {}
+    for folder in model_dirs():
+        if not folder.is_dir():
+            continue
+        for p in sorted(folder.iterdir()):
+            name = p.name
+            if p.is_file() and p.suffix in MODEL_SUFFIXES:
+                name = p.stem
+            elif p.is_dir() and (p / "model.safetensors").is_file():
+                p = p / "model.safetensors"
+            else:
+                continue
+            found.setdefault(name, p)
+    return found
+
+
+def resolve_model(name_or_path: str | Path) -> Path:
+    """Return the file for a model path or a model name; raise CheckpointError if neither exists."""
+    p = Path(os.path.expanduser(str(name_or_path)))
+    if p.exists():
+        return p
+    if p.parent == Path(".") and p.suffix not in MODEL_SUFFIXES:
+        for folder in model_dirs():
+            for cand in _candidates(folder, p.name):
+                if cand.is_file():
+                    return cand
+        known = ", ".join(sorted(list_models())) or "none installed"
+        raise CheckpointError(f"no such file or model name (known models: {known})", p)
+    raise CheckpointError("file not found", p)

@@ -1,0 +1,85 @@
+"""Generate images from seeds, with the NVlabs conventions (a seed means the same image as theirs)."""
+
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ganeditor.core.errors import GanEditorError
+from ganeditor.core.progress import Task, null_task
+
+
+def seed_to_z(seed: int, z_dim: int) -> np.ndarray:
+    """``np.random.RandomState(seed).randn(1, z_dim)`` as NVlabs gen_images.py (float64)."""
+    return np.random.RandomState(seed).randn(1, z_dim)
+
+
+def to_uint8(img: torch.Tensor) -> np.ndarray:
+    """[N,C,H,W] in [-1,1] -> [N,H,W,C] uint8 by NVlabs' truncating conversion ``x*127.5+128``."""
+    return (img.permute(0, 2, 3, 1).float() * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu().numpy()
+
+
+def make_transform(translate: tuple[float, float], angle_deg: float) -> np.ndarray:
+    """2-D rotation + translation in homogeneous coordinates (the StyleGAN3 input transform)."""
+    s = np.sin(angle_deg / 360.0 * np.pi * 2)
+    c = np.cos(angle_deg / 360.0 * np.pi * 2)
+    m = np.eye(3)
+    m[0, :] = [c, s, translate[0]]
+    m[1, :] = [-s, c, translate[1]]
+    return m
+
+
+def class_vector(G: nn.Module, class_idx: int | None, device: torch.device) -> torch.Tensor:
+    """One-hot conditioning label for conditional generators, zeros [1,0] otherwise."""
+    c = torch.zeros([1, G.c_dim], device=device)
+    if G.c_dim == 0:
+        if class_idx is not None:
+            raise GanEditorError("--class given but the network is unconditional")
+        return c
+    if class_idx is None:
+        raise GanEditorError(f"the network is conditional ({G.c_dim} classes): give --class N")
+    if not 0 <= class_idx < G.c_dim:
+        raise GanEditorError(f"--class {class_idx} out of range 0..{G.c_dim - 1}")
+    c[:, class_idx] = 1
+    return c
+
+
+def set_input_transform(G: nn.Module, translate: tuple[float, float] = (0, 0), rotate: float = 0) -> None:
+    """Set a StyleGAN3 generator's input transform as gen_images.py does; error for other nets."""
+    inp = getattr(G.synthesis, "input", None)
+    if inp is None or not hasattr(inp, "transform"):
+        if tuple(translate) != (0, 0) or rotate != 0:
+            raise GanEditorError("--translate/--rotate need a StyleGAN3 generator")
+        return
+    m = np.linalg.inv(make_transform(translate, rotate))
+    inp.transform.copy_(torch.from_numpy(m))
+
+
+@torch.inference_mode()
+def generate(
+    G: nn.Module,
+    seeds: Sequence[int],
+    truncation_psi: float = 1.0,
+    noise_mode: str = "const",
+    class_idx: int | None = None,
+    translate: tuple[float, float] = (0.0, 0.0),
+    rotate: float = 0.0,
+    task: Task | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(seed, uint8 HxWxC image)`` for each seed."""
+    task = task or null_task()
+    if noise_mode not in ("const", "random", "none"):
+        raise GanEditorError(f"unknown noise mode {noise_mode!r} (const, random or none)")
+    device = next(G.parameters()).device
+    c = class_vector(G, class_idx, device)
+    set_input_transform(G, translate, rotate)
+    for i, seed in enumerate(seeds):
+        task.report(i, len(seeds), f"seed {seed}")
+        z = torch.from_numpy(seed_to_z(seed, G.z_dim)).to(device)
+        ws = G.mapping(z, c, truncation_psi=truncation_psi)
+        img = G.synthesis(ws, noise_mode=noise_mode)
+        yield seed, to_uint8(img)[0]
+    task.report(len(seeds), len(seeds))

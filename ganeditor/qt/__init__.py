@@ -1,0 +1,1 @@
+"""The Qt application: a thin layer of windows, widgets, workers and undo commands."""

@@ -1,0 +1,45 @@
+"""The ``ganeditor`` command line: help, errors, exit codes."""
+
+import subprocess
+import sys
+
+import pytest
+
+from ganeditor.cli import main
+from ganeditor.cli.common import parse_range
+
+
+def run_cli(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "ganeditor", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_help_lists_commands():
+    r = run_cli("--help")
+    assert r.returncode == 0
+    for cmd in ("info", "generate", "convert", "gui"):
+        assert cmd in r.stdout
+
+
+def test_missing_checkpoint_is_one_line_exit_2(tmp_path):
+    r = run_cli("info", str(tmp_path / "nope.pkl"))
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "nope.pkl" in lines[0] and "file not found" in lines[0]
+
+
+def test_debug_shows_traceback(tmp_path):
+    r = run_cli("--debug", "info", str(tmp_path))
+    assert r.returncode == 2 and "Traceback" in r.stderr and "is a folder" in r.stderr
+
+
+def test_parse_range():
+    assert parse_range("0-3,7") == [0, 1, 2, 3, 7]
+    import argparse
+
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_range("3-1")
+
+
+def test_main_returns_2_on_unknown_model(capsys):
+    assert main(["info", "no-such-model-name"]) == 2
+    assert "no such file or model name" in capsys.readouterr().err

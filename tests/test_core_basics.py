@@ -1,0 +1,114 @@
+"""Core pieces: progress/cancel, atomic writes, model names, device choice, our format."""
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+
+from ganeditor.archs.registry import register
+from ganeditor.core.atomic import atomic_write
+from ganeditor.core.device import pick_device
+from ganeditor.core.errors import Cancelled, CheckpointError, GanEditorError
+from ganeditor.core.model_store import resolve_model
+from ganeditor.core.progress import CancelToken, Task
+from ganeditor.formats import Checkpoint, load_checkpoint
+from ganeditor.formats.native import save_checkpoint
+
+
+@register("test-tiny-net")
+class TinyNet(nn.Module):
+    def __init__(self, width: int = 3):
+        super().__init__()
+        self.conv = nn.Conv2d(3, width, 3, padding=1)
+        self.register_buffer("scale", torch.tensor(2.0))
+
+
+def test_task_reports_and_cancels():
+    events = []
+    tok = CancelToken()
+    task = Task(events.append, tok, min_interval=0)
+    task.report(1, 4, "one")
+    assert events[-1].fraction == 0.25 and events[-1].message == "one"
+    tok.cancel()
+    with pytest.raises(Cancelled):
+        task.report(2, 4)
+
+
+def test_sub_task_maps_progress():
+    events = []
+    task = Task(events.append, min_interval=0)
+    task.sub(2, 2, 4).report(1, 2)
+    assert events[-1].done == 3 and events[-1].total == 4
+
+
+def test_atomic_write_keeps_old_file_on_error(tmp_path):
+    p = tmp_path / "f.bin"
+    p.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_write(p) as f:
+            f.write(b"partial")
+            raise RuntimeError("boom")
+    assert p.read_bytes() == b"old"
+    assert [x.name for x in tmp_path.iterdir()] == ["f.bin"]
+    with atomic_write(p) as f:
+        f.write(b"new")
+    assert p.read_bytes() == b"new"
+
+
+def test_resolve_model_by_name(tmp_path, monkeypatch):
+    (tmp_path / "mymodel.safetensors").write_bytes(b"x")
+    monkeypatch.setenv("GANEDITOR_MODELS", str(tmp_path))
+    assert resolve_model("mymodel") == tmp_path / "mymodel.safetensors"
+    with pytest.raises(CheckpointError, match="no such file or model name"):
+        resolve_model("does-not-exist")
+
+
+def test_pick_device():
+    assert pick_device("cpu").type == "cpu"
+    with pytest.raises(GanEditorError, match="unknown device"):
+        pick_device("tpu")
+
+
+def test_native_round_trip_fp32_and_fp16(tmp_path):
+    from ganeditor.archs.registry import build
+
+    net = build("test-tiny-net", width=5)
+    torch.nn.init.normal_(net.conv.weight)
+    ckpt = Checkpoint("test", "test", {"net": net}, {"note": "hello"})
+    save_checkpoint(ckpt, tmp_path / "a.safetensors")
+    back = load_checkpoint(tmp_path / "a.safetensors")
+    assert back.meta == {"note": "hello"} and back.format_id == "ganeditor"
+    for k, v in net.state_dict().items():
+        assert torch.equal(back.nets["net"].state_dict()[k], v)
+    save_checkpoint(ckpt, tmp_path / "h.safetensors", dtype=torch.float16)
+    half = load_checkpoint(tmp_path / "h.safetensors").nets["net"]
+    assert half.conv.weight.dtype == torch.float32
+    assert torch.allclose(half.conv.weight, net.conv.weight, atol=2e-3, rtol=1e-3)
+    assert os.path.getsize(tmp_path / "h.safetensors") < os.path.getsize(tmp_path / "a.safetensors")
+
+
+def test_safetensors_without_our_metadata_is_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "plain.safetensors"))
+    with pytest.raises(CheckpointError, match="without GAN Editor metadata"):
+        load_checkpoint(tmp_path / "plain.safetensors")
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: None, "file not found"),
+        (lambda p: p.mkdir(), "is a folder"),
+        (lambda p: p.write_bytes(b""), "empty file"),
+        (lambda p: p.write_bytes(b"hello world, not a model"), "unrecognised file"),
+    ],
+)
+def test_bad_checkpoint_files(tmp_path, make, message):
+    p = tmp_path / "x.pkl"
+    make(p)
+    with pytest.raises(CheckpointError, match=message) as e:
+        load_checkpoint(p)
+    assert "\n" not in str(e.value) and str(p) in str(e.value)
