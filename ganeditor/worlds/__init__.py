@@ -1,0 +1,1 @@
+"""Procedural worlds with ground truth and offline photo sets."""
