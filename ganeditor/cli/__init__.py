@@ -20,6 +20,7 @@ COMMANDS = [
     "ganeditor.cli.info",
     "ganeditor.cli.generate",
     "ganeditor.cli.convert",
+    "ganeditor.cli.train",
     "ganeditor.cli.gui",
 ]
 
@@ -60,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     except Cancelled:
         print("ganeditor: cancelled", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `ganeditor info X | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("ganeditor: interrupted", file=sys.stderr)
         return 130

@@ -34,6 +34,7 @@ class CancelToken:
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._paused = threading.Event()
 
     def cancel(self) -> None:
         self._event.set()
@@ -41,6 +42,17 @@ class CancelToken:
     @property
     def cancelled(self) -> bool:
         return self._event.is_set()
+
+    def set_paused(self, paused: bool) -> None:
+        """Ask work that supports pausing (training) to wait; cancelling still works while paused."""
+        if paused:
+            self._paused.set()
+        else:
+            self._paused.clear()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused.is_set()
 
 
 class Task:
@@ -69,6 +81,13 @@ class Task:
         """Raise ``Cancelled`` if cancellation was requested."""
         if self.cancel_token.cancelled:
             raise Cancelled()
+
+    def wait_while_paused(self, poll: float = 0.1) -> None:
+        """Block while paused (polling for cancellation), for work with safe pause points."""
+        while self.cancel_token.paused:
+            self.check()
+            time.sleep(poll)
+        self.check()
 
     def report(self, done: float, total: float | None = None, message: str = "", **extra: Any) -> None:
         """Report progress, then raise ``Cancelled`` if cancellation was requested."""

@@ -42,7 +42,7 @@ def save_checkpoint(ckpt: Checkpoint, path: str | Path, dtype: torch.dtype | Non
             tensors[f"{role}.{key}"] = t.contiguous()
     metadata = {
         FORMAT_KEY: FORMAT_VERSION,
-        "ganeditor.nets": json.dumps(specs, sort_keys=True),
+        "ganeditor.nets": json.dumps(specs),  # keeps the order of roles
         "ganeditor.meta": json.dumps(ckpt.meta, sort_keys=True, default=str),
         "ganeditor.source_format": ckpt.format_id,
     }

@@ -1,0 +1,94 @@
+"""Save and load nested training state (dicts/lists of tensors, arrays, numbers, strings) safely.
+
+The state is flattened into a safetensors file: every tensor/array becomes one entry, and a JSON
+skeleton in the header metadata records the structure and the plain values.  Loading runs no
+code from the file (no pickle), so resume files are as safe as model files.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save
+
+from ganeditor.core.atomic import atomic_write
+from ganeditor.core.errors import CheckpointError
+
+STATE_FORMAT = "ganeditor.state/1"
+
+
+def _flatten(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, torch.Tensor):
+        key = f"t{len(tensors)}"
+        tensors[key] = obj.detach().cpu().contiguous()
+        return {"__tensor__": key}
+    if isinstance(obj, np.ndarray):
+        key = f"t{len(tensors)}"
+        tensors[key] = torch.from_numpy(np.ascontiguousarray(obj))
+        return {"__ndarray__": key}
+    if isinstance(obj, dict):
+        items = [[_flatten(k, prefix, tensors), _flatten(v, prefix, tensors)] for k, v in obj.items()]
+        if all(isinstance(k, str) for k, _ in items) and not any(k.startswith("__") for k, _ in items):
+            return {k: v for k, v in items}
+        return {"__dict__": items}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_flatten(v, prefix, tensors) for v in obj]}
+    if isinstance(obj, list):
+        return [_flatten(v, prefix, tensors) for v in obj]
+    if isinstance(obj, (np.integer, np.floating, np.bool_)):
+        return obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return {"__float__": repr(obj)}
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot store a {type(obj).__name__} in a state file")
+
+
+def _unflatten(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, list):
+        return [_unflatten(v, tensors) for v in obj]
+    if isinstance(obj, dict):
+        if "__tensor__" in obj:
+            return tensors[obj["__tensor__"]]
+        if "__ndarray__" in obj:
+            return tensors[obj["__ndarray__"]].numpy()
+        if "__tuple__" in obj:
+            return tuple(_unflatten(v, tensors) for v in obj["__tuple__"])
+        if "__dict__" in obj:
+            return {_unflatten(k, tensors): _unflatten(v, tensors) for k, v in obj["__dict__"]}
+        if "__float__" in obj:
+            return float(obj["__float__"])
+        return {k: _unflatten(v, tensors) for k, v in obj.items()}
+    return obj
+
+
+def save_state(path: str | Path, state: Any, metadata: dict[str, str] | None = None) -> None:
+    """Atomically write nested ``state`` to ``path`` (safetensors + JSON skeleton)."""
+    tensors: dict[str, torch.Tensor] = {}
+    skeleton = _flatten(state, "", tensors)
+    md = {"format": STATE_FORMAT, "skeleton": json.dumps(skeleton)}
+    md.update(metadata or {})
+    data = save(tensors, metadata=md)
+    with atomic_write(path) as f:
+        f.write(data)
+
+
+def load_state(path: str | Path) -> tuple[Any, dict[str, str]]:
+    """Read a state file written by ``save_state``; returns (state, metadata)."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            md = f.metadata() or {}
+            if md.get("format") != STATE_FORMAT:
+                raise CheckpointError("not a GAN Editor training state file", path)
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except CheckpointError:
+        raise
+    except Exception as e:
+        raise CheckpointError(f"damaged state file ({str(e).splitlines()[0] if str(e) else type(e).__name__})", path) from None
+    return _unflatten(json.loads(md["skeleton"]), tensors), md
