@@ -53,3 +53,27 @@ def test_srgan_fine_tunes_an_esrgan_checkpoint(photos, tmp_path):
     assert tuned.arch_name == "rrdbnet" and tuned.init_kwargs["num_feat"] == 8
     changed = any(not torch.equal(a, b) for a, b in zip(tuned.state_dict().values(), net.state_dict().values()))
     assert changed
+
+
+SG2_TINY = dict(resolution=16, z_dim=16, w_dim=16, channel_base=256, channel_max=32, mapping_layers=2)
+
+
+def test_stylegan2_trains_with_regularisers_and_fine_tunes_with_wgan_gp(photos, tmp_path):
+    opts = dict(SG2_TINY, pl_weight=2.0, pl_interval=2, r1_interval=2, ada=True, ada_speed_images=8)
+    cfg = TrainConfig(recipe="stylegan2", out=str(tmp_path / "run"), data=[str(photos)], steps=4, batch=2,
+                      checkpoint_every=4, sample_every=4, precision="fp32", device="cpu", options=opts)  # fmt: skip
+    events = list(train(cfg))
+    assert {"G", "D", "pl", "r1", "ada_p"} <= set(events[0].losses)
+    assert events[-1].sample.shape == (4 * 20, 4 * 20, 3)  # 4x4 grid of 16 px + 2 px padding
+    ckpt = load_checkpoint(tmp_path / "run" / "model.safetensors")
+    assert set(ckpt.nets) == {"G_ema", "G", "D"} and ckpt.primary.img_resolution == 16
+    assert 0 <= ckpt.meta["ada_p"] <= 1 and ckpt.meta["images_seen"] == 8
+    # transfer learning from the exported checkpoint, with the WGAN-GP loss
+    cfg2 = TrainConfig(recipe="stylegan2", out=str(tmp_path / "ft"), data=[str(photos)], steps=2, batch=2,
+                       checkpoint_every=2, sample_every=0, precision="fp32", device="cpu",
+                       options=dict(init=str(tmp_path / "run" / "model.safetensors"), loss="wgan-gp"))  # fmt: skip
+    evs = list(train(cfg2))
+    assert all(np.isfinite(list(e.losses.values())).all() for e in evs)
+    tuned = load_checkpoint(tmp_path / "ft" / "model.safetensors").nets["G"]
+    start = ckpt.nets["G"].state_dict()
+    assert any(not torch.equal(v, start[k]) for k, v in tuned.state_dict().items())

@@ -1,0 +1,183 @@
+"""StyleGAN2 training (the StyleGAN2-ADA recipe) from a folder of images, or fine-tuning a loaded one.
+
+Non-saturating logistic loss; lazy R1 on reals every ``r1_interval`` steps; optional path-length
+regularisation every ``pl_interval`` steps; style mixing; generator EMA with ramp-up; optional ADA;
+or WGAN-GP as the loss.  ``init`` starts from any StyleGAN2 checkpoint we read (transfer learning).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ganeditor.archs import build
+from ganeditor.core.errors import GanEditorError
+from ganeditor.formats import Checkpoint, load_checkpoint
+from ganeditor.pipelines.train.augment import AdaController, augment
+from ganeditor.pipelines.train.data import make_batch, open_source
+from ganeditor.pipelines.train.recipe import Recipe, TrainContext
+from ganeditor.pipelines.train.samples import image_grid
+
+
+def _arch_kwargs(o: Recipe) -> tuple[dict, dict]:
+    res = int(o.option("resolution", 64))
+    g = dict(
+        z_dim=o.option("z_dim", 512), c_dim=0, w_dim=o.option("w_dim", 512), img_resolution=res, img_channels=3,
+        mapping_kwargs=dict(num_layers=o.option("mapping_layers", 8)),
+        synthesis_kwargs=dict(channel_base=o.option("channel_base", 16384), channel_max=o.option("channel_max", 512),
+                              architecture="skip", num_fp16_res=0, conv_clamp=None),
+    )  # fmt: skip
+    d = dict(c_dim=0, img_resolution=res, img_channels=3, architecture="resnet",
+             channel_base=o.option("channel_base", 16384), channel_max=o.option("channel_max", 512))  # fmt: skip
+    return g, d
+
+
+class StyleGAN2Recipe(Recipe):
+    name = "stylegan2"
+    identity_options = ("resolution", "z_dim", "w_dim", "channel_base", "channel_max", "mapping_layers")
+
+    def __init__(self, options: dict[str, Any], ctx: TrainContext, data: list[str]):
+        super().__init__(options, ctx, data)
+        if len(data) != 1:
+            raise GanEditorError("stylegan2 needs one data folder of images: --data FOLDER")
+        init = self.option("init", None)
+        if init:
+            src = load_checkpoint(init)
+            g_src = src.nets.get("G") or src.primary
+            self.G = build("stylegan2-generator", **g_src.init_kwargs)
+            self.G.load_state_dict(g_src.state_dict())
+            self.G_ema = build("stylegan2-generator", **src.primary.init_kwargs)
+            self.G_ema.load_state_dict(src.primary.state_dict())
+            if "D" not in src.nets:
+                raise GanEditorError("fine-tuning needs the discriminator D in the checkpoint", init)
+            self.D = build("stylegan2-discriminator", **src.nets["D"].init_kwargs)
+            self.D.load_state_dict(src.nets["D"].state_dict())
+            self.options["resolution"] = self.G.img_resolution
+        else:
+            g_kw, d_kw = _arch_kwargs(self)
+            self.G, self.D = build("stylegan2-generator", **g_kw), build("stylegan2-discriminator", **d_kw)
+            self.G_ema = copy.deepcopy(self.G)
+        self.G, self.D = ctx.prepare(self.G).train(), ctx.prepare(self.D).train()
+        self.G_ema = ctx.prepare(self.G_ema).eval().requires_grad_(False)
+        self.loss = self.option("loss", "logistic")
+        if self.loss not in ("logistic", "wgan-gp"):
+            raise GanEditorError(f"unknown loss {self.loss!r} (logistic or wgan-gp)")
+        self.r1_gamma = self.option("r1_gamma", 0.2 * (self.G.img_resolution / 64) ** 2 / 4)
+        self.r1_interval, self.pl_interval = self.option("r1_interval", 16), self.option("pl_interval", 4)
+        self.pl_weight = self.option("pl_weight", 0.0)
+        self.mixing = self.option("style_mixing", 0.9)
+        lr = self.option("lr", 0.0025)
+        g_ratio = self.pl_interval / (self.pl_interval + 1) if self.pl_weight else 1.0
+        d_ratio = self.r1_interval / (self.r1_interval + 1)
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=lr * g_ratio, betas=(0.0, 0.99**g_ratio), eps=1e-8)
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=lr * d_ratio, betas=(0.0, 0.99**d_ratio), eps=1e-8)
+        self.ema_kimg, self.ema_rampup = self.option("ema_kimg", 10.0), self.option("ema_rampup", 0.05)
+        self.ada = AdaController(self.option("ada_target", 0.6), self.option("ada_speed_images", 100_000))
+        self.use_ada = bool(self.option("ada", False))
+        self.pl_mean = torch.zeros((), device=ctx.device)
+        self.images_seen = 0
+        self.src = open_source(data[0], self.G.img_resolution, "resize")
+        self.sample_z = torch.from_numpy(np.random.RandomState(123).randn(16, self.G.z_dim)).float()
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"G": self.G, "G_ema": self.G_ema, "D": self.D}
+
+    def optimizers(self):
+        return {"G": self.opt_G, "D": self.opt_D}
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"ada": self.ada.state_dict(), "pl_mean": self.pl_mean.cpu(), "images_seen": self.images_seen}
+
+    def load_extra_state(self, st: dict[str, Any]) -> None:
+        self.ada.load_state_dict(st["ada"])
+        self.pl_mean = st["pl_mean"].to(self.ctx.device)
+        self.images_seen = int(st["images_seen"])
+
+    def _gen(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        z = torch.randn(n, self.G.z_dim, device=self.ctx.device)
+        ws = self.G.mapping(z, None, update_emas=True)
+        if self.mixing > 0:
+            cutoff = int(torch.randint(1, ws.shape[1], ()).item())
+            if torch.rand(()) < self.mixing:
+                ws2 = self.G.mapping(torch.randn_like(z), None, update_emas=False)
+                ws = torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
+        return self.G.synthesis(ws), ws
+
+    def _d(self, img: torch.Tensor) -> torch.Tensor:
+        return self.D(augment(img, self.ada.p) if self.use_ada else img, None).float()
+
+    def train_step(self, step: int, batch_size: int) -> dict[str, float]:
+        d, dev = self.ctx.dist, self.ctx.device
+        real = make_batch(self.src.get, len(self.src), self.ctx.seed, step, batch_size * d.world, d.rank, d.world).to(dev)
+        out: dict[str, float] = {}
+        # G main
+        self.D.requires_grad_(False)
+        with self.ctx.autocast():
+            fake, _ = self._gen(batch_size)
+            logits = self._d(fake)
+            loss_g = -logits.mean() if self.loss == "wgan-gp" else F.softplus(-logits).mean()
+        self.optimize("G", loss_g, self.opt_G, self.G)
+        out["G"] = float(loss_g.detach())
+        if self.pl_weight and step % self.pl_interval == 0:  # path length (fp32)
+            pl_n = max(1, batch_size // 2)
+            img, ws = self._gen(pl_n)
+            noise = torch.randn_like(img) / np.sqrt(img.shape[2] * img.shape[3])
+            (grads,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
+            lengths = grads.square().sum(2).mean(1).sqrt()
+            self.pl_mean = self.pl_mean.lerp(lengths.mean().detach(), 0.01)
+            loss_pl = (lengths - self.pl_mean).square().mean() * self.pl_weight * self.pl_interval
+            self.optimize("G", loss_pl, self.opt_G, self.G)
+            out["pl"] = float(loss_pl.detach())
+        # D main
+        self.D.requires_grad_(True)
+        with self.ctx.autocast():
+            fake_logits = self._d(fake.detach())
+            real_logits = self._d(real)
+            if self.loss == "wgan-gp":
+                loss_d = fake_logits.mean() - real_logits.mean() + 1e-3 * real_logits.square().mean()
+            else:
+                loss_d = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
+        if self.loss == "wgan-gp":
+            eps = torch.rand(real.shape[0], 1, 1, 1, device=dev)
+            mix = (eps * real + (1 - eps) * fake.detach()).requires_grad_(True)
+            (g,) = torch.autograd.grad(self._d(mix).sum(), mix, create_graph=True)
+            loss_d = loss_d + self.option("gp_lambda", 10.0) * (g.flatten(1).norm(dim=1) - 1).square().mean()
+        self.ada.observe(real_logits)
+        self.optimize("D", loss_d, self.opt_D, self.D)
+        out["D"] = float(loss_d.detach())
+        if self.loss == "logistic" and step % self.r1_interval == 0:  # lazy R1 (fp32)
+            r = real.detach().requires_grad_(True)
+            (g,) = torch.autograd.grad(self._d(r).sum(), r, create_graph=True)
+            loss_r1 = g.square().sum([1, 2, 3]).mean() * (self.r1_gamma / 2) * self.r1_interval
+            self.optimize("D", loss_r1, self.opt_D, self.D)
+            out["r1"] = float(loss_r1.detach())
+        if self.use_ada:
+            self.ada.update(step, batch_size * d.world)
+            out["ada_p"] = self.ada.p
+        self._update_ema(batch_size * d.world)
+        return out
+
+    @torch.no_grad()
+    def _update_ema(self, batch: int) -> None:
+        self.images_seen += batch
+        ema_nimg = min(self.ema_kimg * 1000, self.images_seen * self.ema_rampup) if self.ema_rampup else self.ema_kimg * 1000
+        beta = 0.5 ** (batch / max(ema_nimg, 1e-8))
+        for pe, p in zip(self.G_ema.parameters(), self.G.parameters()):
+            pe.copy_(p.detach().lerp(pe, beta))
+        for be, b in zip(self.G_ema.buffers(), self.G.buffers()):
+            be.copy_(b)
+
+    @torch.no_grad()
+    def samples(self) -> np.ndarray:
+        imgs = self.G_ema(self.sample_z.to(self.ctx.device), None, noise_mode="const").float()
+        return image_grid([[imgs[r * 4 + c : r * 4 + c + 1] for c in range(4)] for r in range(4)])
+
+    def export(self) -> Checkpoint:
+        meta = {"recipe": "stylegan2", "images_seen": self.images_seen, "loss": self.loss, "ada_p": self.ada.p}
+        nets = {"G_ema": self.G_ema, "G": self.G, "D": self.D}
+        return Checkpoint("ganeditor", "GAN Editor StyleGAN2", nets, meta)
