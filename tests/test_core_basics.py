@@ -107,7 +107,7 @@ def test_safetensors_without_our_metadata_is_refused(tmp_path):
     ],
 )
 def test_bad_checkpoint_files(tmp_path, make, message):
-    p = tmp_path / "x.pkl"
+    p = tmp_path / "x.bin"
     make(p)
     with pytest.raises(CheckpointError, match=message) as e:
         load_checkpoint(p)
