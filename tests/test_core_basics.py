@@ -112,3 +112,18 @@ def test_bad_checkpoint_files(tmp_path, make, message):
     with pytest.raises(CheckpointError, match=message) as e:
         load_checkpoint(p)
     assert "\n" not in str(e.value) and str(p) in str(e.value)
+
+
+def test_atomic_write_uses_normal_permissions(tmp_path):
+    um = os.umask(0o022)
+    try:
+        import importlib
+
+        import ganeditor.core.atomic as atomic
+
+        importlib.reload(atomic)
+        with atomic.atomic_write(tmp_path / "p.bin") as f:
+            f.write(b"x")
+    finally:
+        os.umask(um)
+    assert (tmp_path / "p.bin").stat().st_mode & 0o777 == 0o644

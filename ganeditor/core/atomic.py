@@ -8,12 +8,22 @@ import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
+_UMASK = os.umask(0)  # read once at import (os.umask can only be read by setting it)
+os.umask(_UMASK)
+
+
+def _new_temp(path: Path) -> tuple[int, str]:
+    """A temp file beside ``path`` with the permissions a plain open() would give (mkstemp's are 0600)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    os.fchmod(fd, 0o666 & ~_UMASK)
+    return fd, tmp
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success it replaces ``path``, else it vanishes."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    fd, tmp = _new_temp(path)
     try:
         with os.fdopen(fd, mode) as f:
             yield f
@@ -36,7 +46,7 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` for writers that want a file name; rename on success."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix or ".tmp", dir=path.parent or ".")
+    fd, tmp = _new_temp(path)
     os.close(fd)
     try:
         yield Path(tmp)
