@@ -6,3 +6,12 @@ Importing this package fills the registry (explicit imports, so frozen builds wo
 from ganeditor.archs.registry import ARCHS, build, register  # noqa: F401
 
 # Explicit imports fill the registry.
+from ganeditor.archs import ncnn_graph  # noqa: F401,E402
+from ganeditor.archs import cyclegan  # noqa: F401,E402
+from ganeditor.archs import rrdbnet  # noqa: F401,E402
+from ganeditor.archs import sr_discriminators  # noqa: F401,E402
+from ganeditor.archs import srresnet  # noqa: F401,E402
+from ganeditor.archs import srvgg  # noqa: F401,E402
+from ganeditor.archs import stylegan2  # noqa: F401,E402
+from ganeditor.archs import stylegan2_disc  # noqa: F401,E402
+from ganeditor.archs import stylegan3  # noqa: F401,E402

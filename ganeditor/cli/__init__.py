@@ -21,6 +21,8 @@ COMMANDS = [
     "ganeditor.cli.generate",
     "ganeditor.cli.convert",
     "ganeditor.cli.train",
+    "ganeditor.cli.translate",
+    "ganeditor.cli.upscale",
     "ganeditor.cli.gui",
 ]
 

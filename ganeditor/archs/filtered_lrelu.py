@@ -1,0 +1,271 @@
+"""StyleGAN3 ops in pure PyTorch: low-pass filter design and the filtered leaky ReLU.
+
+Same semantics as NVlabs ``torch_utils/ops/filtered_lrelu.py`` (its reference path): add bias,
+upsample by zero insertion + pad + FIR ``fu`` (gain ``up**2``), leaky ReLU times ``gain``, clamp,
+FIR ``fd`` and keep every ``down``-th sample.  Written anew from those facts.
+
+``impl='ref'`` is that textbook sequence (big zero-stuffed intermediates).  ``impl='fast'``
+computes the same linear maps as banded block matrix products along one axis at a time
+(polyphase: no multiplications by inserted zeros; downsampling computes only kept samples),
+in horizontal strips so the upsampled intermediate never exists for the whole image, and in an
+[H, W, C] layout so every product has a long contiguous inner dimension.  2-D (radial) filters
+are split into a few separable terms by SVD.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from ganeditor.archs import ops
+
+# Upper bound on the floats of one strip of the upsampled intermediate (fast path).
+STRIP_FLOATS = 1 << 22
+# Output rows per block of the banded matrix products, in units of up/gcd(up, down): small
+# blocks waste fewer multiplications on the band's zeros (4 -> about 1.5x the taps).
+BLOCK_ROWS = 4
+
+
+# ----------------------------------------------------------------------------------------------
+# Filter design (scipy.signal.firwin / kaiser semantics, without scipy)
+
+
+def _kaiser_beta(atten: float) -> float:
+    if atten > 50:
+        return 0.1102 * (atten - 8.7)
+    if atten > 21:
+        return 0.5842 * (atten - 21) ** 0.4 + 0.07886 * (atten - 21)
+    return 0.0
+
+
+def _kaiser_atten(numtaps: int, width: float) -> float:
+    return 2.285 * (numtaps - 1) * np.pi * width + 7.95
+
+
+def design_lowpass_filter(
+    numtaps: int,  # number of taps; 1 = identity (returns None)
+    cutoff: float,  # cutoff frequency
+    width: float,  # transition band width
+    fs: float,  # sampling rate
+    radial: bool = False,  # radially symmetric jinc filter [numtaps, numtaps] instead of 1-D
+) -> torch.Tensor | None:
+    """Kaiser-windowed low-pass FIR filter as StyleGAN3 designs it (float32), None if 1 tap."""
+    assert numtaps >= 1
+    if numtaps == 1:
+        return None
+    nyq = fs / 2
+    beta = _kaiser_beta(_kaiser_atten(numtaps, width / nyq))
+    win = np.kaiser(numtaps, beta)
+    if not radial:
+        c = cutoff / nyq
+        m = np.arange(numtaps) - 0.5 * (numtaps - 1)
+        h = c * np.sinc(c * m) * win
+        return torch.as_tensor(h / h.sum(), dtype=torch.float32)
+    x = (np.arange(numtaps) - (numtaps - 1) / 2) / fs
+    r = np.hypot(*np.meshgrid(x, x))
+    pr = torch.as_tensor(np.pi * r, dtype=torch.float64)
+    j1 = torch.special.bessel_j1(2 * cutoff * pr)
+    f = torch.where(pr > 0, j1 / pr.clamp_min(1e-300), torch.full_like(pr, cutoff)).numpy()
+    f = f * np.outer(win, win)
+    return torch.as_tensor(f / f.sum(), dtype=torch.float32)
+
+
+# ----------------------------------------------------------------------------------------------
+# Reference path
+
+
+def _parse_padding(padding: int | list[int] | tuple[int, ...]) -> tuple[int, int, int, int]:
+    if isinstance(padding, (int, np.integer)):
+        padding = [int(padding)] * 2
+    padding = [int(p) for p in padding]
+    if len(padding) == 2:
+        padding = [padding[0], padding[0], padding[1], padding[1]]
+    assert len(padding) == 4
+    return padding[0], padding[1], padding[2], padding[3]
+
+
+def _size(f: torch.Tensor | None) -> tuple[int, int]:
+    """(width, height) of a filter; 1-D filters are separable."""
+    return (1, 1) if f is None else (int(f.shape[-1]), int(f.shape[0]))
+
+
+def out_size(in_w: int, in_h: int, fu, fd, up: int, down: int, padding) -> tuple[int, int]:
+    """Output (width, height) of ``filtered_lrelu``."""
+    px0, px1, py0, py1 = _parse_padding(padding)
+    (fuw, fuh), (fdw, fdh) = _size(fu), _size(fd)
+    w = (in_w * up + px0 + px1 - (fuw - 1) - (fdw - 1) + (down - 1)) // down
+    h = (in_h * up + py0 + py1 - (fuh - 1) - (fdh - 1) + (down - 1)) // down
+    return w, h
+
+
+def filtered_lrelu_ref(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, gain=math.sqrt(2), slope=0.2, clamp=None, flip_filter=False):
+    """Reference filtered leaky ReLU: bias, upfirdn2d up, lrelu*gain, clamp, upfirdn2d down."""
+    assert x.ndim == 4
+    x = ops.bias_act(x, b, impl="ref")
+    x = ops.upfirdn2d(x, fu, up=up, padding=list(_parse_padding(padding)), gain=up**2, flip_filter=flip_filter, impl="ref")
+    x = ops.bias_act(x, act="lrelu", alpha=slope, gain=gain, clamp=clamp, impl="ref")
+    return ops.upfirdn2d(x, fd, down=down, flip_filter=flip_filter, impl="ref")
+
+
+# ----------------------------------------------------------------------------------------------
+# Fast path: banded block products along dim 0
+
+
+@lru_cache(maxsize=512)
+def _block_matrix(taps: tuple[float, ...], up: int, down: int, phase: int, rows: int) -> tuple[np.ndarray, int]:
+    """Block [rows, cols] of the banded matrix and its first input row, for outputs
+    starting at an index whose ``o*down - pad0`` is ``phase`` (mod ``up``)."""
+    length = len(taps)
+    lo = -(-phase // up)  # ceil
+    hi = ((rows - 1) * down + phase + length - 1) // up
+    q = np.arange(lo, hi + 1)[None, :]
+    r = np.arange(rows)[:, None]
+    idx = q * up - phase - r * down
+    h = np.asarray(taps, dtype=np.float64)
+    k = np.where((idx >= 0) & (idx < length), h[np.clip(idx, 0, length - 1)], 0.0)
+    return k.astype(np.float32), lo
+
+
+def _fir_rows(x: torch.Tensor, n_sig: int, off: int, taps: tuple[float, ...], up: int, down: int, pad0: int, o0: int, m: int) -> torch.Tensor:
+    """Rows ``o0 .. o0+m-1`` of a 1-D upfirdn along dim 0 (correlation with ``taps``).
+
+    ``x`` holds rows ``off .. off+len(x)-1`` of a signal of ``n_sig`` rows (zero outside).
+    """
+    rest = x.shape[1:]
+    cols = x[0].numel()
+    x2 = x.reshape(x.shape[0], cols)
+    if len(taps) == 1 and up == 1 and down == 1:  # identity filter: shift and pad only
+        out = x2.new_zeros(m, cols)
+        a, z = max(o0 - pad0, 0, off), min(o0 - pad0 + m, n_sig, off + x2.shape[0])
+        if z > a:
+            out[a - (o0 - pad0) : z - (o0 - pad0)] = x2[a - off : z - off] * taps[0]
+        return out.reshape(m, *rest)
+    step_mult = up // math.gcd(up, down)
+    rows = BLOCK_ROWS * step_mult
+    rows = min(rows, -(-m // step_mult) * step_mult)
+    nb = -(-m // rows)
+    s = rows * down // up
+    base = o0 * down - pad0
+    phase = base % up
+    k, lo = _block_matrix(taps, up, down, phase, rows)
+    kin = k.shape[1]
+    first = (base - phase) // up + lo  # first global input row needed
+    need0 = max(0, -(-(o0 * down - pad0) // up))  # rows the m wanted outputs need
+    need1 = min(n_sig, ((o0 + m - 1) * down - pad0 + len(taps) - 1) // up + 1)
+    assert off <= need0 and off + x2.shape[0] >= need1, "strip does not cover the rows it needs"
+    out = torch.empty(nb * rows, cols, dtype=x.dtype, device=x.device)
+    kt = torch.from_numpy(k).to(device=x.device, dtype=x.dtype)
+    lo_av, hi_av = max(0, off), min(n_sig, off + x2.shape[0])  # rows that hold real data
+    b0 = min(nb, max(0, -(-(lo_av - first) // s)))  # blocks whose windows need no padding
+    b1 = max(b0, min(nb, (hi_av - first - kin) // s + 1))
+    for p, q in ((0, b0), (b0, b1), (b1, nb)):
+        if q <= p:
+            continue
+        r0, r1 = first + p * s, first + (q - 1) * s + kin  # global input rows of these blocks
+        if p == b0 and q == b1:
+            xe = x2[r0 - off : r1 - off]
+        else:
+            xe = x2.new_zeros(r1 - r0, cols)
+            a, z = max(r0, lo_av), min(r1, hi_av)
+            if z > a:
+                xe[a - r0 : z - r0] = x2[a - off : z - off]
+        win = xe.as_strided((q - p, kin, cols), (s * cols, cols, 1), xe.storage_offset())
+        torch.matmul(kt, win, out=out[p * rows : q * rows].view(q - p, rows, cols))
+    return out[:m].reshape(m, *rest)
+
+
+def _taps(f: torch.Tensor | None, flip: bool, scale: float) -> tuple[float, ...]:
+    if f is None:
+        return (float(scale),)
+    t = f.detach().double().cpu() * scale
+    return tuple((t if flip else t.flip(0)).tolist())
+
+
+def _separable_terms(fd: torch.Tensor | None, flip: bool) -> list[tuple[tuple[float, ...], tuple[float, ...]]]:
+    """(vertical taps, horizontal taps) pairs whose outer products sum to the 2-D filter."""
+    if fd is None or fd.ndim == 1:
+        t = _taps(fd, flip, 1.0)
+        return [(t, t)]
+    f = fd.detach().double().cpu()
+    f = f if flip else f.flip([0, 1])
+    u, s, vt = torch.linalg.svd(f)
+    keep = int((s > s[0] * 1e-9).sum())
+    return [(tuple((u[:, i] * s[i]).tolist()), tuple(vt[i].tolist())) for i in range(keep)]
+
+
+def _transpose01(x: torch.Tensor) -> torch.Tensor:
+    return x.transpose(0, 1).contiguous()
+
+
+def _filtered_lrelu_fast(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter):
+    n, c, h, w = x.shape
+    px0, px1, py0, py1 = _parse_padding(padding)
+    assert fu is None or fu.ndim == 1, "fast path needs a separable (1-D) up filter"
+    fuw = _size(fu)[0]
+    tw, th = w * up + px0 + px1 - (fuw - 1), h * up + py0 + py1 - (fuw - 1)  # upsampled size
+    ow, oh = out_size(w, h, fu, fd, up, down, padding)
+    tu_x = _taps(fu, flip_filter, up)
+    tu_y = _taps(fu, flip_filter, up * float(gain))  # lrelu(g*x) == g*lrelu(x) for g > 0
+    terms = _separable_terms(fd, flip_filter)
+    fdh = len(terms[0][0])
+    if clamp is not None:  # skip the clamp pass when no value can reach it
+        peak = float(x.abs().amax()) + (0.0 if b is None else float(b.abs().amax()))
+        reach = max(sum(abs(t) for t in tu_x[p::up]) for p in range(up))  # worst polyphase gain
+        if peak * float(gain) * reach**2 < clamp:
+            clamp = None
+    lo_clamp = None if clamp is None else (-clamp / slope if slope > 0 else 0.0)
+    out = torch.empty(n, c, oh, ow, dtype=x.dtype, device=x.device).contiguous(memory_format=torch.channels_last)
+    rows = max(1, (STRIP_FLOATS // max(1, tw * c) - fdh + down) // down)
+    bias = None if b is None else b.to(x.dtype)
+    for i in range(n):
+        xh = x[i].permute(1, 2, 0)  # [H, W, C]
+        oh_view = out[i].permute(1, 2, 0)  # [oH, oW, C] (contiguous: channels_last)
+        for o0 in range(0, oh, rows):
+            m = min(rows, oh - o0)
+            t0, t1 = o0 * down, (o0 + m - 1) * down + fdh  # upsampled rows needed
+            i0 = max(0, -(-(t0 - py0) // up))
+            i1 = min(h, (t1 - 1 - py0 + fuw - 1) // up + 1)
+            xs = torch.empty(w, i1 - i0, c, dtype=x.dtype, device=x.device)  # [W, rows, C]
+            src = xh[i0:i1].transpose(0, 1)
+            torch.add(src, bias, out=xs) if bias is not None else xs.copy_(src)
+            y = _fir_rows(xs, w, 0, tu_x, up, 1, px0, 0, tw)  # [tW, rows, C]
+            y = _fir_rows(_transpose01(y), h, i0, tu_y, up, 1, py0, t0, t1 - t0)  # [rows', tW, C]
+            if clamp is not None:
+                y.clamp_(lo_clamp, clamp)
+            if slope != 1:
+                torch.nn.functional.leaky_relu_(y, slope) if slope > 0 else y.relu_()
+            acc = None
+            for ty, tx in terms:
+                z = _fir_rows(y, th, t0, ty, 1, down, 0, o0, m)  # [m, tW, C]
+                z = _fir_rows(_transpose01(z), tw, 0, tx, 1, down, 0, 0, ow)  # [oW, m, C]
+                acc = z if acc is None else acc.add_(z)
+            oh_view[o0 : o0 + m] = acc.transpose(0, 1)
+    return out
+
+
+def filtered_lrelu(
+    x: torch.Tensor,  # [N, C, H, W]
+    fu: torch.Tensor | None = None,  # up filter: [taps] (separable) or None (identity)
+    fd: torch.Tensor | None = None,  # down filter: [taps], [h, w] (e.g. radial) or None
+    b: torch.Tensor | None = None,  # bias [C] or None
+    up: int = 1,  # upsampling factor
+    down: int = 1,  # downsampling factor
+    padding=0,  # padding of the upsampled image: int, [x, y] or [x0, x1, y0, y1]
+    gain: float = math.sqrt(2),  # scale after the leaky ReLU
+    slope: float = 0.2,  # leaky ReLU negative slope
+    clamp: float | None = None,  # clamp to [-clamp, clamp] after gain, None = no clamp
+    flip_filter: bool = False,  # False = convolution, True = correlation
+    impl: str = "fast",  # 'fast' (strips, polyphase) or 'ref'
+) -> torch.Tensor:
+    """Filtered leaky ReLU (NVlabs semantics); the fast path returns a channels_last tensor."""
+    assert x.ndim == 4, f"expected [N,C,H,W], got {list(x.shape)}"
+    assert b is None or (b.ndim == 1 and b.shape[0] == x.shape[1])
+    assert isinstance(up, int) and up >= 1 and isinstance(down, int) and down >= 1
+    assert gain > 0 and slope >= 0 and (clamp is None or clamp >= 0)
+    fast_ok = fu is None or fu.ndim == 1
+    if impl == "ref" or not fast_ok or (torch.is_grad_enabled() and x.requires_grad):
+        return filtered_lrelu_ref(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter)
+    return _filtered_lrelu_fast(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter)

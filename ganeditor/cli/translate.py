@@ -1,0 +1,72 @@
+"""``ganeditor translate CHECKPOINT INPUT OUTPUT``: image translation (CycleGAN) of a file or a folder.
+
+Also holds the options and batch driver that ``ganeditor upscale`` shares.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from ganeditor.cli.common import add_device_option, progress_task
+from ganeditor.core.device import pick_device
+from ganeditor.core.imageio import DEFAULT_MAX_PIXELS, LoadedImage
+from ganeditor.core.model_store import resolve_model
+from ganeditor.core.progress import Task
+from ganeditor.formats import Checkpoint, load_checkpoint
+from ganeditor.pipelines.image2image import check_model, plan_batch, run_batch, translate
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+        if v <= 0:
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    return v
+
+
+def add_common_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tile", type=_positive, default=None, help="tile size in pixels (default: from free memory)")
+    add_device_option(p)
+    p.add_argument("--fast", action="store_true", help="bf16/fp16 autocast + channels_last (small drift)")
+    p.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6,
+                   help=f"refuse larger inputs (decompression-bomb guard, default {DEFAULT_MAX_PIXELS / 1e6:g})")
+
+
+def run_image2image(args: argparse.Namespace, kind: str,
+                    fn: Callable[[Checkpoint, LoadedImage, Task], LoadedImage]) -> int:
+    """Load the model, check its kind, process INPUT -> OUTPUT; exit 2 if any file failed."""
+    srcs, dsts = plan_batch(args.input, args.output)
+    device = pick_device(args.device)
+    ckpt = load_checkpoint(resolve_model(args.checkpoint), device)
+    check_model(ckpt, kind)
+    with progress_task(kind, len(srcs)) as task:
+        report = run_batch(srcs, dsts, lambda img, t: fn(ckpt, img, t), task, int(args.max_megapixels * 1e6))
+    for note in dict.fromkeys(report.notes):
+        print(f"note: {note}", file=sys.stderr)
+    for _src, msg in report.failed:
+        print(f"ganeditor: error: {msg}", file=sys.stderr)
+    if report.failed:
+        if len(srcs) == 1:
+            return 2
+        print(f"ganeditor: {len(report.failed)} of {len(srcs)} files failed", file=sys.stderr)
+        return 2
+    print(f"wrote {len(report.written)} image(s)" + (f" to {args.output}" if len(srcs) > 1 else f": {dsts[0]}"))
+    return 0
+
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("translate", help="translate photos with a CycleGAN generator (e.g. day to night)")
+    p.add_argument("checkpoint", help="generator checkpoint (.pth, .safetensors) or model name")
+    p.add_argument("input", help="image file or folder of images")
+    p.add_argument("output", help="output image file or folder (created)")
+    add_common_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_image2image(args, "translate", lambda ckpt, img, task: translate(ckpt, img, args.tile, task, args.fast))

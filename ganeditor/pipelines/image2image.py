@@ -1,0 +1,181 @@
+"""Image-to-image pipelines: translate (CycleGAN-style generators) and upscale (SR networks), for
+one image or a whole folder, with each model family's upstream pixel conventions.
+
+* translate: RGB -> (x/255 - 0.5) / 0.5 -> net -> ((y + 1) / 2 * 255) truncated (junyanz
+  ``tensor2im``).  Sizes are kept: the image is reflect-padded to a multiple of 4 and cropped
+  back (upstream's ``--preprocess none`` resizes to a multiple of 4 instead).  Alpha is kept as is.
+  Instance-norm generators are tiled exactly (whole-image statistics; see core.tiling_norm).
+* upscale: RGB / 255 -> net -> clamp(0, 1) * 255 rounded (BasicSR / Real-ESRGAN).  Exact by
+  default: RRDBNet is streamed block by block in bands (core.tiling_rrdb), other SR nets get tiles
+  with their whole receptive field as context; an explicit ``tile_pad`` gives RealESRGANer-style
+  approximate tiles (feathered seams).  ``outscale`` other than the net's scale resizes the result
+  with Lanczos (as ``RealESRGANer``, which uses OpenCV's Lanczos4).  Alpha is resized with Lanczos rather than run through
+  the network (Real-ESRGAN's default runs it through the net, which doubles the time).
+* 16-bit images stay 16-bit; gray images are run as RGB and converted back.
+* fast mode: bf16 autocast + channels_last on CPUs with native bf16 (AVX-512 BF16 / AMX), fp16
+  autocast on CUDA; exact fp32 otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from ganeditor.core.device import cpu_has_bf16
+from ganeditor.core.errors import Cancelled, CheckpointError, GanEditorError
+from ganeditor.core.imageio import (CYCLEGAN_CONVENTION, DEFAULT_MAX_PIXELS, SR_CONVENTION, WRITE_FORMATS,
+                                    LoadedImage, read_image, resize_lanczos, write_image)
+from ganeditor.core.progress import Task, null_task
+from ganeditor.core.tiling import run_tiled
+from ganeditor.formats import Checkpoint
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif")
+
+
+def _arch(net: nn.Module) -> str:
+    return getattr(net, "arch_name", type(net).__name__)
+
+
+def check_model(ckpt: Checkpoint, want: str) -> nn.Module:
+    """The checkpoint's network if it is an image-to-image model of kind ``want``, else CheckpointError."""
+    net = ckpt.primary
+    arch = _arch(net)
+    io = getattr(net, "io_convention", None)
+    scale = getattr(net, "scale", None)
+    if "discriminator" in arch.lower() or scale is None or io not in ("tanh", "unit", None):
+        raise CheckpointError(f"not an image-to-image model (it holds a {arch} network)", ckpt.path)
+    if want == "translate" and io != "tanh":
+        raise CheckpointError(f"not an image translation model ({arch} is a x{scale} upscaler: use 'ganeditor upscale')", ckpt.path)
+    if want == "upscale" and io == "tanh":
+        raise CheckpointError(f"not an upscaling model ({arch} translates images: use 'ganeditor translate')", ckpt.path)
+    return net
+
+
+def _device_of(net: nn.Module) -> torch.device:
+    p = next(iter(net.parameters()), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _fast_settings(net: nn.Module, fast: bool) -> tuple[torch.dtype | None, bool, list[str]]:
+    """(autocast dtype, channels_last, notes) for the fast mode on the net's device."""
+    if not fast:
+        return None, False, []
+    dev = _device_of(net)
+    if dev.type == "cuda":
+        return torch.float16, True, []
+    if dev.type == "cpu" and cpu_has_bf16():
+        net.to(memory_format=torch.channels_last)
+        return torch.bfloat16, True, []
+    return None, False, ["fast mode needs a CPU with native bf16 or a GPU: ran in exact fp32"]
+
+
+def translate(
+    ckpt: Checkpoint,
+    image: LoadedImage,
+    tile: int | None = None,  # band/tile size in pixels; None = from free memory
+    task: Task | None = None,
+    fast: bool = False,  # bf16/fp16 autocast + channels_last
+) -> LoadedImage:
+    """Translate an image with a CycleGAN-style generator at full size."""
+    net = check_model(ckpt, "translate")
+    autocast, cl, notes = _fast_settings(net, fast)
+    out = run_tiled(net, image.pixels, 1, tile=tile, mod=getattr(net, "size_multiple", 4), device=_device_of(net),
+                    autocast=autocast, channels_last=cl, conv=CYCLEGAN_CONVENTION, task=task or null_task())
+    return LoadedImage(out, image.alpha, image.bit_depth, image.icc_profile, image.exif, image.notes + notes)
+
+
+def upscale(
+    ckpt: Checkpoint,
+    image: LoadedImage,
+    tile: int | None = None,  # tile size in input pixels; None = from free memory
+    outscale: float | None = None,  # final scale; None = the network's
+    task: Task | None = None,
+    fast: bool = False,  # bf16/fp16 autocast + channels_last
+    tile_pad: int | None = None,  # context around each tile; None = exact (see the module docstring)
+    pre_pad: int = 0,  # RealESRGANer pre_pad (its CLI default 0)
+) -> LoadedImage:
+    """Upscale an image with an SR network (ESRGAN / Real-ESRGAN / SRVGG / SRResNet)."""
+    net = check_model(ckpt, "upscale")
+    scale = int(net.scale)
+    autocast, cl, notes = _fast_settings(net, fast)
+    h, w = image.pixels.shape[:2]
+    out = run_tiled(net, image.pixels, scale, tile=tile, tile_pad=tile_pad, pre_pad=pre_pad,
+                    mod=getattr(net, "size_multiple", 1) or 1, device=_device_of(net), autocast=autocast,
+                    channels_last=cl, conv=SR_CONVENTION, task=task or null_task())
+    size = (w * scale, h * scale)
+    if outscale is not None and outscale != scale:
+        if outscale <= 0:
+            raise GanEditorError(f"--outscale must be positive, got {outscale:g}")
+        size = (max(1, int(w * outscale)), max(1, int(h * outscale)))
+        out = resize_lanczos(out, size)
+    alpha = None if image.alpha is None else resize_lanczos(image.alpha, size)
+    return LoadedImage(out, alpha, image.bit_depth, image.icc_profile, image.exif, image.notes + notes)
+
+
+# ------------------------------------------------------------------------------------------ batch
+
+
+@dataclass
+class BatchReport:
+    """What a batch did: files written, files that failed with their one-line reasons, notes."""
+
+    written: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def plan_batch(inp: str | Path, out: str | Path) -> tuple[list[Path], list[Path]]:
+    """Input and output paths: a file -> a file (or into a folder), a folder -> a folder (created)."""
+    inp, out = Path(inp), Path(out)
+    if not inp.exists():
+        raise GanEditorError("input not found", inp)
+    if inp.is_dir():
+        srcs = sorted(p for p in inp.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not srcs:
+            raise GanEditorError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in the folder", inp)
+        if out.exists() and not out.is_dir():
+            raise GanEditorError("output must be a folder when the input is a folder", out)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise GanEditorError(f"cannot create output folder ({e.strerror})", out) from None
+        return srcs, [out / (p.name if p.suffix.lower() in WRITE_FORMATS else p.stem + ".png") for p in srcs]
+    dst = out / (inp.name if inp.suffix.lower() in WRITE_FORMATS else inp.stem + ".png") if out.is_dir() else out
+    if dst.suffix.lower() not in WRITE_FORMATS:
+        raise GanEditorError(f"unsupported output format {dst.suffix!r} (use .png, .jpg, .tif or .webp)", dst)
+    return [inp], [dst]
+
+
+def run_batch(
+    inputs: list[Path],
+    outputs: list[Path],
+    fn: Callable[[LoadedImage, Task], LoadedImage],
+    task: Task | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,  # decompression-bomb guard for each input
+) -> BatchReport:
+    """Apply ``fn`` to each input and write each output atomically; per-file errors are collected,
+    cancellation stops at once and leaves no partial file."""
+    assert len(inputs) == len(outputs)
+    task = task or null_task()
+    report = BatchReport()
+    n = len(inputs)
+    for k, (src, dst) in enumerate(zip(inputs, outputs)):
+        task.report(k, n, src.name)
+        try:
+            img = read_image(src, max_pixels)
+            res = fn(img, task.sub(k, 1, n))
+            notes = write_image(dst, res.pixels, res.alpha, res.bit_depth, res.icc_profile, res.exif)
+            report.written.append(dst)
+            report.notes += [f"{src.name}: {m}" for m in res.notes + notes]
+        except Cancelled:
+            raise
+        except GanEditorError as e:
+            report.failed.append((src, " ".join(str(e).split())))
+        except (OSError, ValueError, RuntimeError, MemoryError) as e:
+            report.failed.append((src, f"{src}: {' '.join(str(e).split()) or type(e).__name__}"))
+    task.report(n, n, "done")
+    return report

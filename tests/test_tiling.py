@@ -1,0 +1,188 @@
+"""The tiled engine: tiled == untiled (conv nets, pixel shuffle, instance-norm ResnetGenerator),
+padding conventions, OOM retry, cancellation, progress."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from ganeditor.archs import build
+from ganeditor.core.errors import Cancelled, GanEditorError
+from ganeditor.core.imageio import CYCLEGAN_CONVENTION, SR_CONVENTION, quantize, to_tensor
+from ganeditor.core.progress import CancelToken, Task
+from ganeditor.core.tiling import _ramp, auto_tile, padded_index, run_tiled
+from ganeditor.core.tiling_norm import run_global_norm
+from ganeditor.core.tiling_rrdb import run_rrdb_banded
+
+
+def _image(h, w, c=3, seed=0, dtype=np.uint8):
+    peak = 65535 if dtype == np.uint16 else 255
+    return np.random.RandomState(seed).randint(0, peak + 1, (h, w, c)).astype(dtype)
+
+
+def _whole(net, img, conv, scale=1, pre_pad=0, mod=1):
+    """Reference: the whole padded image in one forward, cropped, quantised (gray via luma)."""
+    h, w, c = img.shape
+    win = img[np.ix_(padded_index(h, pre_pad, mod), padded_index(w, pre_pad, mod))]
+    if c == 1:
+        win = np.repeat(win, 3, axis=2)
+    with torch.no_grad():
+        y = net(to_tensor(win, conv))[0, :, : h * scale, : w * scale].permute(1, 2, 0)
+    if c == 1:
+        y = (y[..., 0] * 0.299 + y[..., 1] * 0.587 + y[..., 2] * 0.114)[..., None]
+    return quantize(y, conv, img.dtype.type).numpy().astype(img.dtype)
+
+
+def _conv_net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1), nn.LeakyReLU(0.2), nn.Conv2d(16, 16, 3, 1, 1), nn.LeakyReLU(0.2),
+                         nn.Conv2d(16, 3, 3, 1, 1)).eval()
+
+
+def _shuffle_net(scale=2):
+    torch.manual_seed(1)
+    return nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1), nn.PReLU(16), nn.Conv2d(16, 16, 3, 1, 1), nn.PReLU(16),
+                         nn.Conv2d(16, 3 * scale * scale, 3, 1, 1), nn.PixelShuffle(scale)).eval()
+
+
+def _maxdiff(a, b):
+    return int(np.abs(a.astype(np.int64) - b.astype(np.int64)).max())
+
+
+@pytest.mark.parametrize("tile", [8, 13, 32, 500])
+def test_plain_conv_tiled_equals_untiled(tile):
+    net, img = _conv_net(), _image(45, 53)
+    assert _maxdiff(run_tiled(net, img, 1, tile=tile, tile_pad=6), _whole(net, img, SR_CONVENTION)) <= 1
+
+
+@pytest.mark.parametrize("tile, pre_pad, mod", [(16, 0, 1), (17, 5, 2), (8, 10, 4)])
+def test_pixel_shuffle_tiled_equals_untiled(tile, pre_pad, mod):
+    net, img = _shuffle_net(2), _image(41, 38, seed=2)
+    out = run_tiled(net, img, 2, tile=tile, tile_pad=8, pre_pad=pre_pad, mod=mod)
+    assert out.shape == (82, 76, 3)
+    assert _maxdiff(out, _whole(net, img, SR_CONVENTION, 2, pre_pad, mod)) <= 1
+
+
+def test_real_sr_archs_tiled_equal_untiled():
+    torch.manual_seed(3)
+    srvgg = build("srvgg", num_feat=8, num_conv=3, upscale=4).eval()  # receptive radius 5
+    img = _image(30, 27, seed=3)
+    assert _maxdiff(run_tiled(srvgg, img, 4, tile=12, tile_pad=12), _whole(srvgg, img, SR_CONVENTION, 4)) <= 1
+    rrdb = build("rrdbnet", num_feat=8, num_block=1, num_grow_ch=4, scale=2).eval()
+    out = run_tiled(rrdb, img, 2, tile=16, tile_pad=40, mod=2)  # pixel-unshuffle: sides even
+    assert _maxdiff(out, _whole(rrdb, img, SR_CONVENTION, 2, 0, 2)) <= 1
+
+
+@pytest.mark.parametrize("scale, band, store_budget", [(4, 8, None), (2, 16, 0), (1, 12, None)])
+def test_rrdbnet_banded_equals_untiled(scale, band, store_budget):
+    torch.manual_seed(10 + scale)
+    net = build("rrdbnet", num_feat=8, num_block=3, num_grow_ch=4, scale=scale).eval()
+    for p in net.parameters():
+        p.data.normal_(0, 0.1)  # make every block matter
+    img, mod = _image(50, 37, 1 if scale == 2 else 3, seed=scale), net.size_multiple
+    ref = _whole(net, img, SR_CONVENTION, scale, 3, mod)
+    events = []
+    out = run_rrdb_banded(net, img, scale, band, 3, mod, torch.device("cpu"), None, SR_CONVENTION, np.uint8,
+                          Task(events.append, min_interval=0), store_budget=store_budget)
+    assert out.shape == ref.shape and _maxdiff(out, ref) <= 1
+    assert events[-1].done == events[-1].total == 6  # 2 stores + 3 blocks + output
+    assert _maxdiff(run_tiled(net, img, scale, tile=band, pre_pad=3, mod=mod), ref) <= 1  # the default path
+
+
+def test_gray_and_16bit():
+    net, img = _shuffle_net(2), _image(20, 22, 1, seed=4, dtype=np.uint16)
+    out = run_tiled(net, img, 2, tile=8, tile_pad=8)
+    assert out.shape == (40, 44, 1) and out.dtype == np.uint16
+    assert _maxdiff(out, _whole(net, img, SR_CONVENTION, 2)) <= 257  # 1/255 in 16-bit units
+
+
+def test_feather_ramps_sum_to_one():
+    left, right = _ramp(0, 20, 0, 3, 2), _ramp(14, 30, 3, 0, 2)
+    np.testing.assert_allclose(left[28:] + right[:12], 1.0, atol=1e-6)
+    assert left[0] == 1 and right[-1] == 1 and left[-1] < 0.1
+
+
+@pytest.mark.parametrize("padding_type, tile", [("reflect", 32), ("reflect", 17), ("zero", 32)])
+def test_instance_norm_resnet_generator_tiled_equals_untiled(padding_type, tile):
+    torch.manual_seed(5)
+    net = build("cyclegan-resnet-generator", ngf=8, n_blocks=9, padding_type=padding_type).eval()
+    img = _image(100, 90, seed=5)
+    ref = _whole(net, img, CYCLEGAN_CONVENTION, 1, 0, 4)
+    assert _maxdiff(run_tiled(net, img, 1, tile=tile, conv=CYCLEGAN_CONVENTION), ref) <= 1
+
+
+def test_instance_norm_disk_store_gray_odd_size():
+    torch.manual_seed(6)
+    net = build("cyclegan-resnet-generator", ngf=8, n_blocks=2).eval()
+    img = _image(45, 30, 1, seed=6)
+    events = []
+    out = run_global_norm(net, img, 16, 4, torch.device("cpu"), None, CYCLEGAN_CONVENTION, np.uint8,
+                          Task(events.append, min_interval=0), store_budget=0)  # store in a temporary file
+    assert out.shape == (45, 30, 1)
+    assert _maxdiff(out, _whole(net, img, CYCLEGAN_CONVENTION, 1, 0, 4)) <= 1
+    assert events[-1].done == events[-1].total == 13  # 7 norms + 1 store + 2 blocks x (2 stats + 1 output) - 1 + output
+
+
+def test_oom_retry_halves_the_tile():
+    net, img = _conv_net(), _image(40, 40, seed=7)
+    sizes = []
+
+    def flaky(x):
+        sizes.append(max(x.shape[-2:]))
+        if max(x.shape[-2:]) > 30:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return net(x)
+
+    messages = []
+    out = run_tiled(flaky, img, 1, tile=64, tile_pad=6, task=Task(lambda e: messages.append(e.message), min_interval=0))
+    assert _maxdiff(out, _whole(net, img, SR_CONVENTION)) <= 1
+    assert "out of memory: retrying with 32-pixel tiles" in messages and "out of memory: retrying with 16-pixel tiles" in messages
+    with pytest.raises(GanEditorError, match="out of memory even with 16-pixel tiles"):
+        run_tiled(lambda x: (_ for _ in ()).throw(torch.OutOfMemoryError("out of memory")), img, 1, tile=16)
+    with pytest.raises(ValueError, match="not memory"):  # other errors are not swallowed
+        run_tiled(lambda x: (_ for _ in ()).throw(ValueError("not memory")), img, 1, tile=16)
+
+
+def test_cancel_and_progress_per_tile():
+    net, img = _conv_net(), _image(40, 40, seed=8)
+    token = CancelToken()
+    seen = []
+
+    def on_progress(ev):
+        seen.append(ev.done)
+        if ev.done >= 3:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        run_tiled(net, img, 1, tile=10, tile_pad=4, task=Task(on_progress, token, min_interval=0))
+    assert seen[:4] == [0, 1, 2, 3] and len(seen) == 4
+
+
+def test_auto_tile_respects_mod():
+    t = auto_tile(_shuffle_net(2), "cpu", 2, 4000, mod=4)
+    assert t % 4 == 0 and 16 <= t <= 4096
+    net = build("cyclegan-resnet-generator", ngf=8, n_blocks=1).eval()
+    img = _image(36, 40, seed=9)
+    assert _maxdiff(run_tiled(net, img, 1, conv=CYCLEGAN_CONVENTION), _whole(net, img, CYCLEGAN_CONVENTION, 1, 0, 4)) <= 1
+
+
+def test_oom_retry_in_the_banded_engine(monkeypatch):
+    import ganeditor.core.tiling_norm as tn
+
+    torch.manual_seed(11)
+    net = build("cyclegan-resnet-generator", ngf=4, n_blocks=1).eval()
+    img = _image(64, 40, seed=11)
+    real = tn.forward_rows
+
+    def flaky(op, x, r0, r1, n_in, stats):
+        if x.shape[2] > 40:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return real(op, x, r0, r1, n_in, stats)
+
+    monkeypatch.setattr(tn, "forward_rows", flaky)
+    messages = []
+    out = run_tiled(net, img, 1, tile=48, conv=CYCLEGAN_CONVENTION, task=Task(lambda e: messages.append(e.message), min_interval=0))
+    assert "out of memory: retrying with 24-pixel tiles" in messages
+    assert _maxdiff(out, _whole(net, img, CYCLEGAN_CONVENTION, 1, 0, 4)) <= 1
