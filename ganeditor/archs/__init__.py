@@ -15,3 +15,4 @@ from ganeditor.archs import srvgg  # noqa: F401,E402
 from ganeditor.archs import stylegan2  # noqa: F401,E402
 from ganeditor.archs import stylegan2_disc  # noqa: F401,E402
 from ganeditor.archs import stylegan3  # noqa: F401,E402
+from ganeditor.archs import mtcnn  # noqa: F401,E402
