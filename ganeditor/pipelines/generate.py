@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ganeditor.archs.stylegan3 import input_transform
 from ganeditor.core.errors import GanEditorError
 from ganeditor.core.progress import Task, null_task
 
@@ -20,16 +21,6 @@ def seed_to_z(seed: int, z_dim: int) -> np.ndarray:
 def to_uint8(img: torch.Tensor) -> np.ndarray:
     """[N,C,H,W] in [-1,1] -> [N,H,W,C] uint8 by NVlabs' truncating conversion ``x*127.5+128``."""
     return (img.permute(0, 2, 3, 1).float() * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu().numpy()
-
-
-def make_transform(translate: tuple[float, float], angle_deg: float) -> np.ndarray:
-    """2-D rotation + translation in homogeneous coordinates (the StyleGAN3 input transform)."""
-    s = np.sin(angle_deg / 360.0 * np.pi * 2)
-    c = np.cos(angle_deg / 360.0 * np.pi * 2)
-    m = np.eye(3)
-    m[0, :] = [c, s, translate[0]]
-    m[1, :] = [-s, c, translate[1]]
-    return m
 
 
 def class_vector(G: nn.Module, class_idx: int | None, device: torch.device) -> torch.Tensor:
@@ -54,8 +45,7 @@ def set_input_transform(G: nn.Module, translate: tuple[float, float] = (0, 0), r
         if tuple(translate) != (0, 0) or rotate != 0:
             raise GanEditorError("--translate/--rotate need a StyleGAN3 generator")
         return
-    m = np.linalg.inv(make_transform(translate, rotate))
-    inp.transform.copy_(torch.from_numpy(m))
+    inp.transform.copy_(input_transform(translate, rotate))
 
 
 @torch.inference_mode()
