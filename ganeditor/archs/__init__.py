@@ -14,5 +14,7 @@ from ganeditor.archs import srresnet  # noqa: F401,E402
 from ganeditor.archs import srvgg  # noqa: F401,E402
 from ganeditor.archs import stylegan2  # noqa: F401,E402
 from ganeditor.archs import stylegan2_disc  # noqa: F401,E402
+from ganeditor.archs import encoder  # noqa: F401,E402
 from ganeditor.archs import stylegan3  # noqa: F401,E402
 from ganeditor.archs import mtcnn  # noqa: F401,E402
+from ganeditor.archs import attribute_regressor  # noqa: F401,E402

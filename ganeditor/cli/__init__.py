@@ -23,6 +23,9 @@ COMMANDS = [
     "ganeditor.cli.train",
     "ganeditor.cli.translate",
     "ganeditor.cli.upscale",
+    "ganeditor.cli.invert",
+    "ganeditor.cli.directions",
+    "ganeditor.cli.edit",
     "ganeditor.cli.gui",
 ]
 

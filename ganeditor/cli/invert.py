@@ -1,0 +1,130 @@
+"""``ganeditor invert --network CKPT PHOTO --outdir DIR``: find the latent of a photo.
+
+Writes ``projected_w.npz`` (NVlabs layout: key 'w' [1, num_ws, w_dim], plus the optimised noise
+maps as 'noise.<buffer>'), ``reconstruction.png``, ``target.png`` and, for PTI, the tuned
+generator as ``pti_delta.safetensors``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ganeditor.cli.common import add_device_option, progress_task
+from ganeditor.core.device import pick_device
+from ganeditor.core.errors import CheckpointError, GanEditorError
+from ganeditor.core.imageio import read_image, write_image
+from ganeditor.core.model_store import resolve_model
+from ganeditor.formats import load_checkpoint
+from ganeditor.pipelines.direction_io import generator_fingerprint
+from ganeditor.pipelines.edit import save_latent
+from ganeditor.pipelines.invert import METHODS, center_crop_resize, invert, run_inversion
+from ganeditor.pipelines.invert_loss import make_inversion_loss
+from ganeditor.pipelines.invert_pti import save_pti_delta
+
+try:  # face alignment is another module of the app; without it only --align none/points work
+    from ganeditor.pipelines.align import align_face
+except ImportError:  # pragma: no cover - depends on the build
+    align_face = None
+
+
+def load_stylegan(network: str, device: torch.device):
+    """(Checkpoint, generator) for a StyleGAN checkpoint; one-line error for other networks."""
+    ckpt = load_checkpoint(resolve_model(network), device)
+    G = ckpt.primary
+    if not hasattr(G, "mapping") or not hasattr(G, "synthesis") or not hasattr(G, "num_ws"):
+        raise GanEditorError(f"not a StyleGAN generator ({getattr(G, 'arch_name', type(G).__name__)})", ckpt.path)
+    return ckpt, G
+
+
+def load_encoder(path: str, G, device: torch.device):
+    """The encoder (role 'E') of an encoder checkpoint, checked against the generator."""
+    ck = load_checkpoint(resolve_model(path), device)
+    if "E" not in ck.nets:
+        raise CheckpointError("not an encoder checkpoint (no network with role 'E')", ck.path)
+    E = ck.nets["E"]
+    fp = ck.meta.get("generator_fingerprint")
+    if fp and fp != generator_fingerprint(G):
+        raise CheckpointError("this encoder was trained for another generator", ck.path)
+    if (E.num_ws, E.w_dim) != (G.num_ws, G.w_dim):
+        raise CheckpointError(f"encoder predicts [{E.num_ws}, {E.w_dim}], the generator needs [{G.num_ws}, {G.w_dim}]", ck.path)
+    return E
+
+
+def parse_align(text: str) -> str | np.ndarray:
+    """'auto' | 'none' | 'x1,y1,x2,y2,...' (landmark points)."""
+    if text in ("auto", "none"):
+        return text
+    try:
+        v = np.array([float(t) for t in text.split(",")], dtype=np.float64)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--align: expected auto, none or x1,y1,x2,y2,..., got {text!r}") from None
+    if len(v) < 4 or len(v) % 2:
+        raise argparse.ArgumentTypeError("--align: give an even number of coordinates (at least two points)")
+    return v.reshape(-1, 2)
+
+
+def prepare_photo(path: str, resolution: int, align) -> np.ndarray:
+    """Read a photo and bring it to the generator's resolution (aligned face or centre crop)."""
+    im = read_image(path)
+    px = im.pixels
+    if px.dtype != np.uint8:
+        px = (px >> 8).astype(np.uint8)
+    if px.shape[2] == 1:
+        px = np.repeat(px, 3, axis=2)
+    if isinstance(align, str) and align == "none":
+        return center_crop_resize(px, resolution)
+    if align_face is None:
+        raise GanEditorError("face alignment is not available in this build: use --align none")
+    return np.asarray(align_face(px, landmarks=align, output_size=resolution).image)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("invert", help="find the latent (and optionally tuned weights) reproducing a photo")
+    p.add_argument("photo", help="photo to invert")
+    p.add_argument("--network", required=True, help="StyleGAN checkpoint or model name")
+    p.add_argument("--outdir", required=True, help="output folder (created)")
+    p.add_argument("--method", choices=METHODS, default="wplus", help="inversion method (default wplus)")
+    p.add_argument("--steps", type=int, default=500, help="optimisation steps (default 500)")
+    p.add_argument("--pti-steps", type=int, default=350, help="generator tuning steps for pti/progressive")
+    p.add_argument("--encoder", default=None, help="encoder checkpoint (role 'E') for encoder/progressive")
+    p.add_argument("--align", type=parse_align, default=None,
+                   help="auto (detect the face), none (centre crop) or landmark points x1,y1,x2,y2,...")  # fmt: skip
+    p.add_argument("--loss", choices=("auto", "lpips", "discriminator", "pixel"), default="auto",
+                   help="reconstruction loss (auto: LPIPS if VGG16 weights exist, else D features, else pixel+SSIM)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=303, help="seed of the noise initialisation")
+    add_device_option(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.steps < 1 or args.pti_steps < 1:
+        raise GanEditorError("--steps and --pti-steps must be positive")
+    device = pick_device(args.device)
+    ckpt, G = load_stylegan(args.network, device)
+    E = load_encoder(args.encoder, G, device) if args.encoder else None
+    align = args.align if args.align is not None else ("auto" if align_face is not None else "none")
+    target = prepare_photo(args.photo, G.img_resolution, align)
+    outdir = Path(args.outdir)
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise GanEditorError(f"cannot create output folder ({e.strerror})", outdir) from None
+    loss = make_inversion_loss(G, ckpt, device, args.loss)
+    with progress_task(f"invert ({args.method})", 1.0) as task:
+        result = run_inversion(invert(G, target, loss, args.method, args.steps, args.pti_steps, E=E, seed=args.seed, task=task))
+    write_image(outdir / "target.png", target)
+    write_image(outdir / "reconstruction.png", result.image)
+    save_latent(outdir / "projected_w.npz", result.ws, result.noise)
+    if result.G_tuned is not None:
+        save_pti_delta(outdir / "pti_delta.safetensors", G, result.G_tuned)
+    print(f"loss: {result.loss_name}")
+    for s in result.stages:
+        flag = " (cancelled: best so far)" if s.cancelled else ""
+        print(f"{s.method:>8}: PSNR {s.psnr:6.2f} dB  SSIM {s.ssim:.4f}  {s.seconds:7.1f} s  {s.steps_done}/{s.steps} steps{flag}")
+    print(f"wrote {outdir}/projected_w.npz, reconstruction.png, target.png"
+          + (", pti_delta.safetensors" if result.G_tuned is not None else ""))  # fmt: skip
+    return 0

@@ -1,0 +1,187 @@
+"""Latent editing: w' = w + Σ αᵢ·dᵢ on each direction's layers, style mixing, truncation, and a
+``PreviewRenderer`` that re-runs only the synthesis blocks an edit touches.
+
+Edits are relative shifts (DESIGN.md): α = 0 leaves the latent unchanged.  InterFaceGAN's
+absolute "distance to the boundary" is ``mode='distance'``: on the direction's layers
+w ← w + (α − w·n)·n for a unit normal n.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ganeditor.core.errors import GanEditorError
+from ganeditor.pipelines.directions import Direction
+
+Edit = tuple[Direction, float]
+
+
+def load_latent(path: str | Path, G: nn.Module) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
+    """Read a latent ``.npz`` (key 'w', optional 'noise.*' maps) or ``.npy``; returns (ws [1,num_ws,w_dim], noise).
+
+    [1, w_dim] (or [w_dim]) is W, broadcast to every layer; [1, num_ws, w_dim] is W+.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise GanEditorError("latent file not found", path)
+    noise = None
+    try:
+        data = np.load(path, allow_pickle=False)
+        if isinstance(data, np.lib.npyio.NpzFile):
+            if "w" not in data:
+                raise GanEditorError(f"no key 'w' in the latent file (keys: {', '.join(data.files)})", path)
+            w = np.asarray(data["w"])
+            noise = {k[6:]: torch.from_numpy(np.asarray(data[k], dtype=np.float32)) for k in data.files if k.startswith("noise.")}
+        else:
+            w = np.asarray(data)
+    except GanEditorError:
+        raise
+    except Exception as e:
+        raise GanEditorError(f"cannot read latent ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})", path) from None
+    if w.ndim == 1:
+        w = w[None]
+    if w.ndim == 2 and w.shape == (1, G.w_dim):
+        w = np.repeat(w[:, None], G.num_ws, axis=1)
+    if w.shape != (1, G.num_ws, G.w_dim):
+        raise GanEditorError(
+            f"latent has shape {list(w.shape)}; this generator needs [1, {G.w_dim}] (W) or [1, {G.num_ws}, {G.w_dim}] (W+)", path
+        )
+    if not np.isfinite(w).all():
+        raise GanEditorError("latent contains NaN or inf", path)
+    return torch.from_numpy(w.astype(np.float32)), noise or None
+
+
+def save_latent(path: str | Path, ws: torch.Tensor, noise: dict[str, torch.Tensor] | None = None) -> None:
+    """Write ``projected_w.npz`` in the NVlabs layout (key 'w' [1, num_ws, w_dim]) plus 'noise.<buffer>' maps."""
+    import io
+
+    from ganeditor.core.atomic import atomic_write
+
+    assert ws.ndim == 3 and ws.shape[0] == 1, f"ws {list(ws.shape)}"
+    arrays = {"w": ws.detach().cpu().float().numpy()}
+    for k, v in (noise or {}).items():
+        arrays[f"noise.{k}"] = v.detach().cpu().float().numpy()
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    with atomic_write(path) as f:
+        f.write(buf.getvalue())
+
+
+def apply_edits(ws: torch.Tensor, edits: Sequence[Edit], mode: str = "relative") -> torch.Tensor:
+    """ws [N, num_ws, w_dim] moved by each (direction, α) on its layers; a new tensor."""
+    assert ws.ndim == 3, f"ws {list(ws.shape)}"
+    if mode not in ("relative", "distance"):
+        raise GanEditorError(f"unknown edit mode {mode!r} (relative or distance)")
+    out = ws.clone()
+    for d, alpha in edits:
+        if d.vector.shape[0] != ws.shape[2]:
+            raise GanEditorError(f"direction {d.name!r} has {d.vector.shape[0]} values, latents have {ws.shape[2]}")
+        a, b = d.layer_range(ws.shape[1])
+        if mode == "relative":
+            step = torch.from_numpy(d.step()).to(ws)
+            out[:, a:b] += float(alpha) * step
+        else:
+            n = torch.from_numpy(d.vector / np.linalg.norm(d.vector)).to(ws)
+            dist = (out[:, a:b] @ n).unsqueeze(-1)  # [N, L, 1]
+            out[:, a:b] += (float(alpha) - dist) * n
+    return out
+
+
+def style_mix(ws: torch.Tensor, other: torch.Tensor, layers: Sequence[int]) -> torch.Tensor:
+    """ws with the given layers taken from ``other`` (both [N, num_ws, w_dim])."""
+    assert ws.shape == other.shape, f"{list(ws.shape)} vs {list(other.shape)}"
+    out = ws.clone()
+    idx = list(layers)
+    out[:, idx] = other[:, idx].to(out)
+    return out
+
+
+def truncate(ws: torch.Tensor, w_avg: torch.Tensor, psi: float, cutoff: int | None = None) -> torch.Tensor:
+    """w_avg + psi·(w − w_avg) on the first ``cutoff`` layers (all when None), as NVlabs."""
+    out = ws.clone()
+    n = ws.shape[1] if cutoff is None else cutoff
+    out[:, :n] = w_avg.to(ws).lerp(ws[:, :n], psi)
+    return out
+
+
+class PreviewRenderer:
+    """Renders ws with StyleGAN2's synthesis, reusing the activations of blocks whose ws did not change.
+
+    Keeps, from the previous render, the ws and every block's output.  A new ws is compared per
+    layer; blocks before the first block that reads a changed layer are skipped and their cached
+    output feeds the rest.  Equal to a full render (noise mode 'const' or 'none').  Generators
+    without block-wise synthesis (StyleGAN3) are rendered whole.
+    """
+
+    def __init__(
+        self,
+        G: nn.Module,  # generator (StyleGAN2 for caching)
+        noise_mode: str = "const",  # 'const' or 'none' (random noise cannot be cached)
+        cache: bool = True,  # False = always render everything (for comparisons)
+    ):
+        if noise_mode not in ("const", "none"):
+            raise GanEditorError("preview noise mode must be 'const' or 'none'")
+        self.G, self.noise_mode = G, noise_mode
+        syn = G.synthesis
+        self.blockwise = cache and hasattr(syn, "split_ws") and hasattr(syn, "run_blocks")
+        self._ws: torch.Tensor | None = None
+        self._outs: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+        self._map_key: tuple | None = None
+        self._map_ws: torch.Tensor | None = None
+        self.last_blocks_run = 0
+        if self.blockwise:
+            self._ranges = [(s, s + b.num_conv + b.num_torgb) for s, b in zip(syn.block_ws_start(), syn.blocks())]
+
+    def mapping(self, z: torch.Tensor, psi: float = 1.0) -> torch.Tensor:
+        """G.mapping(z) with the result cached for the last (z, psi)."""
+        key = (z.detach().cpu().numpy().tobytes(), float(psi))
+        if key != self._map_key:
+            c = torch.zeros([z.shape[0], self.G.c_dim], device=z.device)
+            with torch.no_grad():
+                self._map_ws = self.G.mapping(z, c, truncation_psi=psi)
+            self._map_key = key
+        return self._map_ws
+
+    def first_changed_block(self, ws: torch.Tensor) -> int:
+        """Index of the first block whose ws slice differs from the cached render."""
+        if self._ws is None or self._ws.shape != ws.shape or not self._outs:
+            return 0
+        changed = (self._ws != ws).flatten(2).any(dim=2).any(dim=0)  # [num_ws]
+        if not bool(changed.any()):
+            return len(self._ranges)
+        first = int(changed.nonzero()[0])
+        return next(i for i, (a, b) in enumerate(self._ranges) if a <= first < b)
+
+    @torch.no_grad()
+    def render(self, ws: torch.Tensor) -> torch.Tensor:
+        """ws [N, num_ws, w_dim] -> image [N, C, R, R] in [-1, 1]."""
+        G = self.G
+        assert ws.ndim == 3 and ws.shape[1:] == (G.num_ws, G.w_dim), f"ws {list(ws.shape)}"
+        if not self.blockwise:
+            self.last_blocks_run = -1
+            return G.synthesis(ws, noise_mode=self.noise_mode)
+        syn = G.synthesis
+        start = self.first_changed_block(ws)
+        n = len(self._ranges)
+        if start == n:
+            self.last_blocks_run = 0
+            return self._outs[-1][1]
+        block_ws = syn.split_ws(ws)
+        outs = self._outs[:start]
+        x, img = outs[-1] if outs else (None, None)
+        for i in range(start, n):
+            x, img = syn.run_blocks(block_ws, x, img.clone() if img is not None else None, start=i, stop=i + 1,
+                                    noise_mode=self.noise_mode)  # fmt: skip
+            outs.append((x, img))
+        self._outs, self._ws = outs, ws.detach().clone()
+        self.last_blocks_run = n - start
+        return img
+
+    def invalidate(self) -> None:
+        """Forget cached activations (call after changing G's weights or noise)."""
+        self._ws, self._outs = None, []
