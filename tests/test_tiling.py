@@ -169,7 +169,7 @@ def test_auto_tile_respects_mod():
 
 
 def test_oom_retry_in_the_banded_engine(monkeypatch):
-    import ganeditor.core.tiling_norm as tn
+    import ganeditor.core.tiling_bands as tn
 
     torch.manual_seed(11)
     net = build("cyclegan-resnet-generator", ngf=4, n_blocks=1).eval()

@@ -58,7 +58,6 @@ def run_image2image(args: argparse.Namespace, kind: str,
     return 0
 
 
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("translate", help="translate photos with a CycleGAN generator (e.g. day to night)")
     p.add_argument("checkpoint", help="generator checkpoint (.pth, .safetensors) or model name")

@@ -46,7 +46,7 @@ from ganeditor.core.imageio import SR_CONVENTION, PixelConvention, quantize, to_
 from ganeditor.core.progress import Task, null_task
 
 MIN_TILE = 16
-CPU_WORK_CAP = 768 * 2**20  # working memory cap on CPU, so peak stays near output bytes + 1 GiB
+CPU_WORK_CAP = 512 * 2**20  # working memory cap on CPU, so peak stays near output bytes + 1 GiB
 LUMA = (0.299, 0.587, 0.114)
 
 NetFn = Callable[[torch.Tensor], torch.Tensor]

@@ -3,13 +3,13 @@
 RRDBNet's receptive field is huge (23 RRDBs x 15 convs: ~350 input pixels each way), and measured on
 the real x4plus weights, 2-D tiles with RealESRGANer's 10-pixel context -- or even 24 -- change
 the output by tens of levels.  So RRDBNet is streamed block by block over full-width row bands with
-the valid-mode machinery of ``tiling_norm``:
+the valid-mode machinery of ``tiling_bands``:
 
 1. ``[pixel_unshuffle] + conv_first`` is computed band by band into two stores: ``feat`` (kept for
    the long skip) and ``trunk``.
 2. Each RRDB is a stride-1 module whose output is exact except within 15 rows (its chain of 3x3
    convs) of a cut band edge; it runs band by band with 15 rows of context and overwrites ``trunk``
-   in place one band behind (see ``tiling_norm._in_place``).
+   in place one band behind (see ``tiling_bands.in_place``).
 3. ``conv_body``, ``+ feat``, the nearest-x2 upsamplings with their convs, ``conv_hr`` and
    ``conv_last`` run band by band from ``trunk`` straight into the quantised output.
 
@@ -27,8 +27,8 @@ import torch.nn as nn
 from ganeditor.core.imageio import PixelConvention
 from ganeditor.core.progress import Task
 from ganeditor.core.tiling import available_memory, padded_index, work_budget
-from ganeditor.core.tiling_norm import (STORE_CAP, ImageSource, Op, _in_place, _materialise, _pass, _quantize_rows,
-                                        _Run)
+from ganeditor.core.tiling_bands import (STORE_CAP, ImageSource, Op, Run, in_place, materialise, quantize_rows,
+                                         run_pass)
 
 RRDB_ATTRS = ("conv_first", "body", "conv_body", "conv_hr", "conv_last", "num_upconv", "unshuffle")
 
@@ -67,16 +67,16 @@ def run_rrdb_banded(
     src = ImageSource(image, rows, cols, conv, device)
     head = ([Op("unshuffle", pad=net.unshuffle)] if net.unshuffle > 1 else []) + [_conv(net.conv_first)]
     blocks = list(net.body)
-    run = _Run(device, autocast, tile, work_budget(device), task, 3 + len(blocks), len(rows))
+    run = Run(device, autocast, tile, work_budget(device), task, 3 + len(blocks), len(rows))
     if store_budget is None:
         store_budget = int(min(STORE_CAP, available_memory("cpu") / 4))
-    feat = _materialise(run, src, head, store_budget, device)
-    trunk = _materialise(run, src, head, store_budget, device)
+    feat = materialise(run, src, head, store_budget, device)
+    trunk = materialise(run, src, head, store_budget, device)
     try:
         work = net.num_feat * 3 + net.num_grow_ch * 4
         for i, block in enumerate(blocks):
-            _in_place(run, trunk, Op("opaque", block, pad=conv_halo(block), work_channels=work),
-                      f"block {i + 1}/{len(blocks)}")
+            in_place(run, trunk, [Op("opaque", block, pad=conv_halo(block), work_channels=work)],
+                      label=f"block {i + 1}/{len(blocks)}")
         tail = [_conv(net.conv_body), Op("add", store=feat)]
         for i in range(1, net.num_upconv + 1):
             tail += [Op("up", pad=2), _conv(getattr(net, f"conv_up{i}")), Op("point", nn.LeakyReLU(0.2))]
@@ -86,9 +86,9 @@ def run_rrdb_banded(
 
         def emit(a: int, b: int, y: torch.Tensor) -> None:
             if a < oh:
-                out[a : min(b, oh)] = _quantize_rows(y[:, :3, : min(b, oh) - a, :ow], conv, out_dtype, c == 1)
+                out[a : min(b, oh)] = quantize_rows(y[:, :3, : min(b, oh) - a, :ow], conv, out_dtype, c == 1)
 
-        _pass(run, trunk, tail, emit, "output")
+        run_pass(run, trunk, tail, emit, "output")
         return out
     finally:
         feat.close()
