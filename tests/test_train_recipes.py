@@ -77,3 +77,19 @@ def test_stylegan2_trains_with_regularisers_and_fine_tunes_with_wgan_gp(photos, 
     tuned = load_checkpoint(tmp_path / "ft" / "model.safetensors").nets["G"]
     start = ckpt.nets["G"].state_dict()
     assert any(not torch.equal(v, start[k]) for k, v in tuned.state_dict().items())
+
+
+def test_trained_cyclegan_translates_both_ways_from_the_cli(photos, tmp_path, capsys):
+    from ganeditor.cli import main
+
+    cfg = TrainConfig(recipe="cyclegan", out=str(tmp_path / "run"), data=[str(photos), str(photos)], steps=2,
+                      batch=1, checkpoint_every=2, sample_every=0, precision="fp32", device="cpu",
+                      options=dict(ngf=4, ndf=4, n_blocks=1, crop_size=24, load_size=26, n_layers_d=2))  # fmt: skip
+    list(train(cfg))
+    model, src = tmp_path / "run" / "model.safetensors", photos / "0.png"
+    assert main(["translate", str(model), str(src), str(tmp_path / "ab.png"), "--device", "cpu"]) == 0
+    assert main(["translate", str(model), str(src), str(tmp_path / "ba.png"), "--direction", "BtoA", "--device", "cpu"]) == 0
+    ab, ba = (np.asarray(Image.open(tmp_path / f)) for f in ("ab.png", "ba.png"))
+    assert ab.shape == ba.shape == (48, 48, 3) and not np.array_equal(ab, ba)
+    assert main(["translate", str(model), str(src), str(tmp_path / "x.png"), "--net", "G_C"]) == 2
+    assert "no network 'G_C'" in capsys.readouterr().err

@@ -14,6 +14,7 @@ from ganeditor.core.device import pick_device
 from ganeditor.core.imageio import DEFAULT_MAX_PIXELS, LoadedImage
 from ganeditor.core.model_store import resolve_model
 from ganeditor.core.progress import Task
+from ganeditor.core.errors import GanEditorError
 from ganeditor.formats import Checkpoint, load_checkpoint
 from ganeditor.pipelines.image2image import check_model, plan_batch, run_batch, translate
 
@@ -36,12 +37,30 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
                    help=f"refuse larger inputs (decompression-bomb guard, default {DEFAULT_MAX_PIXELS / 1e6:g})")
 
 
+def select_role(ckpt: Checkpoint, net: str | None, direction: str | None) -> str | None:
+    """The network role asked for by --net or --direction (CycleGAN runs hold G_A: A->B and G_B: B->A)."""
+    if net is None and direction is not None:
+        if direction == "AtoB":
+            net = "G_A" if "G_A" in ckpt.nets else None
+        elif "G_B" in ckpt.nets:
+            net = "G_B"
+        else:
+            raise GanEditorError("--direction BtoA needs a checkpoint holding G_B (this one has "
+                                 f"{', '.join(ckpt.nets)}); junyanz files hold one direction each", ckpt.path)
+    if net is not None and net not in ckpt.nets:
+        raise GanEditorError(f"no network {net!r} in the checkpoint (it has {', '.join(ckpt.nets)})", ckpt.path)
+    return net
+
+
 def run_image2image(args: argparse.Namespace, kind: str,
                     fn: Callable[[Checkpoint, LoadedImage, Task], LoadedImage]) -> int:
     """Load the model, check its kind, process INPUT -> OUTPUT; exit 2 if any file failed."""
     srcs, dsts = plan_batch(args.input, args.output)
     device = pick_device(args.device)
     ckpt = load_checkpoint(resolve_model(args.checkpoint), device)
+    role = select_role(ckpt, getattr(args, "net", None), getattr(args, "direction", None))
+    if role is not None:
+        ckpt.nets = {role: ckpt.nets[role]}
     check_model(ckpt, kind)
     with progress_task(kind, len(srcs)) as task:
         report = run_batch(srcs, dsts, lambda img, t: fn(ckpt, img, t), task, int(args.max_megapixels * 1e6))
@@ -63,6 +82,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", help="generator checkpoint (.pth, .safetensors) or model name")
     p.add_argument("input", help="image file or folder of images")
     p.add_argument("output", help="output image file or folder (created)")
+    p.add_argument("--direction", choices=("AtoB", "BtoA"), default=None,
+                   help="which generator of a two-way CycleGAN (e.g. day->night is AtoB in our demo model)")
+    p.add_argument("--net", default=None, help="network role to use, e.g. G_B (overrides --direction)")
     add_common_options(p)
     p.set_defaults(func=run)
 
