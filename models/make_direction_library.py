@@ -1,0 +1,114 @@
+"""Build the direction library of a portrait StyleGAN: InterFaceGAN boundaries for every attribute
+(fitted on generator samples labelled by the attribute regressor), conditional boundaries (every
+other attribute projected out), SeFa (all layers and coarse/middle/fine thirds) and GANSpace.
+
+    nice -n 5 python models/make_direction_library.py --generator models/portrait-stylegan2.safetensors \\
+        --out models/portrait-stylegan2-directions.safetensors
+
+Uses the directions engine (``ganeditor.pipelines.directions``: fit_boundary_from_scores,
+project_out, sefa, ganspace; ``direction_io.save_library``).  Deterministic for given arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ganeditor.core.device import pick_device  # noqa: E402
+from ganeditor.core.progress import Task  # noqa: E402
+from ganeditor.formats import load_checkpoint  # noqa: E402
+from ganeditor.pipelines.attributes import load_regressor  # noqa: E402
+from ganeditor.pipelines.direction_io import generator_fingerprint, save_library  # noqa: E402
+from ganeditor.pipelines.directions import Direction, DirectionLibrary, ganspace, sefa  # noqa: E402
+from ganeditor.pipelines.edit_quality import attribute_boundaries, label_latents  # noqa: E402
+
+
+def sefa_sets(G: torch.nn.Module, num: int, per_part: int, sigma_samples: int) -> list[Direction]:
+    """SeFa on all layers (``num``) and on the coarse/middle/fine thirds of ws (``per_part`` each)."""
+    out = sefa(G, None, num, sigma_samples)
+    n = G.num_ws
+    cuts = [0, max(1, n // 3), max(2, 2 * n // 3), n]
+    for part, (a, b) in zip(("coarse", "middle", "fine"), zip(cuts[:-1], cuts[1:])):
+        if per_part and b > a:
+            for i, d in enumerate(sefa(G, list(range(a, b)), per_part, sigma_samples)):
+                d.name = f"sefa_{part}_{i}"
+                out.append(d)
+    return out
+
+
+def build_library(
+    G: torch.nn.Module,  # StyleGAN generator
+    regressor: torch.nn.Module,  # attribute regressor
+    samples: int = 5000,  # labelled samples for the boundaries
+    ratio: float = 0.2,  # InterFaceGAN positive/negative fraction
+    num_sefa: int = 12,  # SeFa directions on all layers
+    sefa_per_part: int = 6,  # SeFa directions per coarse/middle/fine third
+    num_ganspace: int = 20,  # GANSpace components
+    seed: int = 0,  # sampling seed
+    batch: int = 16,  # images per forward
+    task: Task | None = None,  # progress + cancel
+) -> DirectionLibrary:
+    """Every direction source for ``G`` in one library."""
+    w, scores = label_latents(G, regressor, samples, seed, batch, task)
+    dirs = attribute_boundaries(regressor, w, scores, ratio)
+    dirs += sefa_sets(G, num_sefa, sefa_per_part, 2000)
+    dirs += ganspace(G, num_ganspace, None, 20000, seed)
+    prov = {"samples": samples, "ratio": ratio, "seed": seed, "regressor_attributes": list(regressor.attributes),
+            "sources": sorted({d.source for d in dirs})}  # fmt: skip
+    return DirectionLibrary(dirs, G.w_dim, G.num_ws, generator_fingerprint(G), prov)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--generator", required=True, help="portrait StyleGAN2 checkpoint")
+    p.add_argument("--regressor", default=str(ROOT / "models" / "portrait-attributes.safetensors"))
+    p.add_argument("--out", required=True, help="library to write (.safetensors)")
+    p.add_argument("--samples", type=int, default=5000)
+    p.add_argument("--ratio", type=float, default=0.2)
+    p.add_argument("--sefa", type=int, default=12)
+    p.add_argument("--sefa-per-part", type=int, default=6)
+    p.add_argument("--ganspace", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    t0 = time.perf_counter()
+    G = load_checkpoint(args.generator, device).primary
+    reg = load_regressor(args.regressor, device)
+
+    def show(ev) -> None:
+        if ev.total and (int(ev.done) % 1000 < 16 or ev.done >= ev.total):
+            print(f"  {ev.message} {int(ev.done)}/{int(ev.total)}", flush=True)
+
+    lib = build_library(G, reg, args.samples, args.ratio, args.sefa, args.sefa_per_part, args.ganspace, args.seed,
+                        task=Task(show, min_interval=0))  # fmt: skip
+    lib.provenance.update({
+        "generator": Path(args.generator).name,
+        "generator_sha256": hashlib.sha256(Path(args.generator).read_bytes()).hexdigest(),
+        "regressor": Path(args.regressor).name,
+        "regressor_sha256": hashlib.sha256(Path(args.regressor).read_bytes()).hexdigest(),
+        "command": "python models/make_direction_library.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "seconds": round(time.perf_counter() - t0, 1),
+    })  # fmt: skip
+    save_library(lib, args.out)
+    for d in lib.directions:
+        a, b = d.layer_range(G.num_ws)
+        acc = d.info.get("accuracy")
+        extra = f"  accuracy {acc:.3f}" if acc is not None else ""
+        print(f"{d.source:>24}  {d.name:<22} layers {a}-{b - 1}  σ {d.sigma:.4g}{extra}")
+    print(f"wrote {len(lib.directions)} directions to {args.out} in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
