@@ -1,30 +1,78 @@
-"""The main window opens, shows a photo, and reports unreadable files."""
+"""The main window opens, shows a photo, and reports unreadable files; run_app/create_app work."""
 
 import numpy as np
+import pytest
 from PIL import Image
+from PySide6.QtCore import QSettings, QStandardPaths
 
 from ganeditor.qt.main_window import MainWindow
+from ganeditor.qt.settings import Key, Settings
 
 
-def test_window_opens_and_shows_image(qtbot, tmp_path, monkeypatch):
-    win = MainWindow()
+@pytest.fixture
+def settings(tmp_path):
+    return Settings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+
+
+def test_window_opens_and_shows_image(qtbot, tmp_path, settings):
+    win = MainWindow(settings)
     qtbot.addWidget(win)
     win.show()
+    assert not win.export_act.isEnabled()
     p = tmp_path / "photo.png"
     Image.fromarray(np.full((40, 60, 3), 200, np.uint8)).save(p)
     assert win.open_image(str(p))
-    assert win.image_label.pixmap().width() == 60
+    assert win.view.after.width() == 60 and win.view.after.height() == 40
     assert "60×40" in win.statusBar().currentMessage()
+    assert win.export_act.isEnabled()
+    assert settings.get(Key.RECENT_FILES) == [str(p.resolve())]
+    assert win.recent_menu.actions()[0].text() == "photo.png"
+    win.view.actual_size()
+    assert win.view.scale == 1.0
+    win.view.zoom_by(2.0)
+    assert win.view.scale == 2.0 and win.zoom_label.text() == "200 %"
+    win.view.fit()
+    assert win.view.auto_fit
+    out = tmp_path / "out.jpg"
+    assert win.export(str(out))
+    assert Image.open(out).size == (60, 40)
+    win.close()
 
 
-def test_unreadable_image_warns(qtbot, tmp_path, monkeypatch):
+def test_unreadable_image_warns(qtbot, tmp_path, monkeypatch, settings):
     from PySide6.QtWidgets import QMessageBox
 
     shown = []
     monkeypatch.setattr(QMessageBox, "warning", lambda *a: shown.append(a[2]))
-    win = MainWindow()
+    win = MainWindow(settings)
     qtbot.addWidget(win)
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
     assert not win.open_image(str(bad))
-    assert shown and "bad.png" in shown[0]
+    assert shown and "bad.png" in shown[0] and "not an image" in shown[0]
+    win.close()
+
+
+def test_default_settings_and_window_layout_round_trip(qtbot, tmp_path):
+    QStandardPaths.setTestModeEnabled(True)  # the default QSettings go to a test location
+    try:
+        win = MainWindow()
+        qtbot.addWidget(win)
+        win.show()
+        win.docks["Train"].raise_()
+        assert set(win.docks) == {"Models", "Portrait", "Scene", "Train"}
+        win.close()
+        again = MainWindow()
+        qtbot.addWidget(again)
+        assert again.settings.get(Key.WINDOW_STATE)
+        again.close()
+    finally:
+        QStandardPaths.setTestModeEnabled(False)
+
+
+def test_create_app_is_reusable_and_styled(qtbot):
+    from ganeditor.qt.app import create_app
+
+    app = create_app()
+    assert create_app() is app and app.applicationName() == "GAN Editor"
+    assert "QLabel#hint" in app.styleSheet()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import sys
 
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from ganeditor import __version__
+from ganeditor.core.resources import resource
 
 
 def create_app(argv: list[str] | None = None) -> QApplication:
@@ -15,6 +17,14 @@ def create_app(argv: list[str] | None = None) -> QApplication:
     app.setApplicationName("GAN Editor")
     app.setOrganizationName("ganeditor")
     app.setApplicationVersion(__version__)
+    if not app.property("ganeditor_styled"):
+        app.setStyle("Fusion")
+        try:
+            app.setStyleSheet(resource("style.qss").read_text(encoding="utf-8"))
+            app.setWindowIcon(QIcon(str(resource("icons/ganeditor.svg"))))
+        except FileNotFoundError:  # a build without resources still runs
+            pass
+        app.setProperty("ganeditor_styled", True)
     return app
 
 

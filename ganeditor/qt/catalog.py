@@ -1,0 +1,151 @@
+"""What each model in the model store is for, read cheaply (no Qt, no network built).
+
+Our safetensors files name their architectures in the header, so a model's kind (generator,
+translator, upscaler, encoder, direction library) is known without loading it.  Other formats are
+classified by suffix where that is unambiguous, else marked 'unknown' until loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from safetensors import safe_open
+
+from ganeditor.core.model_store import list_models
+
+KINDS = ("generator", "translator", "upscaler", "encoder", "directions", "other", "unknown")
+ARCH_KINDS = {
+    "stylegan2-generator": "generator",
+    "stylegan3-generator": "generator",
+    "cyclegan-resnet-generator": "translator",
+    "rrdbnet": "upscaler",
+    "srvgg": "upscaler",
+    "msrresnet": "upscaler",
+    "ncnn-graph": "upscaler",
+    "latent-encoder": "encoder",
+}
+PRIMARY = ("G_ema", "g_ema", "G", "G_A", "net", "E")
+
+
+@dataclass
+class ModelEntry:
+    """One model file: name, path, kind, primary architecture and header metadata."""
+
+    name: str
+    path: Path
+    kind: str
+    arch: str = ""
+    roles: list[str] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def size_mb(self) -> float:
+        try:
+            return self.path.stat().st_size / 1e6
+        except OSError:
+            return 0.0
+
+
+def _header(path: Path) -> dict[str, str]:
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return dict(f.metadata() or {})
+    except Exception:  # noqa: BLE001 - a damaged file is shown as 'unknown'
+        return {}
+
+
+def classify(name: str, path: Path) -> ModelEntry:
+    """A ModelEntry for ``path``; reads only the safetensors header."""
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        md = _header(path)
+        if "ganeditor.directions" in md:
+            return ModelEntry(name, path, "directions", "direction library", [], _json(md.get("library")))
+        if "ganeditor.nets" in md:
+            nets = _json(md["ganeditor.nets"])
+            roles = list(nets)
+            primary = next((r for r in PRIMARY if r in nets), roles[0] if roles else "")
+            arch = nets.get(primary, {}).get("arch", "") if primary else ""
+            return ModelEntry(name, path, ARCH_KINDS.get(arch, "other"), arch, roles, _json(md.get("ganeditor.meta")))
+        return ModelEntry(name, path, "unknown")
+    if suffix == ".pkl":
+        return ModelEntry(name, path, "generator", "NVlabs pickle")
+    if suffix == ".param":
+        return ModelEntry(name, path, "upscaler", "ncnn")
+    return ModelEntry(name, path, "unknown", suffix[1:])
+
+
+def _json(text: str | None) -> dict:
+    try:
+        v = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return v if isinstance(v, dict) else {}
+
+
+def catalog() -> list[ModelEntry]:
+    """Every model in the store, classified, sorted by name."""
+    return [classify(n, p) for n, p in sorted(list_models().items())]
+
+
+def of_kind(entries: list[ModelEntry], kind: str) -> list[ModelEntry]:
+    """Entries of ``kind`` followed by 'unknown' ones (they may turn out to be of that kind)."""
+    return [e for e in entries if e.kind == kind] + [e for e in entries if e.kind == "unknown"]
+
+
+def directions_for(entries: list[ModelEntry], generator: ModelEntry) -> ModelEntry | None:
+    """The direction library shipped for ``generator`` (``<name>-directions``), if any."""
+    for e in entries:
+        if e.kind == "directions" and e.name in (f"{generator.name}-directions", f"{generator.name}_directions"):
+            return e
+    return None
+
+
+def translation_directions(entry_meta: dict, roles: list[str]) -> list[tuple[str, str]]:
+    """(role, label) for each generator of a CycleGAN file, e.g. ('G_A', 'day → night')."""
+    data = entry_meta.get("data") or []
+    names = [_data_name(d) for d in data] if len(data) == 2 else []
+    out = []
+    for role in roles:
+        if role == "G_A":
+            out.append((role, f"{names[0]} → {names[1]}" if names else "A → B"))
+        elif role == "G_B":
+            out.append((role, f"{names[1]} → {names[0]}" if names else "B → A"))
+    return out or [(r, r) for r in roles[:1]]
+
+
+def _data_name(spec: str) -> str:
+    """'world:scenes-day?n=4' -> 'day'; '/photos/summer' -> 'summer'."""
+    s = str(spec).split("?")[0].rstrip("/")
+    s = s.split(":")[-1].split("/")[-1]
+    return s.split("-")[-1] if s.startswith("scenes-") else s
+
+
+def describe_file(path: Path) -> dict[str, dict[str, object]]:
+    """Role -> facts (``describe()`` of each network, plus its parameter count); loads the file."""
+    from ganeditor.formats import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    out: dict[str, dict[str, object]] = {}
+    for role, net in ckpt.nets.items():
+        facts: dict[str, object] = {"architecture": getattr(net, "arch_name", type(net).__name__)}
+        if hasattr(net, "describe"):
+            facts.update(net.describe())
+        facts["parameters"] = sum(p.numel() for p in net.parameters())
+        out[role] = facts
+    return out
+
+
+def format_fact(value: object) -> str:
+    """A fact value as short text."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, int) and abs(value) >= 10000:
+        return f"{value:,}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {format_fact(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(format_fact(v) for v in value)
+    return str(value)

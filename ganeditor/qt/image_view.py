@@ -1,0 +1,238 @@
+"""The image view: zoom (wheel, fit, 100 %), pan, before/after compare (split or hold), and an
+overlay of face boxes and landmarks; in pick mode a click reports a point in image pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QPainter, QPen, QPixmap
+from PySide6.QtWidgets import QWidget
+
+from ganeditor.qt.convert import qimage_from_array
+from ganeditor.qt.compat import emit
+
+ZOOM_STEP = 1.25
+MIN_SCALE, MAX_SCALE = 0.02, 32.0
+
+
+class ImageView(QWidget):
+    """Shows the current result (and the original for comparing) with overlays."""
+
+    zoom_changed = Signal(float)
+    point_picked = Signal(float, float)  # image pixel coordinates (pixel centres at integers)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setMinimumSize(320, 240)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setMouseTracking(True)
+        self.after: QPixmap | None = None
+        self.before: QPixmap | None = None
+        self.scale = 1.0
+        self.center = QPointF(0, 0)  # image point shown at the widget's centre
+        self.auto_fit = True
+        self.compare = "off"  # 'off' | 'split' | 'hold'
+        self.split = 0.5  # divider position as a fraction of the width
+        self.holding = False
+        self.pick_mode = False
+        self.placeholder = "Open a photo to start  (File ▸ Open…, or drop a file here)"
+        self.boxes: list[tuple[float, float, float, float]] = []
+        self.points: list[tuple[float, float, str]] = []
+        self._drag: tuple[str, QPointF, QPointF] | None = None
+
+    # ---------------------------------------------------------------------------- content
+    def set_images(self, after: np.ndarray | None, before: np.ndarray | None = None) -> None:
+        """Show ``after`` (the result); ``before`` is what compare shows (None: no compare)."""
+        old = None if self.after is None else self.after.size()
+        self.after = None if after is None else QPixmap.fromImage(qimage_from_array(after))
+        self.before = None if before is None else QPixmap.fromImage(qimage_from_array(before))
+        if self.after is None or old != self.after.size():
+            self.auto_fit = True
+        if self.auto_fit:
+            self.fit()
+        self.update()
+
+    def set_overlay(self, boxes=(), points=()) -> None:
+        """Face boxes (x1, y1, x2, y2) and labelled points (x, y, label), in image pixels."""
+        self.boxes = [tuple(map(float, b)) for b in boxes]
+        self.points = [(float(x), float(y), str(lbl)) for x, y, lbl in points]
+        self.update()
+
+    def set_compare(self, mode: str) -> None:
+        assert mode in ("off", "split", "hold"), mode
+        self.compare = mode
+        self.update()
+
+    def set_pick_mode(self, on: bool) -> None:
+        self.pick_mode = on
+        self.setCursor(Qt.CursorShape.CrossCursor if on else Qt.CursorShape.ArrowCursor)
+
+    # ------------------------------------------------------------------------------- zoom
+    def fit(self) -> None:
+        """Zoom so the whole image fits (never above 100 %... unless it is tiny)."""
+        if self.after is None:
+            return
+        w, h = self.after.width(), self.after.height()
+        s = min((self.width() - 16) / max(w, 1), (self.height() - 16) / max(h, 1))
+        self._set_scale(max(MIN_SCALE, min(s, 8.0 if max(w, h) < 128 else 1.0)))
+        self.center = QPointF(w / 2, h / 2)
+        self.auto_fit = True
+        self.update()
+
+    def actual_size(self) -> None:
+        """100 %: one image pixel per screen pixel."""
+        self.auto_fit = False
+        self._set_scale(1.0)
+        self.update()
+
+    def zoom_by(self, factor: float, anchor: QPointF | None = None) -> None:
+        """Zoom keeping the image point under ``anchor`` (widget coordinates) in place."""
+        anchor = anchor if anchor is not None else QPointF(self.width() / 2, self.height() / 2)
+        before = self.to_image(anchor)
+        self._set_scale(min(MAX_SCALE, max(MIN_SCALE, self.scale * factor)))
+        after = self.to_image(anchor)
+        self.center += before - after
+        self.auto_fit = False
+        self.update()
+
+    def _set_scale(self, s: float) -> None:
+        if s != self.scale:
+            self.scale = s
+            emit(self.zoom_changed, s)
+
+    def to_image(self, p: QPointF) -> QPointF:
+        """Widget coordinates -> image coordinates (pixel edges at integers)."""
+        return (p - QPointF(self.width() / 2, self.height() / 2)) / self.scale + self.center
+
+    def to_widget(self, q: QPointF) -> QPointF:
+        return (q - self.center) * self.scale + QPointF(self.width() / 2, self.height() / 2)
+
+    # ----------------------------------------------------------------------------- events
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        if self.auto_fit:
+            self.fit()
+        super().resizeEvent(event)
+
+    def wheelEvent(self, event) -> None:  # noqa: N802
+        steps = event.angleDelta().y() / 120
+        if steps and self.after is not None:
+            self.zoom_by(ZOOM_STEP**steps, event.position())
+
+    def _near_divider(self, x: float) -> bool:
+        return self.compare == "split" and self.before is not None and abs(x - self.split * self.width()) < 8
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802
+        if event.button() != Qt.MouseButton.LeftButton or self.after is None:
+            return
+        pos = event.position()
+        if self.pick_mode:
+            q = self.to_image(pos)
+            emit(self.point_picked, q.x() - 0.5, q.y() - 0.5)
+            return
+        kind = "split" if self._near_divider(pos.x()) else "pan"
+        self._drag = (kind, pos, QPointF(self.center))
+        if kind == "pan":
+            self.setCursor(Qt.CursorShape.ClosedHandCursor)
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802
+        pos = event.position()
+        if self._drag is None:
+            if not self.pick_mode:
+                near = self._near_divider(pos.x())
+                self.setCursor(Qt.CursorShape.SplitHCursor if near else Qt.CursorShape.ArrowCursor)
+            return
+        kind, start, center = self._drag
+        if kind == "split":
+            self.split = min(1.0, max(0.0, pos.x() / max(self.width(), 1)))
+        else:
+            self.center = center - (pos - start) / self.scale
+            self.auto_fit = False
+        self.update()
+
+    def mouseReleaseEvent(self, event) -> None:  # noqa: N802
+        self._drag = None
+        if not self.pick_mode:
+            self.setCursor(Qt.CursorShape.ArrowCursor)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802
+        key = event.key()
+        if key == Qt.Key.Key_Backslash and not event.isAutoRepeat():
+            self.set_holding(True)
+        elif key == Qt.Key.Key_F:
+            self.fit()
+        elif key == Qt.Key.Key_1:
+            self.actual_size()
+        elif key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
+            self.zoom_by(ZOOM_STEP)
+        elif key == Qt.Key.Key_Minus:
+            self.zoom_by(1 / ZOOM_STEP)
+        else:
+            super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event) -> None:  # noqa: N802
+        if event.key() == Qt.Key.Key_Backslash and not event.isAutoRepeat():
+            self.set_holding(False)
+        else:
+            super().keyReleaseEvent(event)
+
+    def set_holding(self, on: bool) -> None:
+        """Hold-to-compare: show the original while held."""
+        self.holding = on
+        self.update()
+
+    # ---------------------------------------------------------------------------- painting
+    def paintEvent(self, event) -> None:  # noqa: N802
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor("#232629"))
+        if self.after is None:
+            p.setPen(QColor("#8a9199"))
+            f = QFont(self.font())
+            f.setPointSizeF(f.pointSizeF() * 1.25)
+            p.setFont(f)
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.placeholder)
+            return
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.scale < 2.0)
+        target = QRectF(self.to_widget(QPointF(0, 0)), self.to_widget(QPointF(self.after.width(), self.after.height())))
+        show_before = self.before is not None and self.holding
+        if self.compare == "split" and self.before is not None:
+            x = self.split * self.width()
+            p.save()
+            p.setClipRect(QRectF(0, 0, x, self.height()))
+            p.drawPixmap(target, self.before, QRectF(self.before.rect()))
+            p.setClipRect(QRectF(x, 0, self.width() - x, self.height()))
+            p.drawPixmap(target, self.after, QRectF(self.after.rect()))
+            p.restore()
+            p.setPen(QPen(QColor(255, 255, 255, 220), 2))
+            p.drawLine(QPointF(x, 0), QPointF(x, self.height()))
+            self._label(p, QPointF(x - 8, 10), "Before", right=True)
+            self._label(p, QPointF(x + 8, 10), "After")
+        else:
+            p.drawPixmap(target, self.before if show_before else self.after, QRectF(self.after.rect()))
+            if show_before:
+                self._label(p, QPointF(10, 10), "Before (original)")
+        self._paint_overlay(p)
+
+    def _label(self, p: QPainter, at: QPointF, text: str, right: bool = False) -> None:
+        fm = p.fontMetrics()
+        w, h = fm.horizontalAdvance(text) + 12, fm.height() + 6
+        r = QRectF(at.x() - (w if right else 0), at.y(), w, h)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(QColor(0, 0, 0, 150))
+        p.drawRoundedRect(r, 4, 4)
+        p.setPen(QColor("white"))
+        p.drawText(r, Qt.AlignmentFlag.AlignCenter, text)
+
+    def _paint_overlay(self, p: QPainter) -> None:
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        for i, (x1, y1, x2, y2) in enumerate(self.boxes):
+            p.setPen(QPen(QColor("#3daee9") if i == 0 else QColor("#b0b7bf"), 2))
+            p.drawRect(QRectF(self.to_widget(QPointF(x1 + 0.5, y1 + 0.5)), self.to_widget(QPointF(x2 + 0.5, y2 + 0.5))))
+        for x, y, label in self.points:
+            c = self.to_widget(QPointF(x + 0.5, y + 0.5))
+            p.setPen(QPen(QColor("black"), 3))
+            p.drawEllipse(c, 5, 5)
+            p.setPen(QPen(QColor("#f6c343"), 2))
+            p.drawEllipse(c, 5, 5)
+            if label:
+                self._label(p, c + QPointF(8, -8), label)

@@ -1,0 +1,323 @@
+"""Portrait panel: find and align the face, invert it, move direction sliders, paste back."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout,
+                               QWidget)
+
+from ganeditor.core.device import pick_device
+from ganeditor.qt.catalog import ModelEntry, directions_for
+from ganeditor.qt.document import Document, EditState
+from ganeditor.qt.image_view import ImageView
+from ganeditor.qt.jobs import Job, Lane
+from ganeditor.qt.portrait_session import LANDMARK_NAMES, METHOD_LABELS, PortraitSession
+from ganeditor.qt.preview import PreviewScheduler
+from ganeditor.qt.sliders import DirectionSliders, pretty
+from ganeditor.qt.widgets import Thumb, hint, section
+from ganeditor.qt.compat import emit
+
+SHORT_NAMES = ("L eye", "R eye", "nose", "L mouth", "R mouth")
+
+
+class PortraitPanel(QWidget):
+    """The portrait workflow over a ``PortraitSession`` run on the device lane."""
+
+    message = Signal(str)  # for the status bar
+    error = Signal(str, str)  # title, one-line message
+
+    def __init__(self, lane: Lane, doc: Document, view: ImageView, device_name=lambda: "auto",
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.lane, self.doc, self.view, self.device_name = lane, doc, view, device_name
+        self.session = PortraitSession()
+        self.edits = EditState(self)
+        self.generator: ModelEntry | None = None
+        self.catalog_entries: list[ModelEntry] = []
+        self.loaded = False
+        self.faces: list[dict] = []
+        self.picked: list[tuple[float, float]] = []
+        self.edited: np.ndarray | None = None
+        self.inverted = False
+        self.detector_ok, self.detector_reason = True, ""
+        self.scheduler = PreviewScheduler(lane, lambda alphas, task: self.session.render(alphas), parent=self)
+        self.scheduler.frame.connect(self._frame)
+        self.scheduler.failed.connect(lambda e: emit(self.error, "Preview failed", str(e)))
+        self._build()
+        self.edits.changed.connect(lambda *_: self._request_preview())
+        doc.opened.connect(lambda _p: self._photo_changed())
+        view.point_picked.connect(self._point)
+        lane.job_started.connect(lambda job: self._update_state() if job.key.startswith("portrait") else None)
+        self._update_state()
+
+    # ------------------------------------------------------------------------------ layout
+    def _build(self) -> None:
+        self.model_label = hint()
+        self.detect_button = QPushButton("Detect face")
+        self.points_button = QPushButton("Place 5 points…")
+        self.points_button.setCheckable(True)
+        self.points_button.setToolTip("Click the " + ", ".join(LANDMARK_NAMES) + " on the photo, in this order")
+        self.face_box = QComboBox(toolTip="Which detected face (largest first)")
+        self.face_box.currentIndexChanged.connect(self._face_chosen)
+        row = QHBoxLayout()
+        for w in (self.detect_button, self.points_button, self.face_box):
+            row.addWidget(w)
+        self.face_hint = hint()
+        self.target_thumb = Thumb("Aligned", size=104, empty="no face yet")
+        self.recon_thumb = Thumb("Reconstruction", size=104, empty="not inverted")
+        self.edit_thumb = Thumb("Edited", size=150, empty="invert, then move a slider")
+        thumbs = QHBoxLayout()
+        thumbs.addWidget(self.target_thumb, 0, Qt.AlignmentFlag.AlignBottom)
+        thumbs.addWidget(self.recon_thumb, 0, Qt.AlignmentFlag.AlignBottom)
+        thumbs.addWidget(self.edit_thumb, 0, Qt.AlignmentFlag.AlignBottom)
+        self.method_box = QComboBox()
+        for m, label in METHOD_LABELS.items():
+            self.method_box.addItem(label, m)
+        self.method_box.setCurrentIndex(self.method_box.findData("wplus"))
+        self.steps_box = QSpinBox(minimum=10, maximum=5000, value=200, singleStep=50, suffix=" steps")
+        self.steps_box.setToolTip("Optimisation steps (PTI adds as many tuning steps)")
+        self.invert_button = QPushButton("Invert")
+        self.invert_button.setObjectName("primary")
+        inv = QHBoxLayout()
+        inv.addWidget(self.method_box, 1)
+        inv.addWidget(self.steps_box)
+        inv.addWidget(self.invert_button)
+        self.invert_hint = hint()
+        self.sliders = DirectionSliders(self.edits, self.doc.undo_stack)
+        self.paste_button = QPushButton("Paste into photo")
+        self.paste_button.setObjectName("primary")
+        self.paste_button.setToolTip("Blend the edited face into the full-resolution photo (undoable)")
+        self.edit_hint = hint()
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.model_label)
+        lay.addWidget(section("1 · Face"))
+        lay.addLayout(row)
+        lay.addWidget(self.face_hint)
+        lay.addLayout(thumbs)
+        lay.addWidget(section("2 · Invert"))
+        lay.addLayout(inv)
+        lay.addWidget(self.invert_hint)
+        lay.addWidget(section("3 · Edit"))
+        lay.addWidget(self.sliders, 1)
+        lay.addWidget(self.paste_button)
+        lay.addWidget(self.edit_hint)
+        self.detect_button.clicked.connect(self.detect)
+        self.points_button.toggled.connect(self._pick_toggled)
+        self.invert_button.clicked.connect(self.invert)
+        self.paste_button.clicked.connect(self.paste)
+
+    # -------------------------------------------------------------------------- generator
+    def set_generator(self, entry: ModelEntry | None, entries: list[ModelEntry]) -> None:
+        """Load the chosen generator (and its direction library / encoder) on the device lane."""
+        self.generator, self.catalog_entries, self.loaded = entry, entries, False
+        self.inverted = False
+        self.scheduler.reset()
+        if entry is None:
+            self.model_label.setText("Choose a generator in the Models panel to edit portraits.")
+            self._update_state()
+            return
+        lib = directions_for(entries, entry)
+        encoders = [e.path for e in entries if e.kind == "encoder"]
+        device = pick_device(self.device_name())
+        self.model_label.setText(f"Loading {entry.name}…")
+
+        def loaded(info: dict) -> None:
+            self.loaded = True
+            self.sliders.set_directions(info["directions"], info["groups"])
+            self.model_label.setText(
+                f"Generator <b>{entry.name}</b>: {info['resolution']} px, {info['num_ws']}×{info['w_dim']} W+; "
+                f"{len(info['directions'])} directions from {info['source']}"
+                + ("; encoder found" if info["encoder"] else ""))  # fmt: skip
+            if info["encoder"]:
+                self.method_box.setCurrentIndex(self.method_box.findData("progressive"))
+            if self.session.aligned is not None or self.picked:
+                self._realign()
+            self._update_state()
+
+        def failed(exc: BaseException) -> None:
+            self.model_label.setText(f"Cannot use {entry.name}: {exc}")
+            self._update_state()
+
+        self.lane.submit(Job(lambda task: self.session.load_generator(entry.path, device, lib.path if lib else None,
+                                                                      encoders, task),
+                             key="portrait-load", label=f"Loading {entry.name}", grad=True,
+                             on_result=loaded, on_error=failed))  # fmt: skip
+        ok, reason = self.session.detector_available(device)
+        self.detector_ok, self.detector_reason = ok, reason
+
+    # ------------------------------------------------------------------------------- faces
+    def _photo_changed(self) -> None:
+        self.faces, self.picked, self.inverted, self.edited = [], [], False, None
+        self.session.aligned = self.session.target = None
+        self.face_box.clear()
+        self.scheduler.reset()
+        self.edits.set_names(list(self.edits.values))  # new photo: sliders back to 0 (undo history was cleared)
+        for t, caption in ((self.target_thumb, "Aligned"), (self.recon_thumb, "Reconstruction"), (self.edit_thumb, "Edited")):
+            t.set_image(None, caption)
+        self.invert_hint.setText("")
+        self.view.set_overlay()
+        self._update_state()
+
+    def detect(self) -> None:
+        """Find faces in the current photo (MTCNN), then align the largest."""
+        photo = self.doc.current
+
+        def found(faces: list[dict]) -> None:
+            self.faces = faces
+            self.face_box.blockSignals(True)
+            self.face_box.clear()
+            for i, f in enumerate(faces):
+                x1, y1, x2, y2 = f["box"]
+                self.face_box.addItem(f"Face {i + 1} ({x2 - x1:.0f}px, p={f['score']:.2f})")
+            self.face_box.blockSignals(False)
+            if not faces:
+                self.face_hint.setText("No face found. Place the 5 points by hand.")
+                self.view.set_overlay()
+            else:
+                self._face_chosen(0)
+            self._update_state()
+
+        self.lane.submit(Job(lambda task: self.session.detect(photo), key="portrait-detect", label="Detecting faces",
+                             on_result=found, on_error=lambda e: emit(self.error, "Face detection", str(e))))
+
+    def _face_chosen(self, index: int) -> None:
+        if not 0 <= index < len(self.faces):
+            return
+        self.picked = [tuple(p) for p in self.faces[index]["landmarks"]]
+        self._show_overlay(index)
+        self._realign()
+
+    def _show_overlay(self, index: int | None = None) -> None:
+        boxes = [f["box"] for f in self.faces]
+        if index is not None and boxes:
+            boxes = [boxes[index]] + [b for i, b in enumerate(boxes) if i != index]
+        self.view.set_overlay(boxes, [(x, y, SHORT_NAMES[i]) for i, (x, y) in enumerate(self.picked)])
+
+    def _pick_toggled(self, on: bool) -> None:
+        self.view.set_pick_mode(on)
+        if on:
+            self.picked = []
+            self.faces = []
+            self.face_box.clear()
+            self._show_overlay()
+            self._ask_point(0)
+
+    def _point(self, x: float, y: float) -> None:
+        if not self.points_button.isChecked():
+            return
+        self.picked.append((x, y))
+        self._show_overlay()
+        n = len(self.picked)
+        if n < 5:
+            self._ask_point(n)
+            return
+        self.points_button.setChecked(False)
+        emit(self.message, "5 points placed: aligning")
+        self._realign()
+
+    def _ask_point(self, n: int) -> None:
+        text = f"Click the {LANDMARK_NAMES[n]} on the photo ({n + 1} of 5)."
+        self.face_hint.setText(text)
+        emit(self.message, text)
+
+    def _realign(self) -> None:
+        if not self.loaded or len(self.picked) < 4 or self.doc.current is None:
+            self._update_state()
+            return
+        photo, pts = self.doc.current, np.array(self.picked, float)
+
+        def aligned(info: dict) -> None:
+            self.inverted, self.edited = False, None
+            self.target_thumb.set_image(info["image"])
+            self.recon_thumb.set_image(None)
+            self.edit_thumb.set_image(None)
+            self.face_hint.setText(" ".join(info["notes"]) or "Face aligned. Next: invert it.")
+            self._update_state()
+
+        self.lane.submit(Job(lambda task: self.session.align(photo, pts), key="portrait-align", label="Aligning face",
+                             on_result=aligned, on_error=lambda e: emit(self.error, "Alignment", str(e))))
+
+    # --------------------------------------------------------------------------- inversion
+    def invert(self) -> None:
+        """Invert the aligned face with the chosen method; stage previews arrive as it runs."""
+        method, steps = self.method_box.currentData(), self.steps_box.value()
+        self.inverted = False
+        self._update_state()
+
+        def preview(p: dict) -> None:
+            self.recon_thumb.set_image(p["image"], f"{p['stage']} {p['step']}/{p['steps']}")
+            self.invert_hint.setText(f"Inverting: {METHOD_LABELS.get(p['stage'], p['stage'])}, step {p['step']} of "
+                                     f"{p['steps']} ({p['progress'] * 100:.0f} % overall). Cancel keeps the best.")
+
+        def done(r: dict) -> None:
+            self.inverted = True
+            self.recon_thumb.set_image(r["image"], "Reconstruction")
+            last = r["stages"][-1]
+            stages = ", ".join(f"{s['method']} {s['psnr']:.1f} dB" for s in r["stages"])
+            note = " (cancelled: best so far)" if r["cancelled"] else ""
+            self.invert_hint.setText(f"PSNR {stages}; {last['seconds']:.1f} s; loss {r['loss']}{note}")
+            self._request_preview()
+            self._update_state()
+
+        self.invert_hint.setText("Inverting…")
+        self.lane.submit(Job(lambda task: self.session.invert(method, steps, steps, task), key="portrait-invert",
+                             label=f"Inverting ({method})", grad=True, on_preview=preview, on_result=done,
+                             on_error=lambda e: (emit(self.error, "Inversion", str(e)), self._update_state()),
+                             on_cancelled=self._update_state))  # fmt: skip
+
+    # ----------------------------------------------------------------------------- editing
+    def _request_preview(self) -> None:
+        if self.inverted:
+            self.scheduler.request(dict(self.edits.values))
+
+    def _frame(self, image: np.ndarray, stamp: int) -> None:
+        self.edited = image
+        active = self.edits.active()
+        self.edit_thumb.set_image(image, "Edited: " + (", ".join(f"{pretty(k)} {v:+.1f}" for k, v in list(active.items())[:2])
+                                                       if active else "no change"))  # fmt: skip
+        self._update_state()
+
+    def paste(self) -> None:
+        """Blend the edited face into the photo as one undoable step."""
+        if self.edited is None or self.doc.current is None:
+            return
+        photo, edited, alpha = self.doc.current, self.edited, self.doc.current_alpha
+        label = ", ".join(f"{pretty(k)} {v:+.1f}" for k, v in self.edits.active().items()) or "reconstruction"
+        self.lane.submit(Job(lambda task: self.session.paste(photo, edited), key="portrait-paste",
+                             label="Pasting the face back",
+                             on_result=lambda px: (self.doc.apply_result(px, alpha, f"Paste face ({label})"),
+                                                   self.view.set_overlay()),
+                             on_error=lambda e: emit(self.error, "Paste-back", str(e))))  # fmt: skip
+
+    # ------------------------------------------------------------------------------- state
+    def _update_state(self) -> None:
+        has_photo = self.doc.is_open
+        aligned = self.session.aligned is not None
+        if not has_photo:
+            why = "Open a photo first (File ▸ Open…)."
+        elif self.generator is None:
+            why = "Choose a generator in the Models panel."
+        elif not self.loaded:
+            why = "Loading the generator…"
+        elif not self.detector_ok:
+            why = "Automatic detection is off (MTCNN weights not found): use Place 5 points."
+        else:
+            why = ""
+        ready = has_photo and self.loaded
+        self.detect_button.setEnabled(ready and self.detector_ok)
+        self.detect_button.setToolTip(self.detector_reason or "Find faces with MTCNN and align the largest")
+        self.points_button.setEnabled(ready)
+        self.face_box.setVisible(len(self.faces) > 1)
+        if why or not aligned:
+            self.face_hint.setText(why or "Detect the face, or place its 5 points by hand.")
+        inverting = self.lane.busy("portrait-invert")
+        self.invert_button.setEnabled(ready and aligned and not inverting)
+        self.invert_button.setToolTip("Running: cancel it in the status bar" if inverting else "")
+        if not aligned:
+            self.invert_hint.setText("Align a face first." if ready else "")
+        elif not self.inverted and not inverting:
+            self.invert_hint.setText("Ready. W+ fits closer than W; PTI also tunes the generator (slowest, best).")
+        self.sliders.setEnabled(self.inverted)
+        self.paste_button.setEnabled(self.inverted and self.edited is not None)
+        self.edit_hint.setText("" if self.inverted else "Sliders unlock once the face is inverted.")

@@ -1,0 +1,97 @@
+"""A typed wrapper around QSettings: every key is an enum member with its type and default.
+
+INI-backed QSettings return strings ("512", "true") and single-item lists as plain strings, so
+values are coerced to the default's type on the way out.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import Enum
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings
+
+MAX_RECENT = 10
+
+
+class Key(Enum):
+    """Settings keys: (QSettings path, default). The default's type is the value's type."""
+
+    DEVICE = ("compute/device", "auto")
+    TILE_SIZE = ("compute/tile_size", 0)  # 0 = choose from free memory
+    FAST_MODE = ("compute/fast_mode", False)
+    VGG16_PATH = ("paths/vgg16_weights", "")
+    MTCNN_DIR = ("paths/mtcnn_dir", "")
+    RECENT_FILES = ("files/recent", [])
+    LAST_DIR = ("files/last_dir", "")
+    GENERATOR = ("models/generator", "")
+    TRANSLATOR = ("models/translator", "")
+    UPSCALER = ("models/upscaler", "")
+    WINDOW_GEOMETRY = ("window/geometry", b"")
+    WINDOW_STATE = ("window/state", b"")
+
+    @property
+    def path(self) -> str:
+        return self.value[0]
+
+    @property
+    def default(self) -> Any:
+        return self.value[1]
+
+
+def _coerce(raw: Any, default: Any) -> Any:
+    """``raw`` as read from QSettings, converted to the type of ``default`` (default if impossible)."""
+    if raw is None:
+        return default
+    try:
+        if isinstance(default, bool):
+            if isinstance(raw, str):
+                return raw.strip().lower() in ("1", "true", "yes", "on")
+            return bool(raw)
+        if isinstance(default, int):
+            return int(float(raw))
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, list):
+            if isinstance(raw, str):
+                return [raw] if raw else []
+            return [str(x) for x in raw]
+        if isinstance(default, bytes):
+            return bytes(raw.data()) if isinstance(raw, QByteArray) else bytes(raw)
+        return str(raw)
+    except (TypeError, ValueError):
+        return default
+
+
+class Settings:
+    """Typed access to the app's QSettings (pass one in for tests, e.g. an INI file in tmp)."""
+
+    def __init__(self, qsettings: QSettings | None = None) -> None:
+        self.q = qsettings if qsettings is not None else QSettings("ganeditor", "ganeditor")
+
+    def get(self, key: Key) -> Any:
+        """The value of ``key``, coerced to the type of its default."""
+        return _coerce(self.q.value(key.path), key.default)
+
+    def set(self, key: Key, value: Any) -> None:
+        """Store ``value`` (after coercion, so a wrong type fails here, not at the next start)."""
+        value = _coerce(value, key.default)
+        self.q.setValue(key.path, QByteArray(value) if isinstance(value, bytes) else value)
+
+    def add_recent(self, path: str) -> list[str]:
+        """Put ``path`` first in the recent files list (deduplicated, at most MAX_RECENT)."""
+        items = [p for p in self.get(Key.RECENT_FILES) if p != path]
+        items = [path, *items][:MAX_RECENT]
+        self.set(Key.RECENT_FILES, items)
+        return items
+
+    def apply_environment(self) -> None:
+        """Point the engines at the weight locations chosen in the settings (env variables they read)."""
+        for key, var in ((Key.VGG16_PATH, "GANEDITOR_VGG16"), (Key.MTCNN_DIR, "GANEDITOR_MTCNN_DIR")):
+            value = self.get(key)
+            if value:
+                os.environ[var] = value
+
+    def sync(self) -> None:
+        self.q.sync()

@@ -1,0 +1,73 @@
+"""Shared helpers for the GUI tests: tiny models written to a folder, a window factory, waiting."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ganeditor.archs import build
+from ganeditor.formats import Checkpoint
+from ganeditor.formats.native import save_checkpoint
+
+TINY_G = dict(z_dim=16, c_dim=0, w_dim=16, img_resolution=16, img_channels=3, mapping_kwargs={"num_layers": 2},
+              synthesis_kwargs={"channel_base": 256, "channel_max": 16, "num_fp16_res": 0, "conv_clamp": None})
+
+
+def write_tiny_models(folder: Path) -> Path:
+    """A 16 px StyleGAN2, a tiny two-way CycleGAN and a tiny x4 SRResNet in our format."""
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    save_checkpoint(Checkpoint("ganeditor", "test", {"G_ema": build("stylegan2-generator", **TINY_G)}),
+                    folder / "tiny-stylegan2.safetensors")
+    ga = build("cyclegan-resnet-generator", ngf=4, n_blocks=1)
+    gb = build("cyclegan-resnet-generator", ngf=4, n_blocks=1)
+    save_checkpoint(Checkpoint("ganeditor", "test", {"G_A": ga, "G_B": gb},
+                               {"data": ["world:scenes-day", "world:scenes-night"]}),
+                    folder / "tiny-cyclegan.safetensors")
+    save_checkpoint(Checkpoint("ganeditor", "test", {"net": build("msrresnet", num_feat=4, num_block=1, upscale=4)},
+                               {"scale": 4}), folder / "tiny-sr.safetensors")
+    return folder
+
+
+def write_photo(path: Path, size: tuple[int, int] = (48, 40), seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    Image.fromarray((rng.random((size[1], size[0], 3)) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+def wait_idle(qtbot, lane, timeout_ms: int = 60000) -> None:
+    """Process events until ``lane`` has no job left."""
+    qtbot.waitUntil(lambda: not lane.busy() and lane.current is None, timeout=timeout_ms)
+
+
+class Heartbeat:
+    """A 10 ms QTimer on the GUI thread; ``max_gap`` is the longest time between two ticks (seconds)."""
+
+    def __init__(self) -> None:
+        from PySide6.QtCore import QTimer
+
+        self.timer = QTimer()
+        self.timer.setInterval(10)
+        self.timer.timeout.connect(self._tick)
+        self.last: float | None = None
+        self.max_gap = 0.0
+        self.ticks = 0
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        if self.last is not None:
+            self.max_gap = max(self.max_gap, now - self.last)
+        self.last = now
+        self.ticks += 1
+
+    def start(self) -> None:
+        self.last = None
+        self.timer.start()
+
+    def stop(self) -> None:
+        self.timer.stop()
