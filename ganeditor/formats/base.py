@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -13,6 +14,8 @@ import torch.nn as nn
 from ganeditor.core.errors import CheckpointError
 
 HEAD_BYTES = 4096
+TORCH_ZIP_MAGIC = b"PK\x03\x04"
+TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # pickled magic number of old torch.save files
 
 # Roles in the order in which a "main" network is chosen.
 PRIMARY_ROLES = ("G_ema", "g_ema", "G", "G_A", "net")
@@ -66,6 +69,24 @@ def register_reader(reader: FormatReader) -> FormatReader:
     if all(r.format_id != reader.format_id for r in _READERS):
         _READERS.append(reader)
     return reader
+
+
+def torch_pickle_bytes(path: Path, head: bytes, legacy_bytes: int = 4 << 20) -> bytes | None:
+    """The pickle part of a torch file, for sniffing key names without loading: the zip member
+    ``data.pkl`` (up to 64 MiB), or the first ``legacy_bytes`` of an old-style file; else None."""
+    if head.startswith(TORCH_ZIP_MAGIC):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                infos = [i for i in zf.infolist() if i.filename == "data.pkl" or i.filename.endswith("/data.pkl")]
+                if len(infos) != 1 or infos[0].file_size > 64 << 20:
+                    return None
+                return zf.read(infos[0])
+        except (zipfile.BadZipFile, OSError, ValueError):
+            return None
+    if head.startswith(TORCH_LEGACY_MAGIC):
+        with open(path, "rb") as f:
+            return f.read(legacy_bytes)
+    return None
 
 
 def _check_file(path: Path) -> bytes:

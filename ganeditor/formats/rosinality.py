@@ -13,7 +13,6 @@ import io
 import math
 import pickle
 import re
-import zipfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple
@@ -24,7 +23,7 @@ import torch.nn as nn
 from ganeditor.archs import ARCHS, build
 from ganeditor.core.atomic import atomic_write
 from ganeditor.core.errors import CheckpointError, UnsafeCheckpointError
-from ganeditor.formats.base import Checkpoint, FormatReader, register_reader
+from ganeditor.formats.base import TORCH_ZIP_MAGIC, Checkpoint, FormatReader, register_reader, torch_pickle_bytes
 
 FORMAT_ID = "rosinality-pt"
 FORMAT_NAME = "rosinality stylegan2-pytorch checkpoint"
@@ -33,8 +32,6 @@ D_ARCH = "stylegan2-discriminator"
 W_AVG_SAMPLES = 4096  # as rosinality's generate.py --truncation_mean
 W_AVG_SEED = 0
 _SNIFF_BYTES = 1 << 20  # legacy torch files keep their key names near the start
-_ZIP_MAGIC = b"PK\x03\x04"
-_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # pickled torch legacy magic number
 _MARKERS = (b"style.1.weight", b"conv1.conv.weight", b"input.input")
 _STD_KERNEL = [1, 3, 3, 1]
 
@@ -277,25 +274,8 @@ def load_generator(
     return G, cfg, source
 
 
-def _read_head(path: Path, head: bytes) -> bytes | None:
-    """The pickle part of a torch file (zip member ``data.pkl`` or the legacy stream's start)."""
-    if head.startswith(_ZIP_MAGIC):
-        try:
-            with zipfile.ZipFile(path) as zf:
-                infos = [i for i in zf.infolist() if i.filename == "data.pkl" or i.filename.endswith("/data.pkl")]
-                if len(infos) != 1 or infos[0].file_size > 64 << 20:
-                    return None
-                return zf.read(infos[0])
-        except (zipfile.BadZipFile, OSError, ValueError):
-            return None
-    if head.startswith(_LEGACY_MAGIC):
-        with open(path, "rb") as f:
-            return f.read(_SNIFF_BYTES)
-    return None
-
-
 def _sniff(path: Path, head: bytes) -> bool:
-    data = _read_head(path, head)
+    data = torch_pickle_bytes(path, head, _SNIFF_BYTES)
     return data is not None and all(m in data for m in _MARKERS)
 
 
@@ -327,7 +307,7 @@ def _json_safe(v: Any) -> Any:
 def _load(path: Path) -> Checkpoint:
     with open(path, "rb") as f:
         head = f.read(8)
-    obj = torch_load_safe(path, mmap=head.startswith(_ZIP_MAGIC))
+    obj = torch_load_safe(path, mmap=head.startswith(TORCH_ZIP_MAGIC))
     if isinstance(obj, dict) and "style.1.weight" in obj:  # a bare generator state dict
         obj = {"g_ema": obj}
     if not isinstance(obj, dict) or not any(isinstance(obj.get(k), dict) for k in ("g_ema", "g")):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import pickle
 import re
-import zipfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -21,11 +20,9 @@ import torch.nn as nn
 
 from ganeditor.archs import build
 from ganeditor.core.errors import CheckpointError, UnsafeCheckpointError
-from ganeditor.formats.base import Checkpoint, FormatReader, register_reader
+from ganeditor.formats.base import Checkpoint, FormatReader, register_reader, torch_pickle_bytes
 
 FORMAT_ID = "torch-pth-i2i"
-_ZIP_MAGIC = b"PK\x03\x04"
-_LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"  # pickled torch magic number
 _SNIFF_BYTES = 4 << 20
 _FOREIGN = (b"g_ema", b"style.1.weight", b"latent_avg")  # rosinality stylegan2-pytorch
 _OURS = (
@@ -42,25 +39,8 @@ StateDict = dict[str, torch.Tensor]
 # ---------------------------------------------------------------------------------------------
 
 
-def _pickle_bytes(path: Path, head: bytes) -> bytes | None:
-    """The pickle part of a torch file (zip member ``data.pkl`` or the legacy stream's start)."""
-    if head.startswith(_ZIP_MAGIC):
-        try:
-            with zipfile.ZipFile(path) as zf:
-                infos = [i for i in zf.infolist() if i.filename.endswith("data.pkl")]
-                if len(infos) != 1 or infos[0].file_size > 64 << 20:
-                    return None
-                return zf.read(infos[0])
-        except (zipfile.BadZipFile, OSError, ValueError):
-            return None
-    if head.startswith(_LEGACY_MAGIC):
-        with open(path, "rb") as f:
-            return f.read(_SNIFF_BYTES)
-    return None
-
-
 def _sniff(path: Path, head: bytes) -> bool:
-    data = _pickle_bytes(path, head)
+    data = torch_pickle_bytes(path, head, _SNIFF_BYTES)
     if data is None or any(m in data for m in _FOREIGN):
         return False
     return path.suffix.lower() == ".pth" or any(m in data for m in _OURS)
