@@ -90,7 +90,7 @@ class DiscriminatorBlock(nn.Module):
         else:
             x = self.conv0(x)
             x = self.conv1(x)
-        assert x.dtype == dtype
+        assert x.dtype == dtype or torch.is_autocast_enabled(x.device.type)
         return x, img
 
 

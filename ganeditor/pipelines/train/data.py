@@ -9,14 +9,18 @@ uninterrupted run would have seen, with no data-loader state to save.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
 from PIL import Image
 
 from ganeditor.core.errors import GanEditorError
+
+if TYPE_CHECKING:
+    from ganeditor.pipelines.train.data_worlds import RenderedSource
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 
@@ -45,8 +49,15 @@ def batch_positions(step: int, batch: int, rank: int = 0, world: int = 1) -> lis
 def position_to_index(position: int, n: int, seed: int) -> int:
     """Dataset index at a global ``position`` of the endless shuffled stream."""
     epoch, offset = divmod(position, n)
+    return int(_epoch_permutation(n, seed, epoch)[offset])
+
+
+@lru_cache(maxsize=4)
+def _epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
+    """Order of epoch ``epoch`` (cached: large procedural datasets would redraw it per sample)."""
     perm = np.random.default_rng([seed, epoch]).permutation(n)
-    return int(perm[offset])
+    perm.flags.writeable = False
+    return perm
 
 
 def sample_rng(seed: int, position: int, salt: int = 0) -> np.random.Generator:
@@ -129,14 +140,25 @@ def make_batch(
     world: int = 1,
     salt: int = 0,
 ) -> torch.Tensor:
-    """Stack this process's samples for ``step`` from a dataset of ``n`` items."""
-    items = []
-    for pos in batch_positions(step, batch, rank, world):
-        idx = position_to_index(pos, n, seed + salt)
-        items.append(get(idx, sample_rng(seed, pos, salt)))
-    return torch.stack(items)
+    """Stack this process's samples for ``step`` from a dataset of ``n`` items.
+
+    When ``get`` is a method of a source with ``prefetch`` (the rendered world sources), the batch's
+    items are rendered together first.
+    """
+    positions = batch_positions(step, batch, rank, world)
+    indices = [position_to_index(pos, n, seed + salt) for pos in positions]
+    prefetch = getattr(getattr(get, "__self__", None), "prefetch", None)
+    if prefetch is not None:
+        prefetch(indices)
+    return torch.stack([get(idx, sample_rng(seed, pos, salt)) for idx, pos in zip(indices, positions)])
 
 
-def open_source(spec: str, size: int, mode: str = "random-crop", load_size: int | None = None) -> ImageFolder:
-    """A training image source from a folder path."""
+def open_source(
+    spec: str, size: int, mode: str = "random-crop", load_size: int | None = None
+) -> ImageFolder | RenderedSource:
+    """A training image source: a folder path, or a ``world:NAME`` / ``photos:SPLIT`` spec (see data_worlds)."""
+    from ganeditor.pipelines.train.data_worlds import is_source_spec, open_world_source
+
+    if is_source_spec(str(spec)):
+        return open_world_source(str(spec), size, mode, load_size)
     return ImageFolder(spec, size, mode, load_size)

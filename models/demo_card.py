@@ -1,0 +1,111 @@
+"""Model cards (markdown) for the demo models, written by ``make_demo_models.py`` from the run folder."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+import torch
+
+from ganeditor.core.atomic import atomic_write
+from ganeditor.formats import load_checkpoint
+
+QUALITY_NOTES = {
+    "portrait-stylegan2": (
+        "Sliced Wasserstein distance (SWD x 1e3, lower is better; ProGAN's metric, no pretrained network) of "
+        "7x7 Laplacian-pyramid patches, {images} generated portraits (seeds 0..{last}, psi 1, noise const) vs "
+        "{images} held-out procedural portraits (seeds from 2^30 on). The floor is two disjoint held-out sets "
+        "measured the same way. Levels are finest first."),
+    "daynight-cyclegan": (
+        "PSNR (dB) / SSIM on 50 held-out *paired* scenes (256x256, `PairedSceneDataset`, seeds no training set "
+        "uses), 8-bit RGB, against the other rendering of the same scene. Baselines: identity (the input "
+        "itself) and colour transfer (per-channel mean/std of the input matched to 200 training scenes of the "
+        "target domain)."),
+    "srgan-x4": (
+        "PSNR (dB) / SSIM on the held-out natural photos of the photo cache (`photos:heldout`), each resized to "
+        "a short side of 768 px, central 384x384 crop, downscaled x4 by anti-aliased bicubic (8-bit), upscaled "
+        "back; RGB, 8-bit, 4-px border cropped. Bicubic = PyTorch bicubic upsampling of the same input."),
+}
+
+
+def _fmt_time(s: float) -> str:
+    h, rem = divmod(int(s), 3600)
+    return f"{h} h {rem // 60:02d} min" if h else f"{rem // 60} min {rem % 60:02d} s"
+
+
+def _quality_table(name: str, q: dict) -> list[str]:
+    if name == "portrait-stylegan2":
+        levels = len(q["swd_x1e3"])
+        head = " | ".join(f"level {i}" for i in range(levels))
+        return [f"| | {head} | mean |", "|---|" + "---|" * (levels + 1),
+                f"| generated vs held-out | {' | '.join(map(str, q['swd_x1e3']))} | **{q['swd_x1e3_mean']}** |",
+                f"| floor (held-out vs held-out) | {' | '.join(map(str, q['swd_floor_x1e3']))} | {q['swd_floor_x1e3_mean']} |"]
+    if name == "daynight-cyclegan":
+        lines = ["| direction | model | identity | colour transfer | model - colour transfer |", "|---|---|---|---|---|"]
+        for d in ("day->night", "night->day"):
+            m, i, c = q[f"{d} model"], q[f"{d} identity"], q[f"{d} colour transfer"]
+            lines.append(f"| {d} | **{m['psnr']:.2f} dB / {m['ssim']:.3f}** | {i['psnr']:.2f} / {i['ssim']:.3f} | "
+                         f"{c['psnr']:.2f} / {c['ssim']:.3f} | {m['psnr'] - c['psnr']:+.2f} dB |")
+        return lines
+    m, b = q["model"], q["bicubic"]
+    return ["| | PSNR (dB) | SSIM |", "|---|---|---|", f"| this model | **{m['psnr']:.2f}** | **{m['ssim']:.4f}** |",
+            f"| bicubic | {b['psnr']:.2f} | {b['ssim']:.4f} |",
+            f"| gain | {m['psnr'] - b['psnr']:+.2f} dB | {m['ssim'] - b['ssim']:+.4f} |",
+            f"\n{q['images']['count']} held-out photos."]
+
+
+def write_card(name: str, recipe: dict, stats: dict, quality: dict, path: Path, digest: str, drift: dict,
+               card_path: Path, run: Path, extra: dict | None = None) -> Path:
+    """Write ``card_path`` for the exported model ``path``; returns the card's path."""
+    ck = load_checkpoint(path)
+    cfg = stats["config"]
+    arch_rows = []
+    for role, net in ck.nets.items():
+        n = sum(p.numel() for p in net.parameters())
+        kw = json.dumps(net.init_kwargs, sort_keys=True)
+        arch_rows.append(f"| network `{role}` | `{net.arch_name}` {kw}; {n:,} parameters |")
+    data = ", ".join(f"`{d}`" for d in cfg["data"])
+    opts = json.dumps(cfg["options"], sort_keys=True)
+    steps_opt = f" --steps {cfg['steps']}" if cfg["steps"] != recipe["train"]["steps"] else ""
+    n_img = quality.get("images", 0) if name == "portrait-stylegan2" else 0
+    q = QUALITY_NOTES[name].format(images=n_img, last=n_img - 1)
+    last = {k: v for k, v in stats["last"].items() if k not in ("step", "time")}
+    lines = [
+        f"# {recipe['title']} — model card", "",
+        "| | |", "|---|---|",
+        f"| file | `models/{path.name}` ({path.stat().st_size:,} bytes) |",
+        f"| SHA-256 | `{digest}` |",
+        *([f"| PSNR-stage model | `models/{extra['path'].name}` ({extra['path'].stat().st_size:,} bytes, step "
+           f"{extra['steps']:,}, before the GAN stage), SHA-256 `{extra['sha256']}` |"] if extra else []),
+        *arch_rows,
+        f"| storage | fp16 (all floating tensors): largest relative weight change {drift['weight_rel']:.1e}; "
+        f"output change vs the fp32 weights {drift['output_max']:.1e} max, {drift['output_mean']:.1e} mean "
+        f"(of a [-1, 1] / [0, 1] image) |",
+        f"| data | {data} (rendered/decoded on the fly, see `ganeditor/pipelines/train/data_worlds.py`) |",
+        f"| recipe | `{cfg['recipe']}`, batch {cfg['batch']}, precision {cfg['precision']}, seed {cfg['seed']} |",
+        f"| options | `{opts}` |",
+        f"| trained | {stats['steps']:,} of {cfg['steps']:,} steps ({stats['steps'] * cfg['batch']:,} images), "
+        f"wall time {_fmt_time(stats['wall_s'])} on a shared 2-core CPU ({platform.machine()}, torch {torch.__version__}), "
+        f"last throughput {stats['images_per_s']} images/s |",
+        f"| licence | {recipe['licence']} |", "",
+        "## Reproduce (one command)", "", "```",
+        f"python models/make_demo_models.py {name}{steps_opt}            # trains in $GANEDITOR_RUNS/{name} (default ~/ganeditor-runs)",
+        f"python models/make_demo_models.py {name} --resume{steps_opt}   # continues an interrupted run exactly",
+        f"python models/make_demo_models.py {name} --export-only         # this file and card from the run as it is",
+        "```", "",
+        "## Measured quality", "", q, "", *(["Final (GAN-stage) model:", ""] if extra else []),
+        *_quality_table(name, quality), "",
+        *(["PSNR-stage model (`" + extra["path"].name + "`):", "", *_quality_table(name, extra["quality"]), ""]
+          if extra else []),
+        "## Training state at export", "",
+        f"Last logged losses (step {stats['last'].get('step')}): `{json.dumps(last)}`.",
+    ]
+    if stats["validations"]:
+        v = stats["validations"][-1]
+        lines.append(f"Last in-training validation (step {v['step']}, 192-px centre crops): "
+                     f"PSNR {v['val_psnr']:.2f} dB (bicubic {v['val_psnr_bicubic']:.2f}), SSIM {v['val_ssim']:.4f}.")
+    lines += ["", f"Run folder: `{run}` (checkpoints, metrics.jsonl, sample grids in samples/)."]
+    with atomic_write(card_path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return card_path
