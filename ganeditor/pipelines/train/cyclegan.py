@@ -52,6 +52,7 @@ class ImagePool:
 class CycleGANRecipe(Recipe):
     name = "cyclegan"
     identity_options = ("ngf", "ndf", "n_blocks", "n_layers_d", "norm")
+    default_channels_last = False  # instance norm and reflection padding would convert formats at every layer
 
     def __init__(self, options: dict[str, Any], ctx: TrainContext, data: list[str]):
         super().__init__(options, ctx, data)
@@ -78,8 +79,8 @@ class CycleGANRecipe(Recipe):
                 if role in ckpt.nets:
                     getattr(self, role).load_state_dict(ckpt.nets[role].state_dict())
         lr, b1 = self.option("lr", 2e-4), self.option("beta1", 0.5)
-        self.opt_G = torch.optim.Adam(list(self.G_A.parameters()) + list(self.G_B.parameters()), lr=lr, betas=(b1, 0.999))
-        self.opt_D = torch.optim.Adam(list(self.D_A.parameters()) + list(self.D_B.parameters()), lr=lr, betas=(b1, 0.999))
+        self.opt_G = ctx.adam(list(self.G_A.parameters()) + list(self.G_B.parameters()), lr=lr, betas=(b1, 0.999))
+        self.opt_D = ctx.adam(list(self.D_A.parameters()) + list(self.D_B.parameters()), lr=lr, betas=(b1, 0.999))
         steps = int(self.option("total_steps", 1))
         decay_from = int(self.option("decay_from", steps // 2))
         lam = lambda s: 1.0 - max(0, s - decay_from) / float(max(1, steps - decay_from) + 1)  # noqa: E731
@@ -113,8 +114,7 @@ class CycleGANRecipe(Recipe):
         d, seed = self.ctx.dist, self.ctx.seed
         a = make_batch(self.src_A.get, len(self.src_A), seed, step, n * d.world, d.rank, d.world, salt=0)
         b = make_batch(self.src_B.get, len(self.src_B), seed, step, n * d.world, d.rank, d.world, salt=1)
-        fmt = torch.channels_last if self.ctx.channels_last else torch.contiguous_format
-        return a.to(self.ctx.device, memory_format=fmt), b.to(self.ctx.device, memory_format=fmt)
+        return self.ctx.to_batch(a), self.ctx.to_batch(b)
 
     def train_step(self, step: int, batch_size: int) -> dict[str, float]:
         real_A, real_B = self._batch(step, batch_size)

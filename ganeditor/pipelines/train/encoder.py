@@ -53,7 +53,7 @@ class EncoderRecipe(Recipe):
         with torch.no_grad():
             self.E.w_avg.copy_(w_avg.view(-1).cpu())
         self.E = ctx.prepare(self.E).train()
-        self.opt = torch.optim.Adam(self.E.parameters(), lr=self.option("lr", 1e-4), betas=(0.9, 0.999))
+        self.opt = ctx.adam(self.E.parameters(), lr=self.option("lr", 1e-4), betas=(0.9, 0.999))
         self.latent_weight = float(self.option("latent_weight", 1.0))
         self.image_weight = float(self.option("image_weight", 1.0))
         self.perceptual_weight = float(self.option("perceptual_weight", 0.5))
@@ -109,7 +109,7 @@ class EncoderRecipe(Recipe):
                 out["image"] = float(loss_img.detach())
             if self.src is not None:
                 real = make_batch(self.src.get, len(self.src), self.ctx.seed, step, batch_size * d.world, d.rank, d.world)
-                real = real.to(self.ctx.device)
+                real = self.ctx.to_batch(real)
                 rec_r = self.G.synthesis(self.E(encoder_input(self.E, real)).float(), noise_mode="const")
                 loss_real = self._image_loss(rec_r.float(), real)
                 loss = loss + self.image_weight * loss_real

@@ -63,8 +63,8 @@ class SRGANRecipe(Recipe):
             self.G.load_state_dict(src.state_dict())
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False)
         self.D = ctx.prepare(build("unet-discriminator-sn", num_in_ch=3, num_feat=self.option("d_feat", 64)))
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=self.option("lr", 2e-4), betas=(0.9, 0.99))
-        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=self.option("lr_d", 1e-4), betas=(0.9, 0.99))
+        self.opt_G = ctx.adam(self.G.parameters(), lr=self.option("lr", 2e-4), betas=(0.9, 0.99))
+        self.opt_D = ctx.adam(self.D.parameters(), lr=self.option("lr_d", 1e-4), betas=(0.9, 0.99))
         total = int(self.option("total_steps", 1))
         stage = self.option("stage", "both")
         self.pretrain_steps = {"psnr": total, "gan": 0}.get(stage, int(self.option("pretrain_steps", total // 2)))
@@ -99,7 +99,7 @@ class SRGANRecipe(Recipe):
         hr = (make_batch(self.src.get, len(self.src), seed, step, n * d.world, d.rank, d.world) + 1) / 2
         rngs = [sample_rng(seed, p, 99) for p in batch_positions(step, n * d.world, d.rank, d.world)]
         lr = degrade_batch(hr, self.scale, self.degradation, rngs)
-        return lr.to(self.ctx.device), hr.to(self.ctx.device)
+        return self.ctx.to_batch(lr), self.ctx.to_batch(hr)
 
     def train_step(self, step: int, batch_size: int) -> dict[str, float]:
         lr, hr = self._batch(step, batch_size)

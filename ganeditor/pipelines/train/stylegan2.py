@@ -74,8 +74,8 @@ class StyleGAN2Recipe(Recipe):
         lr = self.option("lr", 0.0025)
         g_ratio = self.pl_interval / (self.pl_interval + 1) if self.pl_weight else 1.0
         d_ratio = self.r1_interval / (self.r1_interval + 1)
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=lr * g_ratio, betas=(0.0, 0.99**g_ratio), eps=1e-8)
-        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=lr * d_ratio, betas=(0.0, 0.99**d_ratio), eps=1e-8)
+        self.opt_G = ctx.adam(self.G.parameters(), lr=lr * g_ratio, betas=(0.0, 0.99**g_ratio), eps=1e-8)
+        self.opt_D = ctx.adam(self.D.parameters(), lr=lr * d_ratio, betas=(0.0, 0.99**d_ratio), eps=1e-8)
         self.ema_kimg, self.ema_rampup = self.option("ema_kimg", 10.0), self.option("ema_rampup", 0.05)
         self.ada = AdaController(self.option("ada_target", 0.6), self.option("ada_speed_images", 100_000))
         self.use_ada = bool(self.option("ada", False))
@@ -113,7 +113,8 @@ class StyleGAN2Recipe(Recipe):
 
     def train_step(self, step: int, batch_size: int) -> dict[str, float]:
         d, dev = self.ctx.dist, self.ctx.device
-        real = make_batch(self.src.get, len(self.src), self.ctx.seed, step, batch_size * d.world, d.rank, d.world).to(dev)
+        real = make_batch(self.src.get, len(self.src), self.ctx.seed, step, batch_size * d.world, d.rank, d.world)
+        real = self.ctx.to_batch(real)
         out: dict[str, float] = {}
         # G main
         self.D.requires_grad_(False)
