@@ -5,15 +5,20 @@
 
 Random weights of the real sizes (256: paper256, channel_base 16384; 1024: config-f, channel_base
 32768; channel_max 512, 8 mapping layers, z/w 512).  Modes: `exact` (fp32, our default path),
-`fast` (bf16 autocast + channels_last), `preview` (fast, re-running only the blocks from 64 px up
-from cached activations, as a slider preview does).  `--original` also times the NVlabs code
+`fast` (bf16 autocast + channels_last), `preview` (a slider preview through
+``pipelines.edit.PreviewRenderer``: an edit of the last two ws entries, so only the last block
+re-runs from cached activations; exact and fast).  `--original` also times the NVlabs code
 from a checkout given by path (imported at run time, never copied), fp32, same weights, and
-reports the output difference.  The peak is measured here with a large matmul and conv.
+reports the output difference.  The peak is measured in the same run with a large matmul and
+conv.  Each row gives the median wall time and the median process CPU time (less sensitive to
+other jobs on a shared machine; with 1 thread, wall ~ CPU on a quiet machine), the spread of the
+wall times, and the process peak RSS after that resolution.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import sys
 import time
@@ -25,6 +30,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from ganeditor.archs import build
+from ganeditor.pipelines.edit import PreviewRenderer
 
 CONFIGS = {
     256: dict(channel_base=16384, channel_max=512),  # paper256
@@ -33,27 +39,23 @@ CONFIGS = {
 
 
 def timeit(fn, repeat: int) -> float:
-    """Median seconds of ``repeat`` calls after one warm-up call."""
-    fn()
-    ts = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+    """Median wall seconds of ``repeat`` calls after one warm-up call."""
+    return interleaved({"f": fn}, repeat)["f"][0]
 
 
-def interleaved(fns: dict, repeat: int) -> dict[str, float]:
-    """Median seconds per function, calling them in turn (one warm-up each)."""
+def interleaved(fns: dict, repeat: int) -> dict[str, tuple[float, float, float, float]]:
+    """Per function, calling them in turn (one warm-up each): (median wall s, median CPU s, min, max wall)."""
     for fn in fns.values():
         fn()
     ts: dict[str, list[float]] = {k: [] for k in fns}
+    cs: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeat):
         for k, fn in fns.items():
-            t = time.perf_counter()
+            c, t = time.process_time(), time.perf_counter()
             fn()
             ts[k].append(time.perf_counter() - t)
-    return {k: statistics.median(v) for k, v in ts.items()}
+            cs[k].append(time.process_time() - c)
+    return {k: (statistics.median(v), statistics.median(cs[k]), min(v), max(v)) for k, v in ts.items()}
 
 
 def peaks(repeat: int) -> dict[str, float]:
@@ -98,7 +100,7 @@ def load_original(path: str):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--res", type=int, nargs="+", default=[256, 1024], choices=sorted(CONFIGS))
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--original", help="path of an NVlabs stylegan2-ada-pytorch checkout to time side by side")
     ap.add_argument("--modes", nargs="+", default=["exact", "fast", "preview"])
@@ -106,7 +108,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     pk = peaks(args.repeat)
     print("peak GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in pk.items()))
-    print(f"{'res':>5} {'mode':<9} {'ms/image':>9} {'GFLOP':>7} {'GFLOP/s':>8} {'floor ms':>9} {'x floor':>7}  notes")
+    print(f"{'res':>5} {'mode':<9} {'ms/image':>9} {'cpu ms':>8} {'spread ms':>13} {'GFLOP':>7} {'GFLOP/s':>8} "
+          f"{'floor ms':>9} {'x floor':>7}  notes")  # fmt: skip
     for res in args.res:
         G = make_generator(res)
         z = torch.from_numpy(np.random.RandomState(0).randn(1, 512)).float()
@@ -116,54 +119,72 @@ def main() -> None:
         flops = count_flops(G, ws)
         floor32 = flops / (pk["conv fp32"] * 1e9)
         floor16 = flops / (pk["conv bf16 CL"] * 1e9)
-        rows = []
+        fns, notes = {}, {}
         og = None
         if args.original:  # timed interleaved with ours, so that load from other processes hits both alike
             Orig = load_original(args.original)
             og = Orig(z_dim=512, c_dim=0, w_dim=512, img_resolution=res, img_channels=3,
                       mapping_kwargs={"num_layers": 8}, synthesis_kwargs=CONFIGS[res]).eval()  # fmt: skip
             og.load_state_dict(G.state_dict(), strict=True)
-        if "exact" in args.modes or og is not None:
-            fns = {"exact": lambda: G.synthesis(ws, noise_mode="const")}
-            if og is not None:
-                fns["original"] = lambda: og.synthesis(ws, noise_mode="const", force_fp32=True)
-            with torch.no_grad():
-                times = interleaved(fns, args.repeat)
-            rows.append(("exact", times["exact"], flops, floor32, "fp32"))
-        if "fast" in args.modes or "preview" in args.modes:
-            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-                fast = lambda: G.synthesis(ws, noise_mode="const", channels_last=True)  # noqa: E731
-                img = fast().float()
-                t = timeit(fast, args.repeat) if "fast" in args.modes else None
-                syn = G.synthesis
-                bws = syn.split_ws(ws)
-                k = syn.block_resolutions.index(64)
-                x0, img0 = syn.run_blocks(bws, stop=k, noise_mode="const", channels_last=True)
-                tp = timeit(lambda: syn.run_blocks(bws, x=x0, img=img0, start=k, noise_mode="const",
-                                                   channels_last=True), args.repeat)  # fmt: skip
-            d8 = (to_u8(img).astype(int) - to_u8(ref).astype(int)).__abs__()
-            note = f"bf16 drift vs exact: 8-bit max {d8.max()}, mean {d8.mean():.2f}"
-            if t is not None:
-                rows.append(("fast", t, flops, floor16, note))
-            if "preview" in args.modes:
-                rows.append(("preview", tp, None, None, "blocks >= 64 px re-run from cached 32 px activations"))
-        if og is not None:
+            fns["original"] = lambda: og.synthesis(ws, noise_mode="const", force_fp32=True)
             with torch.no_grad():
                 oimg = og.synthesis(ws.clone(), noise_mode="const", force_fp32=True)
-            t = times["original"]
             d8 = np.abs(to_u8(oimg).astype(int) - to_u8(ref).astype(int))
-            note = f"ours vs original: 8-bit max {d8.max()}, float max {float((oimg - ref).abs().max()):.1e}"
-            rows.append(("original", t, flops, floor32, note))
-        for mode, t, fl, floor, note in rows:
-            fl_s = f"{fl / 1e9:7.1f}" if fl else f"{'':>7}"
-            rate = f"{fl / t / 1e9:8.0f}" if fl else f"{'':>8}"
+            notes["original"] = f"ours vs original: 8-bit max {d8.max()}, float max {float((oimg - ref).abs().max()):.1e}"
+        if "exact" in args.modes:
+            fns["exact"] = lambda: G.synthesis(ws, noise_mode="const")
+            notes["exact"] = "fp32"
+        if "fast" in args.modes:
+            fns["fast"] = lambda: fast_synthesis(G, ws)
+            with torch.inference_mode():
+                img = fast_synthesis(G, ws).float()
+            d8 = np.abs(to_u8(img).astype(int) - to_u8(ref).astype(int))
+            notes["fast"] = f"bf16 drift vs exact: 8-bit max {d8.max()}, mean {d8.mean():.2f}"
+        if "preview" in args.modes:
+            for kind in ("exact", "fast"):
+                fns[f"prev-{kind}"], notes[f"prev-{kind}"] = preview_fn(G, ws, fast=kind == "fast")
+        with torch.inference_mode():
+            times = interleaved(fns, args.repeat)
+        for mode, (t, c, lo, hi) in times.items():
+            full = not mode.startswith("prev")
+            floor = (floor16 if mode == "fast" else floor32) if full else None
+            fl_s = f"{flops / 1e9:7.1f}" if full else f"{'':>7}"
+            rate = f"{flops / t / 1e9:8.0f}" if full else f"{'':>8}"
             fls = f"{floor * 1e3:9.0f}" if floor else f"{'':>9}"
             xf = f"{t / floor:7.2f}" if floor else f"{'':>7}"
-            print(f"{res:>5} {mode:<9} {t * 1e3:9.0f} {fl_s} {rate} {fls} {xf}  {note}")
-        exact = [r for r in rows if r[0] == "exact"]
-        orig = [r for r in rows if r[0] == "original"]
-        if exact and orig:
-            print(f"{res:>5} speed-up exact vs original: {orig[0][1] / exact[0][1]:.2f}x")
+            spread = f"{lo * 1e3:.0f}-{hi * 1e3:.0f}"
+            print(f"{res:>5} {mode:<9} {t * 1e3:9.0f} {c * 1e3:8.0f} {spread:>13} {fl_s} {rate} {fls} {xf}  {notes[mode]}")
+        if "exact" in times and "original" in times:
+            print(f"{res:>5} speed-up exact vs original: {times['original'][0] / times['exact'][0]:.2f}x wall, "
+                  f"{times['original'][1] / times['exact'][1]:.2f}x CPU")  # fmt: skip
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+        print(f"{res:>5} process peak RSS so far: {rss:.2f} GiB")
+
+
+def fast_synthesis(G, ws: torch.Tensor) -> torch.Tensor:
+    """The fast mode: bf16 autocast + channels_last."""
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        return G.synthesis(ws, noise_mode="const", channels_last=True)
+
+
+def preview_fn(G, ws: torch.Tensor, fast: bool):
+    """A slider drag on the last two ws entries through PreviewRenderer: returns (call, note)."""
+    pr = PreviewRenderer(G, noise_mode="const")
+    d = torch.randn(1, 1, ws.shape[2], generator=torch.Generator().manual_seed(1))
+    state = {"alpha": 0.0}
+    with torch.inference_mode():
+        pr.render(ws)  # fills the cache
+
+    def call():
+        state["alpha"] += 0.1
+        wse = ws.clone()
+        wse[:, -2:] += state["alpha"] * d
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
+            out = pr.render(wse)
+        assert pr.last_blocks_run == 1
+        return out
+
+    return call, f"PreviewRenderer, edit of ws[-2:]: 1 block re-run ({'bf16' if fast else 'fp32'})"
 
 
 def to_u8(img: torch.Tensor) -> np.ndarray:

@@ -27,6 +27,9 @@ STRIP_FLOATS = 1 << 22
 # Output rows per block of the banded matrix products, in units of up/gcd(up, down): small
 # blocks waste fewer multiplications on the band's zeros (4 -> about 1.5x the taps).
 BLOCK_ROWS = 4
+# Separable terms of a 2-D filter whose singular value is below this fraction of the largest are
+# dropped: their effect (< 1e-6 of the output) is under float32 rounding of the filter itself.
+SVD_REL_TOL = 1e-6
 
 
 # ----------------------------------------------------------------------------------------------
@@ -129,20 +132,29 @@ def _block_matrix(taps: tuple[float, ...], up: int, down: int, phase: int, rows:
     return k.astype(np.float32), lo
 
 
-def _fir_rows(x: torch.Tensor, n_sig: int, off: int, taps: tuple[float, ...], up: int, down: int, pad0: int, o0: int, m: int) -> torch.Tensor:
+def _fir_rows(x: torch.Tensor, n_sig: int, off: int, taps, up: int, down: int, pad0: int, o0: int, m: int,
+              stack: str = "") -> torch.Tensor:
     """Rows ``o0 .. o0+m-1`` of a 1-D upfirdn along dim 0 (correlation with ``taps``).
 
     ``x`` holds rows ``off .. off+len(x)-1`` of a signal of ``n_sig`` rows (zero outside).
+    ``stack='out'``: ``taps`` is a list of T filters, all applied in one product; returns the raw
+    [blocks, T * block_rows, *rest] (block b, filter i at rows i*block_rows..; blocks*block_rows >= m).
+    ``stack='in'``: ``taps`` is a list of T filters and ``x`` is [rows, T, ...]: returns
+    ``sum_i filter_i(x[:, i])`` as [m, ...] in one product.
     """
-    rest = x.shape[1:]
+    t_list = list(taps) if stack else [taps]
+    nt = len(t_list)
+    rest = x.shape[2:] if stack == "in" else x.shape[1:]
     cols = x[0].numel()
     x2 = x.reshape(x.shape[0], cols)
-    if len(taps) == 1 and up == 1 and down == 1:  # identity filter: shift and pad only
+    if not stack and len(taps) == 1 and up == 1 and down == 1:  # identity filter: shift and pad only
         out = x2.new_zeros(m, cols)
         a, z = max(o0 - pad0, 0, off), min(o0 - pad0 + m, n_sig, off + x2.shape[0])
         if z > a:
             out[a - (o0 - pad0) : z - (o0 - pad0)] = x2[a - off : z - off] * taps[0]
         return out.reshape(m, *rest)
+    length = len(t_list[0])
+    assert all(len(t) == length for t in t_list)
     step_mult = up // math.gcd(up, down)
     rows = BLOCK_ROWS * step_mult
     rows = min(rows, -(-m // step_mult) * step_mult)
@@ -150,13 +162,18 @@ def _fir_rows(x: torch.Tensor, n_sig: int, off: int, taps: tuple[float, ...], up
     s = rows * down // up
     base = o0 * down - pad0
     phase = base % up
-    k, lo = _block_matrix(taps, up, down, phase, rows)
-    kin = k.shape[1]
+    mats = [_block_matrix(t, up, down, phase, rows) for t in t_list]
+    lo, kin = mats[0][1], mats[0][0].shape[1]
+    if stack == "in":  # column k*T + i multiplies row k of filter input i
+        k = np.stack([mt for mt, _ in mats], axis=2).reshape(rows, kin * nt)
+    else:
+        k = np.concatenate([mt for mt, _ in mats], axis=0)  # [T*rows, kin]
     first = (base - phase) // up + lo  # first global input row needed
     need0 = max(0, -(-(o0 * down - pad0) // up))  # rows the m wanted outputs need
-    need1 = min(n_sig, ((o0 + m - 1) * down - pad0 + len(taps) - 1) // up + 1)
+    need1 = min(n_sig, ((o0 + m - 1) * down - pad0 + length - 1) // up + 1)
     assert off <= need0 and off + x2.shape[0] >= need1, "strip does not cover the rows it needs"
-    out = torch.empty(nb * rows, cols, dtype=x.dtype, device=x.device)
+    out_cols = cols // nt if stack == "in" else cols
+    out = torch.empty(nb, k.shape[0], out_cols, dtype=x.dtype, device=x.device)
     kt = torch.from_numpy(k).to(device=x.device, dtype=x.dtype)
     lo_av, hi_av = max(0, off), min(n_sig, off + x2.shape[0])  # rows that hold real data
     b0 = min(nb, max(0, -(-(lo_av - first) // s)))  # blocks whose windows need no padding
@@ -172,9 +189,11 @@ def _fir_rows(x: torch.Tensor, n_sig: int, off: int, taps: tuple[float, ...], up
             a, z = max(r0, lo_av), min(r1, hi_av)
             if z > a:
                 xe[a - r0 : z - r0] = x2[a - off : z - off]
-        win = xe.as_strided((q - p, kin, cols), (s * cols, cols, 1), xe.storage_offset())
-        torch.matmul(kt, win, out=out[p * rows : q * rows].view(q - p, rows, cols))
-    return out[:m].reshape(m, *rest)
+        win = xe.as_strided((q - p, kin * nt if stack == "in" else kin, out_cols), (s * cols, out_cols, 1), xe.storage_offset())
+        torch.matmul(kt, win, out=out[p:q])
+    if stack == "out":
+        return out
+    return out.view(nb * rows, out_cols)[:m].reshape(m, *rest)
 
 
 def _taps(f: torch.Tensor | None, flip: bool, scale: float) -> tuple[float, ...]:
@@ -192,7 +211,7 @@ def _separable_terms(fd: torch.Tensor | None, flip: bool) -> list[tuple[tuple[fl
     f = fd.detach().double().cpu()
     f = f if flip else f.flip([0, 1])
     u, s, vt = torch.linalg.svd(f)
-    keep = int((s > s[0] * 1e-9).sum())
+    keep = int((s > s[0] * SVD_REL_TOL).sum())
     return [(tuple((u[:, i] * s[i]).tolist()), tuple(vt[i].tolist())) for i in range(keep)]
 
 
@@ -212,7 +231,8 @@ def _filtered_lrelu_fast(x, fu, fd, b, up, down, padding, gain, slope, clamp, fl
     terms = _separable_terms(fd, flip_filter)
     fdh = len(terms[0][0])
     if clamp is not None:  # skip the clamp pass when no value can reach it
-        peak = float(x.abs().amax()) + (0.0 if b is None else float(b.abs().amax()))
+        lo_, hi_ = torch.aminmax(x)
+        peak = max(-float(lo_), float(hi_)) + (0.0 if b is None else float(b.abs().amax()))
         reach = max(sum(abs(t) for t in tu_x[p::up]) for p in range(up))  # worst polyphase gain
         if peak * float(gain) * reach**2 < clamp:
             clamp = None
@@ -237,11 +257,19 @@ def _filtered_lrelu_fast(x, fu, fd, b, up, down, padding, gain, slope, clamp, fl
                 y.clamp_(lo_clamp, clamp)
             if slope != 1:
                 torch.nn.functional.leaky_relu_(y, slope) if slope > 0 else y.relu_()
-            acc = None
-            for ty, tx in terms:
-                z = _fir_rows(y, th, t0, ty, 1, down, 0, o0, m)  # [m, tW, C]
-                z = _fir_rows(_transpose01(z), tw, 0, tx, 1, down, 0, 0, ow)  # [oW, m, C]
-                acc = z if acc is None else acc.add_(z)
+            if len(terms) == 1:
+                z = _fir_rows(y, th, t0, terms[0][0], 1, down, 0, o0, m)  # [m, tW, C]
+                acc = _fir_rows(_transpose01(z), tw, 0, terms[0][1], 1, down, 0, 0, ow)  # [oW, m, C]
+            else:  # all separable terms: one vertical product, one horizontal product (per chunk of rows)
+                nt = len(terms)
+                step = max(BLOCK_ROWS, STRIP_FLOATS // (2 * nt * tw * c) // BLOCK_ROWS * BLOCK_ROWS)
+                parts = []
+                for a0 in range(o0, o0 + m, step):
+                    ma = min(step, o0 + m - a0)
+                    z = _fir_rows(y, th, t0, [t[0] for t in terms], 1, down, 0, a0, ma, stack="out")  # [nb, T*r, tW*C]
+                    z = z.view(z.shape[0], nt, -1, tw, c).permute(3, 1, 0, 2, 4).reshape(tw, nt, -1, c)  # [tW, T, nb*r, C]
+                    parts.append(_fir_rows(z, tw, 0, [t[1] for t in terms], 1, down, 0, 0, ow, stack="in")[:, :ma])
+                acc = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)  # [oW, m, C]
             oh_view[o0 : o0 + m] = acc.transpose(0, 1)
     return out
 

@@ -129,15 +129,20 @@ def conv2d_resample(
     flip_weight: bool = True,  # True = correlation (like F.conv2d), False = convolution
     flip_filter: bool = False,  # False = convolution, True = correlation
     impl: str = "fast",  # resampling implementation for upfirdn2d
-    bias: torch.Tensor | None = None,  # [Cout] added to the output (fused into the conv if possible)
+    bias: torch.Tensor | None = None,  # [Cout] added to the output (fused into the conv or filter if possible)
+    w_transposed: bool = False,  # up > 1 only: w is already [groups * Cin_g, Cout // groups, kh, kw]
 ) -> torch.Tensor:
     """2-D convolution with optional FIR up/downsampling (NVlabs ``conv2d_resample`` semantics)."""
-    if bias is not None and (up > 1 or down > 1):
-        y = conv2d_resample(x, w, f, up, down, padding, groups, flip_weight, flip_filter, impl)
+    fuse_bias = up > 1 and down == 1 and w.shape[3] > 1  # added by the FIR filter's last pass
+    if bias is not None and (up > 1 or down > 1) and not fuse_bias:
+        y = conv2d_resample(x, w, f, up, down, padding, groups, flip_weight, flip_filter, impl, None, w_transposed)
         return y.add_(bias.to(y.dtype).reshape(1, -1, 1, 1)) if not y.requires_grad else y + bias.reshape(1, -1, 1, 1)
     assert x.ndim == 4 and w.ndim == 4 and w.dtype == x.dtype
     assert isinstance(up, int) and up >= 1 and isinstance(down, int) and down >= 1
+    assert not w_transposed or (up > 1 and down == 1 and w.shape[2] * w.shape[3] > 1)
     cout, cin_g, kh, kw = w.shape
+    if w_transposed:
+        cout, cin_g = w.shape[1] * groups, w.shape[0] // groups
     fw, fh = _filter_size(f)
     px0, px1, py0, py1 = _parse_padding(padding)
     if up > 1:
@@ -161,7 +166,9 @@ def conv2d_resample(
         x = ufd(x, padding=[px0, px1, py0, py1])
         return _conv(x, w, stride=down, groups=groups, flip_weight=flip_weight)
     if up > 1:
-        if groups == 1:
+        if w_transposed:
+            pass
+        elif groups == 1:
             w = w.transpose(0, 1)
         else:
             w = w.reshape(groups, cout // groups, cin_g, kh, kw).transpose(1, 2)
@@ -173,7 +180,7 @@ def conv2d_resample(
         pxt = max(min(-px0, -px1), 0)
         pyt = max(min(-py0, -py1), 0)
         x = _conv(x, w, stride=up, padding=[pyt, pxt], groups=groups, transpose=True, flip_weight=not flip_weight)
-        x = ufd(x, padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], gain=up**2)
+        x = ufd(x, padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], gain=up**2, bias=bias)
         if down > 1:
             x = ufd(x, down=down)
         return x
@@ -217,15 +224,8 @@ def modulated_conv2d(
         weight = weight * (1 / np.sqrt(cin * kh * kw) / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
         styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
     if fused_modconv and not (torch.is_grad_enabled() and (weight.requires_grad or styles.requires_grad)):
-        # Inference: the demodulation coefficients from a [O, I] matmul, then a single scaling pass.
-        sc = styles.unsqueeze(1).expand(n, cout, cin)  # [NOI]
-        if demodulate:
-            d = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [NO]
-            sc = sc * d.unsqueeze(2)
-        if out_gain != 1:
-            sc = sc * out_gain
-        w = weight.unsqueeze(0) * sc.reshape(n, cout, cin, 1, 1)  # [NOIkk]
-        return _fused_conv(x, w, noise, up, down, padding, resample_filter, flip_weight, out_gain, bias, impl)
+        return _modconv_infer(x, weight, styles, noise, up, down, padding, resample_filter, demodulate,
+                              flip_weight, out_gain, bias, impl)  # fmt: skip
     w = None
     dcoefs = None
     if demodulate or fused_modconv:
@@ -253,13 +253,55 @@ def modulated_conv2d(
     return _fused_conv(x, w, noise, up, down, padding, resample_filter, flip_weight, out_gain, bias, impl)
 
 
-def _fused_conv(x, w, noise, up, down, padding, resample_filter, flip_weight, out_gain, bias, impl):
-    n, cin, kh, kw = x.shape[0], w.shape[2], w.shape[3], w.shape[4]
+def _modconv_infer(x, weight, styles, noise, up, down, padding, resample_filter, demodulate, flip_weight, out_gain, bias, impl):
+    """Inference modulated conv: per-sample weights built in one pass, in the layout the conv wants."""
+    n, (cout, cin, kh, kw) = x.shape[0], weight.shape
+    coef = styles.unsqueeze(1)  # [N, 1, I]
+    if demodulate:  # d[n, o] = rsqrt(sum_i s[n, i]^2 * sum_k w[o, i, k]^2): a [N, I] x [I, O] matmul
+        wsq = torch.linalg.vector_norm(weight, dim=(2, 3)).square()  # [O, I]
+        coef = coef * ((styles.square() @ wsq.t() + 1e-8).rsqrt() * out_gain).unsqueeze(2)  # [N, O, I]
+    elif out_gain != 1:
+        coef = coef * out_gain
+    cl = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    if kh == kw == 1 and up == down == 1 and padding == 0 and cl:  # 1x1 (toRGB): a matmul on [N, HW, C]
+        h, w_ = x.shape[2], x.shape[3]
+        wm = (weight.reshape(1, cout, cin) * coef).transpose(1, 2).to(x.dtype)  # [N, I, O]
+        xm = x.permute(0, 2, 3, 1).reshape(n, h * w_, cin)
+        if bias is not None:
+            y = torch.baddbmm(bias.to(x.dtype).reshape(1, 1, cout), xm, wm)
+        else:
+            y = torch.bmm(xm, wm)
+        y = y.reshape(n, h, w_, -1).permute(0, 3, 1, 2)  # [NCHW] (memory: channels_last)
+        if noise is not None:
+            y = y.add_(noise.to(y.dtype), alpha=out_gain)
+        return y
+    coef = coef.expand(n, cout, cin)
+    if up > 1 and down == 1 and kh * kw > 1:  # conv_transpose2d wants [N*I, O, k, k]; channels_last = memory [N, I, k, k, O]
+        wm = torch.empty(n, cin, kh, kw, cout, dtype=weight.dtype, device=weight.device) if cl else \
+            torch.empty(n, cin, cout, kh, kw, dtype=weight.dtype, device=weight.device)
+        view = wm.permute(0, 1, 4, 2, 3) if cl else wm
+        torch.mul(weight.transpose(0, 1).unsqueeze(0), coef.transpose(1, 2).reshape(n, cin, cout, 1, 1), out=view)
+        w = view.reshape(n * cin, cout, kh, kw) if not cl else view.flatten(0, 1)
+        return _fused_conv(x, w, noise, up, down, padding, resample_filter, flip_weight, out_gain, bias, impl, True)
+    wm = torch.empty(n, cout, kh, kw, cin, dtype=weight.dtype, device=weight.device) if cl else \
+        torch.empty(n, cout, cin, kh, kw, dtype=weight.dtype, device=weight.device)
+    view = wm.permute(0, 1, 4, 2, 3) if cl else wm
+    torch.mul(weight.unsqueeze(0), coef.reshape(n, cout, cin, 1, 1), out=view)
+    return _fused_conv(x, view, noise, up, down, padding, resample_filter, flip_weight, out_gain, bias, impl)
+
+
+def _fused_conv(x, w, noise, up, down, padding, resample_filter, flip_weight, out_gain, bias, impl, pre_t=False):
+    """Grouped conv of [N, Cin, H, W] with per-sample weights [N, Cout, Cin, k, k] (or, with
+    ``pre_t``, already transposed for the up-sampling conv: [N*Cin, Cout, k, k])."""
+    n = x.shape[0]
     x = x.reshape(1, -1, *x.shape[2:])  # [1, N*Cin, H, W]
-    w = w.reshape(-1, cin, kh, kw).to(x.dtype)
+    if not pre_t:
+        w = w.reshape(-1, *w.shape[2:])  # [N*Cout, Cin, k, k]
+    w = w.to(x.dtype)
     if bias is not None and n > 1:
         bias = bias.repeat(n)
-    x = conv2d_resample(x, w, resample_filter, up, down, padding, groups=n, flip_weight=flip_weight, impl=impl, bias=bias)
+    x = conv2d_resample(x, w, resample_filter, up, down, padding, groups=n, flip_weight=flip_weight, impl=impl,
+                        bias=bias, w_transposed=pre_t)  # fmt: skip
     x = x.reshape(n, -1, *x.shape[2:])  # [N, Cout, H, W]
     if noise is not None:
         x = x.add_(noise.to(x.dtype), alpha=out_gain) if not x.requires_grad else x + noise * out_gain

@@ -194,20 +194,33 @@ def upfirdn2d(
     flip_filter: bool = False,  # False = convolution, True = correlation
     gain: float = 1,  # overall signal gain
     impl: str = "fast",  # 'fast' (separable, polyphase) or 'ref'
+    bias: torch.Tensor | None = None,  # [C] added to the output (folded into the last pass if possible)
 ) -> torch.Tensor:
     """Upsample (zero insertion), pad, FIR-filter and downsample a batch of images."""
     assert x.ndim == 4, f"expected [N,C,H,W], got {list(x.shape)}"
+    assert bias is None or bias.shape == (x.shape[1],), f"bias {list(bias.shape)} for {x.shape[1]} channels"
+    y = _upfirdn2d_any(x, f, up, down, padding, flip_filter, gain, impl, bias)
+    if isinstance(y, tuple):  # bias not folded in
+        y = y[0]
+        if bias is not None:
+            b = bias.to(y.dtype).reshape(1, -1, 1, 1)
+            y = y.add_(b) if not y.requires_grad else y + b
+    return y
+
+
+def _upfirdn2d_any(x, f, up, down, padding, flip_filter, gain, impl, bias):
+    """upfirdn2d; returns a tensor when ``bias`` was added, else a 1-tuple (the caller adds it)."""
     upx, upy = _parse_scaling(up)
     downx, downy = _parse_scaling(down)
     sep = None if (f is None or impl == "ref") else _separate(f)
     if sep is None or (upx > 1 and downx > 1) or (upy > 1 and downy > 1):
-        return _upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain)
+        return (_upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain),)
     px0, px1, py0, py1 = _parse_padding(padding)
     fy, fx = sep
     if f.ndim == 1:
         gy = gx = math.sqrt(gain) if gain >= 0 else None
         if gy is None:
-            return _upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain)
+            return (_upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain),)
     else:
         gy, gx = 1.0, float(gain)
     ty = (fy.double() * gy).tolist()
@@ -215,13 +228,13 @@ def upfirdn2d(
     if not flip_filter:
         ty, tx = ty[::-1], tx[::-1]
     if upx == upy == downx == downy == 1 and x.is_contiguous(memory_format=torch.channels_last) and x.shape[1] > 1:
-        return _fir2d_depthwise(x, ty, tx, px0, px1, py0, py1)
+        return _fir2d_depthwise(x, ty, tx, px0, px1, py0, py1, bias)
     x = _fir1d(x, tx, upx, downx, px0, px1, dim=3)
     x = _fir1d(x, ty, upy, downy, py0, py1, dim=2)
-    return x
+    return (x,)
 
 
-def _fir2d_depthwise(x: torch.Tensor, ty: list[float], tx: list[float], px0, px1, py0, py1) -> torch.Tensor:
+def _fir2d_depthwise(x: torch.Tensor, ty: list[float], tx: list[float], px0, px1, py0, py1, bias=None) -> torch.Tensor:
     """Separable FIR as two depthwise convolutions (fast for channels_last tensors in oneDNN)."""
     c = x.shape[1]
     if min(px0, px1, py0, py1) < 0 or px0 != px1 or py0 != py1:
@@ -230,7 +243,8 @@ def _fir2d_depthwise(x: torch.Tensor, ty: list[float], tx: list[float], px0, px1
     kx = torch.tensor(tx, dtype=x.dtype, device=x.device).reshape(1, 1, 1, -1).expand(c, 1, 1, len(tx))
     ky = torch.tensor(ty, dtype=x.dtype, device=x.device).reshape(1, 1, -1, 1).expand(c, 1, len(ty), 1)
     x = F.conv2d(x, kx.contiguous(), padding=(0, px0), groups=c)
-    return F.conv2d(x, ky.contiguous(), padding=(py0, 0), groups=c)
+    b = bias.to(x.dtype) if bias is not None else None
+    return F.conv2d(x, ky.contiguous(), b, padding=(py0, 0), groups=c)
 
 
 def filter2d(x, f, padding: Padding = 0, flip_filter=False, gain=1, impl="fast") -> torch.Tensor:

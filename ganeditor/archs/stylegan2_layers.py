@@ -57,15 +57,16 @@ class FullyConnectedLayer(nn.Module):
         self.bias_gain = lr_multiplier
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight.to(x.dtype) * self.weight_gain
+        w = self.weight.to(x.dtype)
         b = self.bias
         if b is not None:
             b = b.to(x.dtype)
             if self.bias_gain != 1:
                 b = b * self.bias_gain
-        if self.activation == "linear" and b is not None:
-            return torch.addmm(b.unsqueeze(0), x, w.t())
-        return ops.bias_act(x.matmul(w.t()), b, act=self.activation)
+        if x.ndim == 2 and b is not None:  # b + gain * x @ W^T in one call (no pass over the weight)
+            y = torch.addmm(b.unsqueeze(0), x, w.t(), alpha=self.weight_gain)
+            return y if self.activation == "linear" else ops.bias_act(y, None, act=self.activation)
+        return ops.bias_act(x.matmul(w.t() * self.weight_gain), b, act=self.activation)
 
 
 class Conv2dLayer(nn.Module):
@@ -175,7 +176,7 @@ class MappingNetwork(nn.Module):
         for idx in range(self.num_layers):
             x = getattr(self, f"fc{idx}")(x)
         if update_emas and self.w_avg_beta is not None:
-            self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+            self.w_avg.copy_(x.detach().float().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
         if self.num_ws is not None:
             x = x.unsqueeze(1).repeat([1, self.num_ws, 1])  # [N, num_ws, w_dim]
         if truncation_psi != 1:

@@ -48,14 +48,19 @@ def modulated_conv2d(
     n = x.shape[0]
     o, i, kh, kw = w.shape
     assert x.shape[1] == i and s.shape == (n, i), f"x {list(x.shape)}, w {list(w.shape)}, s {list(s.shape)}"
-    if demodulate:
-        w = w * w.square().mean([1, 2, 3], keepdim=True).rsqrt()
-        s = s * s.square().mean().rsqrt()
-    wm = w.unsqueeze(0) * s.unsqueeze(1).unsqueeze(3).unsqueeze(4)  # [NOIkk]
-    if demodulate:
-        wm = wm * (wm.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt().reshape(n, o, 1, 1, 1)
+    coef = s.unsqueeze(1)  # [N, 1, I]: all per-sample scales as one factor, then one pass over the weights
+    if demodulate:  # weight and style pre-normalisation, then demodulation from sum_k w^2 [O, I]
+        coef = coef * (s.square().mean().rsqrt() * w.square().mean([1, 2, 3]).rsqrt()).reshape(1, o, 1)
+        coef = coef * ((coef.square() * torch.linalg.vector_norm(w, dim=(2, 3)).square()).sum(2, keepdim=True) + 1e-8).rsqrt()
     if input_gain is not None:
-        wm = wm * input_gain.expand(n, i).reshape(n, 1, i, 1, 1)
+        coef = coef * input_gain.expand(n, i).reshape(n, 1, i)
+    coef = coef.expand(n, o, i)
+    if kh == kw == 1 and padding == 0 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        wm = (w.reshape(1, o, i) * coef).transpose(1, 2).to(x.dtype)  # [N, I, O]: 1x1 conv = matmul on [N, HW, I]
+        xm = x.permute(0, 2, 3, 1).reshape(n, -1, i)
+        y = torch.baddbmm(bias.to(x.dtype).reshape(1, 1, o), xm, wm) if bias is not None else torch.bmm(xm, wm)
+        return y.reshape(n, x.shape[2], x.shape[3], o).permute(0, 3, 1, 2)  # [NCHW] (memory: channels_last)
+    wm = w.unsqueeze(0) * coef.reshape(n, o, i, 1, 1)  # [NOIkk]
     outs = [F.conv2d(x[j : j + 1], wm[j].to(x.dtype), bias, padding=padding) for j in range(n)]
     return outs[0] if n == 1 else torch.cat(outs)
 
@@ -82,15 +87,16 @@ class FullyConnectedLayer(nn.Module):
         self.bias_gain = lr_multiplier
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight.to(x.dtype) * self.weight_gain
+        w = self.weight.to(x.dtype)
         b = self.bias
         if b is not None:
             b = b.to(x.dtype)
             if self.bias_gain != 1:
                 b = b * self.bias_gain
-        if self.activation == "linear" and b is not None:
-            return torch.addmm(b.unsqueeze(0), x, w.t())
-        return ops.bias_act(x.matmul(w.t()), b, act=self.activation, impl="ref")
+        if x.ndim == 2 and b is not None:  # b + gain * x @ W^T in one call (no pass over the weight)
+            y = torch.addmm(b.unsqueeze(0), x, w.t(), alpha=self.weight_gain)
+            return y if self.activation == "linear" else ops.bias_act(y, None, act=self.activation, impl="ref")
+        return ops.bias_act(x.matmul(w.t() * self.weight_gain), b, act=self.activation, impl="ref")
 
 
 class MappingNetwork(nn.Module):
