@@ -1,0 +1,90 @@
+"""Run every benchmark, print its tables, and write bench/RESULTS.md with the machine's details.
+
+    python bench/run_all.py            # the full suite (long on 2 CPU cores)
+    python bench/run_all.py --quick    # small sizes, minutes
+    python bench/run_all.py --only generator inversion
+
+Each benchmark is its own script (run alone for more options); this runs them in subprocesses
+one after another (so peak-memory figures are per benchmark) and collects their output.
+Benchmarks that need a model not present are reported as skipped, with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "models"
+
+# name -> (needs file or None, full args, quick args)
+SUITE: dict[str, tuple[str | None, list[str], list[str]]] = {
+    "generator": (None, ["bench_generator.py", "--res", "256", "1024"], ["bench_generator.py", "--res", "256", "--repeat", "2"]),
+    "stylegan3": (None, ["bench_stylegan3.py", "--cases", "T256", "R256", "T1024", "R1024"], ["bench_stylegan3.py", "--cases", "T256", "--repeat", "1"]),
+    "image2image": (None, ["bench_image2image.py", "--size", "4000x3000", "--whole-size", "512x384"], ["bench_image2image.py"]),
+    "inversion": (None, ["bench_inversion.py", "--network", str(MODELS / "portrait-stylegan2.safetensors")], ["bench_inversion.py", "--steps", "50", "--pti-steps", "30", "--skip-baseline"]),
+    "edits": (str(MODELS / "portrait-stylegan2.safetensors"), ["bench_edits.py", "--generator", str(MODELS / "portrait-stylegan2.safetensors")], ["bench_edits.py", "--tiny"]),
+    "training": (None, ["bench_training.py"], ["bench_training.py", "--recipes", "srgan-psnr,stylegan2-64", "--rounds", "1", "--iters", "1"]),
+    "worlds": (None, ["bench_worlds.py"], ["bench_worlds.py", "--batch", "8"]),
+}  # fmt: skip
+
+
+def machine() -> list[str]:
+    """Facts about this machine for the report header."""
+    import torch
+
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    return [
+        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"- CPU: {cpu}, {os.cpu_count()} logical cores; load average before the run: {os.getloadavg()[0]:.2f}",
+        f"- GPU: {gpu}",
+        f"- Python {platform.python_version()}, torch {torch.__version__}, {platform.platform()}",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes (minutes, not hours)")
+    ap.add_argument("--only", nargs="*", choices=sorted(SUITE), help="run only these benchmarks")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
+    args = ap.parse_args(argv)
+    names = args.only or list(SUITE)
+    lines = ["# Benchmark results", "", *machine(), f"- mode: {'quick' if args.quick else 'full'}", ""]
+    for name in names:
+        need, full, quick = SUITE[name]
+        cmd = [sys.executable, str(ROOT / "bench" / (quick if args.quick else full)[0]), *(quick if args.quick else full)[1:]]
+        lines += [f"## {name}", "", f"`{' '.join(Path(c).name if i < 2 else c for i, c in enumerate(cmd))}`", ""]
+        if need and not Path(need).exists():
+            lines += [f"skipped: {Path(need).name} not found", ""]
+            print(f"[{name}] skipped: {need} not found", flush=True)
+            continue
+        print(f"[{name}] {' '.join(cmd)}", flush=True)
+        t0 = time.monotonic()
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        took = time.monotonic() - t0
+        print(r.stdout, flush=True)
+        body = r.stdout.strip() or "(no output)"
+        if r.returncode:
+            body += f"\n\nFAILED with exit status {r.returncode}:\n" + "\n".join(r.stderr.strip().splitlines()[-5:])
+        lines += ["```", body, "```", "", f"({took:.0f} s)", ""]
+    Path(args.out).write_text("\n".join(lines))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
