@@ -9,6 +9,8 @@ flat state dict strictly.  The writer (``nvlabs_pkl_write``) produces the offici
 
 from __future__ import annotations
 
+import json
+
 import pickle
 import re
 import zipfile
@@ -16,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn as nn
 
 from ganeditor.archs import build
+from ganeditor.archs.stylegan2_layers import plain as to_plain
 from ganeditor.core.errors import CheckpointError, UnsafeCheckpointError
 from ganeditor.core.safe_pickle import COLLECTIONS_GLOBALS, NUMPY_GLOBALS, restricted_load, safe_call
 from ganeditor.formats.base import Checkpoint, FormatReader, register_reader
@@ -134,18 +136,13 @@ def _read_torch_zip(path: Path) -> Any:
 
 
 def plain(v: Any) -> Any:
-    """Turn numpy scalars/arrays and tuples into JSON-able Python values."""
-    if isinstance(v, dict):
-        return {str(k): plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [plain(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    if isinstance(v, np.generic):
-        return v.item()
-    if v is None or isinstance(v, (bool, int, float, str)):
-        return v
-    raise CheckpointError(f"network kwargs hold a {type(v).__name__}, expected plain data")
+    """Network kwargs as JSON-able Python values (numpy scalars/arrays and tuples converted)."""
+    out = to_plain(v)
+    try:
+        json.dumps(out)
+    except (TypeError, ValueError):
+        raise CheckpointError("network kwargs hold something other than plain data") from None
+    return out
 
 
 def flat_state_dict(obj: PersistentObject, prefix: str = "") -> dict[str, torch.Tensor]:
