@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ganeditor.core.errors import GanEditorError  # noqa: E402
+from ganeditor.core.errors import Cancelled, GanEditorError  # noqa: E402
 from ganeditor.formats import Checkpoint, load_checkpoint  # noqa: E402
 from ganeditor.formats.native import save_checkpoint  # noqa: E402
 from ganeditor.formats.ncnn_convert import canonicalize_safetensors  # noqa: E402
@@ -151,7 +151,8 @@ def _train_until(name: str, run: Path, fields: dict, resume: bool) -> None:
 
     cfg = TrainConfig(out=str(run), **fields)
     last = None
-    with progress_task(f"train {name}", cfg.steps or None) as task:
+    with progress_task(f"train {name}", cfg.steps or None,
+                       graceful="stopping: writing a checkpoint") as task:
         for ev in train(cfg, task, resume=resume):
             last = ev
             if ev.step % max(1, cfg.log_every * 10) == 0:
@@ -287,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     except GanEditorError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Cancelled:
+        print("stopped; continue with --resume", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -69,6 +69,25 @@ def test_resume_after_sigkill_gives_identical_losses(folders, tmp_path):
     assert all((sd_full[k] == sd_res[k]).all() for k in sd_full)
 
 
+def test_ctrl_c_writes_a_checkpoint_at_the_step_it_stopped(folders, tmp_path):
+    a, b = folders
+    run = tmp_path / "run"
+    args = ["--out", run, "--data", a, b, "--steps", 100000, "--batch", 1, "--checkpoint-every", 100000,
+            "--log-every", 1, "--sample-every", 0, "--precision", "fp32", "--device", "cpu", *TINY]  # fmt: skip
+    proc = subprocess.Popen(cli(*args), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = run / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "writing a checkpoint" in err
+    latest = (run / "checkpoints" / "LATEST").read_text()
+    step = int(latest.split("-")[1].split(".")[0])
+    assert step >= 3 and step == json.loads(metrics.read_text().splitlines()[-1])["step"]
+
+
 def _cfg(folders, out, **kw):
     a, b = folders
     base = dict(recipe="cyclegan", out=str(out), data=[str(a), str(b)], steps=6, batch=2, checkpoint_every=2,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import sys
+import threading
 from typing import Iterator
 
 from ganeditor.core.device import DEVICE_CHOICES
@@ -50,8 +52,42 @@ def add_device_option(parser: argparse.ArgumentParser) -> None:
 
 
 @contextlib.contextmanager
-def progress_task(description: str, total: float | None = None) -> Iterator[Task]:
-    """A Task that draws a progress bar on a terminal (nothing when stderr is not a tty)."""
+def stop_on_signals(task: Task, what: str = "stopping after the current step") -> Iterator[Task]:
+    """First Ctrl-C/SIGTERM cancels ``task`` (the work ends cleanly, e.g. training writes a checkpoint);
+    a second Ctrl-C interrupts at once.  Only installed on the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield task
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if task.cancelled:
+            raise KeyboardInterrupt
+        task.cancel_token.cancel()
+        print(f"\nganeditor: {what} (press Ctrl-C again to abort at once)", file=sys.stderr, flush=True)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield task
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def progress_task(description: str, total: float | None = None, graceful: str | None = None) -> Iterator[Task]:
+    """A Task that draws a progress bar on a terminal (nothing when stderr is not a tty).
+
+    ``graceful``: a message; when given, the first Ctrl-C/SIGTERM cancels the task instead of killing
+    the process (see ``stop_on_signals``)."""
+    with contextlib.ExitStack() as stack:
+        task = stack.enter_context(_bar_task(description, total))
+        if graceful:
+            stack.enter_context(stop_on_signals(task, graceful))
+        yield task
+
+
+@contextlib.contextmanager
+def _bar_task(description: str, total: float | None) -> Iterator[Task]:
     if not sys.stderr.isatty():
         yield Task()
         return

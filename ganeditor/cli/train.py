@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from ganeditor.cli.common import add_device_option, progress_task
 from ganeditor.core.errors import GanEditorError
@@ -67,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
     if (cfg.steps < 1 and not args.resume) or cfg.batch < 1:
         raise GanEditorError("--steps and --batch must be positive")
     last = None
-    with progress_task(f"train {args.recipe}", cfg.steps or None) as task:
+    # Ctrl-C writes a checkpoint first (single process; under torchrun the launcher stops every rank)
+    graceful = None if int(os.environ.get("WORLD_SIZE", "1")) > 1 else "stopping: writing a checkpoint"
+    with progress_task(f"train {args.recipe}", cfg.steps or None, graceful=graceful) as task:
         for ev in train(cfg, task, resume=args.resume):
             last = ev
     if last is not None:
