@@ -2,7 +2,7 @@
 
     python bench/run_all.py            # the full suite (long on 2 CPU cores)
     python bench/run_all.py --quick    # small sizes, minutes
-    python bench/run_all.py --only generator inversion
+    python bench/run_all.py --only generator inversion   # replaces just those sections of RESULTS.md
 
 Each benchmark is its own script (run alone for more options); this runs them in subprocesses
 one after another (so peak-memory figures are per benchmark) and collects their output.
@@ -21,6 +21,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from ganeditor.core.atomic import atomic_write  # noqa: E402
+
 MODELS = ROOT / "models"
 
 # name -> (needs file or None, full args, quick args)
@@ -32,6 +35,7 @@ SUITE: dict[str, tuple[str | None, list[str], list[str]]] = {
     "edits": (str(MODELS / "portrait-stylegan2.safetensors"), ["bench_edits.py", "--generator", str(MODELS / "portrait-stylegan2.safetensors")], ["bench_edits.py", "--tiny"]),
     "training": (None, ["bench_training.py"], ["bench_training.py", "--recipes", "srgan-psnr,stylegan2-64", "--rounds", "1", "--iters", "1"]),
     "worlds": (None, ["bench_worlds.py"], ["bench_worlds.py", "--batch", "8"]),
+    "quality": (None, ["bench_quality.py"], ["bench_quality.py", "--quick"]),
 }  # fmt: skip
 
 
@@ -56,6 +60,34 @@ def machine() -> list[str]:
     ]
 
 
+def atomic_write_text(path: Path, text: str) -> None:
+    with atomic_write(path, "w") as f:
+        f.write(text)
+
+
+def _header() -> str:
+    return (f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
+            f"load average before: {os.getloadavg()[0]:.2f}")
+
+
+def _read_sections(path: Path) -> dict[str, list[str]]:
+    """The ``## name`` sections of an earlier report (``--only`` replaces just the ones it runs)."""
+    if not path.is_file():
+        return {}
+    out: dict[str, list[str]] = {}
+    current = None
+    for line in path.read_text().splitlines():
+        if line.startswith("## "):
+            current = line[3:].strip()
+            out[current] = []
+        elif current is not None:
+            out[current].append(line)
+    for lines in out.values():
+        while lines and not lines[0].strip():
+            lines.pop(0)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (minutes, not hours)")
@@ -63,25 +95,32 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
     args = ap.parse_args(argv)
     names = args.only or list(SUITE)
-    lines = ["# Benchmark results", "", *machine(), f"- mode: {'quick' if args.quick else 'full'}", ""]
+    sections = _read_sections(Path(args.out)) if args.only else {}
     for name in names:
+        lines: list[str] = []
         need, full, quick = SUITE[name]
         cmd = [sys.executable, str(ROOT / "bench" / (quick if args.quick else full)[0]), *(quick if args.quick else full)[1:]]
-        lines += [f"## {name}", "", f"`{' '.join(Path(c).name if i < 2 else c for i, c in enumerate(cmd))}`", ""]
+        lines += [f"`{' '.join(Path(c).name if i < 2 else c for i, c in enumerate(cmd))}`", ""]
         if need and not Path(need).exists():
             lines += [f"skipped: {Path(need).name} not found", ""]
             print(f"[{name}] skipped: {need} not found", flush=True)
+            sections[name] = lines
             continue
         print(f"[{name}] {' '.join(cmd)}", flush=True)
-        t0 = time.monotonic()
+        when, t0 = _header(), time.monotonic()
         r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         took = time.monotonic() - t0
         print(r.stdout, flush=True)
         body = r.stdout.strip() or "(no output)"
         if r.returncode:
             body += f"\n\nFAILED with exit status {r.returncode}:\n" + "\n".join(r.stderr.strip().splitlines()[-5:])
-        lines += ["```", body, "```", "", f"({took:.0f} s)", ""]
-    Path(args.out).write_text("\n".join(lines))
+        lines += ["```", body, "```", "", f"({took:.0f} s; started {when})", ""]
+        sections[name] = lines
+    text = ["# Benchmark results", "", *machine(), ""]
+    text += ["Each section names the command that produced it (run from `bench/`), and when.", ""]
+    for name in [n for n in SUITE if n in sections] + [n for n in sections if n not in SUITE]:
+        text += [f"## {name}", "", *sections[name]]
+    atomic_write_text(Path(args.out), "\n".join(text))
     print(f"wrote {args.out}")
     return 0
 
