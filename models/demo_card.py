@@ -17,6 +17,11 @@ QUALITY_NOTES = {
         "7x7 Laplacian-pyramid patches, {images} generated portraits (seeds 0..{last}, psi 1, noise const) vs "
         "{images} held-out procedural portraits (seeds from 2^30 on). The floor is two disjoint held-out sets "
         "measured the same way. Levels are finest first."),
+    "portrait-stylegan2-encoder": (
+        "PSNR (dB) / SSIM of the generator's rendering of the encoder's W+ prediction against the input, 8-bit "
+        "RGB: held-out procedural portraits (seeds from 2^30 on, never trained on: the encoder trains on the "
+        "generator's own samples only) and generated portraits (seeds from 10^6). Floor: the mean-latent image "
+        "(what inversion starts from without an encoder). Seconds per image: encoder + generator, batch 16."),
     "daynight-cyclegan": (
         "PSNR (dB) / SSIM on 50 held-out *paired* scenes (256x256, `PairedSceneDataset`, seeds no training set "
         "uses), 8-bit RGB, against the other rendering of the same scene. Baselines: identity (the input "
@@ -41,6 +46,12 @@ def _quality_table(name: str, q: dict) -> list[str]:
         return [f"| | {head} | mean |", "|---|" + "---|" * (levels + 1),
                 f"| generated vs held-out | {' | '.join(map(str, q['swd_x1e3']))} | **{q['swd_x1e3_mean']}** |",
                 f"| floor (held-out vs held-out) | {' | '.join(map(str, q['swd_floor_x1e3']))} | {q['swd_floor_x1e3_mean']} |"]
+    if name == "portrait-stylegan2-encoder":
+        lines = ["| images | encoder PSNR / SSIM | mean latent PSNR / SSIM | s per image |", "|---|---|---|---|"]
+        for k, r in q.items():
+            lines.append(f"| {r['count']} {k} | **{r['psnr']:.2f} dB / {r['ssim']:.3f}** | "
+                         f"{r['mean_latent_psnr']:.2f} / {r['mean_latent_ssim']:.3f} | {r['seconds_per_image']:.3f} |")
+        return lines
     if name == "daynight-cyclegan":
         lines = ["| direction | model | identity | colour transfer | model - colour transfer |", "|---|---|---|---|---|"]
         for d in ("day->night", "night->day"):
@@ -65,7 +76,7 @@ def write_card(name: str, recipe: dict, stats: dict, quality: dict, path: Path, 
         n = sum(p.numel() for p in net.parameters())
         kw = json.dumps(net.init_kwargs, sort_keys=True)
         arch_rows.append(f"| network `{role}` | `{net.arch_name}` {kw}; {n:,} parameters |")
-    data = ", ".join(f"`{d}`" for d in cfg["data"])
+    data = ", ".join(f"`{d}`" for d in cfg["data"]) or "samples of the generator only (no dataset)"
     opts = json.dumps(cfg["options"], sort_keys=True)
     steps_opt = f" --steps {cfg['steps']}" if cfg["steps"] != recipe["train"]["steps"] else ""
     n_img = quality.get("images", 0) if name == "portrait-stylegan2" else 0
@@ -103,8 +114,12 @@ def write_card(name: str, recipe: dict, stats: dict, quality: dict, path: Path, 
     ]
     if stats["validations"]:
         v = stats["validations"][-1]
-        lines.append(f"Last in-training validation (step {v['step']}, 192-px centre crops): "
-                     f"PSNR {v['val_psnr']:.2f} dB (bicubic {v['val_psnr_bicubic']:.2f}), SSIM {v['val_ssim']:.4f}.")
+        if "val_psnr_bicubic" in v:
+            lines.append(f"Last in-training validation (step {v['step']}, 192-px centre crops): "
+                         f"PSNR {v['val_psnr']:.2f} dB (bicubic {v['val_psnr_bicubic']:.2f}), SSIM {v['val_ssim']:.4f}.")
+        else:
+            lines.append(f"Last in-training validation (step {v['step']}, the 4 sample latents): "
+                         f"PSNR {v['val_psnr']:.2f} dB, SSIM {v['val_ssim']:.4f}.")
     lines += ["", f"Run folder: `{run}` (checkpoints, metrics.jsonl, sample grids in samples/)."]
     with atomic_write(card_path, "w") as f:
         f.write("\n".join(lines) + "\n")

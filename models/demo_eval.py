@@ -96,6 +96,41 @@ def stylegan2_quality(G: nn.Module, count: int = 1024, task: Task | None = None)
             "swd_floor_x1e3": [round(v, 2) for v in floor], "swd_floor_x1e3_mean": round(float(np.mean(floor)), 2)}
 
 
+# --- Encoder: reconstruction of held-out portraits ---------------------------------------------
+
+
+@torch.no_grad()
+def encoder_quality(G: nn.Module, E: nn.Module, count: int = 64, task: Task | None = None) -> dict[str, dict[str, float]]:
+    """PSNR/SSIM of G(E(x)) vs x for ``count`` held-out procedural portraits and ``count`` generated ones
+    (seeds from 10^6, never used in training), beside the mean-latent image as the floor; seconds per image."""
+    import time
+
+    from ganeditor.pipelines.generate import seed_to_z
+    from ganeditor.pipelines.invert import encoder_input
+    from ganeditor.pipelines.train.data_worlds import HELDOUT_PORTRAIT_SEED
+    from ganeditor.worlds.portraits import render_portraits
+
+    task = task or null_task()
+    res = G.img_resolution
+    imgs, _, _ = render_portraits(range(HELDOUT_PORTRAIT_SEED, HELDOUT_PORTRAIT_SEED + count), res)
+    world = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1
+    z = torch.from_numpy(np.concatenate([seed_to_z(s, G.z_dim) for s in range(10**6, 10**6 + count)])).float()
+    generated = G(z, None, noise_mode="const").float().clamp(-1, 1)
+    mean_img = G.synthesis(G.mapping.w_avg.view(1, 1, -1).repeat(1, G.num_ws, 1), noise_mode="const").float()
+    out: dict[str, dict[str, float]] = {}
+    for name, x in (("held-out portraits", world), ("generated portraits", generated)):
+        t0 = time.monotonic()
+        rec = torch.cat([G.synthesis(E(encoder_input(E, x[i:i + 16])).float(), noise_mode="const").float()
+                         for i in range(0, len(x), 16)])
+        sec = (time.monotonic() - t0) / len(x)
+        a, b, m = _q8((x + 1) / 2), _q8((rec + 1) / 2), _q8((mean_img.expand_as(x) + 1) / 2)
+        out[name] = {"psnr": round(psnr(b, a), 3), "ssim": round(ssim(b, a), 4),
+                     "mean_latent_psnr": round(psnr(m, a), 3), "mean_latent_ssim": round(ssim(m, a), 4),
+                     "seconds_per_image": round(sec, 4), "count": len(x)}
+        task.report(len(out), 2, name)
+    return out
+
+
 # --- CycleGAN: paired held-out scenes ---------------------------------------------------------
 
 

@@ -1,7 +1,7 @@
 """Train (or resume) one demo model with our trainer, export it as fp16, measure it, write its card.
 
 Usage:
-    python models/make_demo_models.py portrait-stylegan2|daynight-cyclegan|srgan-x4 [--resume] [--steps N]
+    python models/make_demo_models.py portrait-stylegan2|portrait-stylegan2-encoder|daynight-cyclegan|srgan-x4 [--resume] [--steps N]
     python models/make_demo_models.py NAME --export-only      # export/measure/card from the run folder as it is
 
 The run folder is ``$GANEDITOR_RUNS/NAME`` (default ``~/ganeditor-runs/NAME``, outside the repository);
@@ -57,6 +57,18 @@ RECIPES: dict[str, dict] = {
         "licence": PROCEDURAL_LICENCE,
         "tiny": dict(steps=2, batch=4, checkpoint_every=1, sample_every=1, log_every=1,
                      options=dict(resolution=16, channel_base=256, channel_max=16, z_dim=8, w_dim=8, mapping_layers=2)),
+    },
+    "portrait-stylegan2-encoder": {
+        "title": "Inversion encoder for the portrait StyleGAN2",
+        "train": dict(recipe="encoder", data=[], steps=3000, batch=8, seed=0, precision="bf16",
+                      checkpoint_every=250, sample_every=250, log_every=25, keep=3, validate_every=250,
+                      options=dict(generator="models/portrait-stylegan2.safetensors", channel_base=4096,
+                                   channel_max=256, lr=1e-4, latent_weight=1.0, image_weight=1.0,
+                                   perceptual_weight=0.5, style_mixing=0.5)),
+        "export": ["E"],
+        "licence": PROCEDURAL_LICENCE,
+        "tiny": dict(steps=2, batch=2, checkpoint_every=1, sample_every=1, log_every=1, validate_every=1,
+                     options=dict(channel_base=64, channel_max=8, w_stat_samples=64)),
     },
     "daynight-cyclegan": {
         "title": "Day <-> night CycleGAN",
@@ -121,9 +133,31 @@ def heldout_folder(root: Path, short: int) -> Path:
     return folder
 
 
+def _encoder_generator(run: Path, tiny: bool) -> Path:
+    """The generator the encoder learns to invert: the exported demo StyleGAN2 (a tiny random one in tests)."""
+    if not tiny:
+        path = MODELS_DIR / "portrait-stylegan2.safetensors"
+        if not path.is_file():
+            raise GanEditorError("export the portrait StyleGAN2 first: python models/make_demo_models.py "
+                                 "portrait-stylegan2 --export-only", path)
+        return path
+    from ganeditor.archs import build
+
+    path = run.parent / "tiny-stylegan2.safetensors"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(0)
+        G = build("stylegan2-generator", z_dim=8, w_dim=8, c_dim=0, img_resolution=16, img_channels=3,
+                  mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=256, channel_max=16))
+        save_checkpoint(Checkpoint("ganeditor", "tiny", {"G_ema": G.eval()}, {}), path)
+    return path
+
+
 def run_training(name: str, run: Path, resume: bool, steps: int | None, tiny: bool) -> None:
     """Train or resume the demo model's run folder with the recorded recipe."""
     fields = recipe_config(name, tiny)
+    if name == "portrait-stylegan2-encoder":
+        fields["options"]["generator"] = str(_encoder_generator(run, tiny))
     if name == "srgan-x4":
         short = 64 if tiny else 768
         fields["options"]["val"] = str(heldout_folder(run.parent, short))
@@ -187,6 +221,9 @@ def _output_drift(name: str, a: dict, b: dict) -> tuple[float, float]:
     if name == "portrait-stylegan2":
         z = torch.randn(4, a["G_ema"].z_dim, generator=g)
         pairs = [(a["G_ema"](z, None, noise_mode="const"), b["G_ema"](z, None, noise_mode="const"))]
+    elif name == "portrait-stylegan2-encoder":
+        x = torch.rand(2, 3, a["E"].img_resolution, a["E"].img_resolution, generator=g) * 2 - 1
+        pairs = [(a["E"](x), b["E"](x))]
     elif name == "daynight-cyclegan":
         x = torch.rand(1, 3, 64, 64, generator=g) * 2 - 1
         pairs = [(a[r](x), b[r](x)) for r in ("G_A", "G_B")]
@@ -231,6 +268,9 @@ def measure(name: str, ckpt_path: Path, tiny: bool) -> dict:
     ck = load_checkpoint(ckpt_path)
     if name == "portrait-stylegan2":
         return demo_eval.stylegan2_quality(ck.nets["G_ema"].eval(), count=64 if tiny else 1024)
+    if name == "portrait-stylegan2-encoder":
+        gen = load_checkpoint(ck.meta["generator"]).primary.eval()
+        return demo_eval.encoder_quality(gen, ck.nets["E"].eval(), count=4 if tiny else 64)
     if name == "daynight-cyclegan":
         return demo_eval.cyclegan_quality(ck.nets["G_A"].eval(), ck.nets["G_B"].eval(), count=2 if tiny else 50,
                                           size=64 if tiny else 256, stats_count=4 if tiny else 200)

@@ -157,7 +157,8 @@ def _make(argv: list[str]) -> int:
     return make_demo_models.main(argv)
 
 
-@pytest.mark.parametrize("name,roles", [("portrait-stylegan2", ["G_ema"]), ("daynight-cyclegan", ["G_A", "G_B"])])
+@pytest.mark.parametrize("name,roles", [("portrait-stylegan2", ["G_ema"]), ("daynight-cyclegan", ["G_A", "G_B"]),
+                                        ("portrait-stylegan2-encoder", ["E"])])
 def test_make_script_trains_exports_fp16_and_writes_card(tmp_path, monkeypatch, name, roles):
     monkeypatch.setenv("GANEDITOR_RUNS", str(tmp_path / "runs"))
     out = tmp_path / "models"
