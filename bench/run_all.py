@@ -15,6 +15,7 @@ import argparse
 import datetime
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -93,13 +94,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes (minutes, not hours)")
     ap.add_argument("--only", nargs="*", choices=sorted(SUITE), help="run only these benchmarks")
     ap.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
+    ap.add_argument("--args", action="append", default=[], metavar="NAME=ARGS",
+                    help="extra arguments for one benchmark, e.g. --args 'image2image=--threads 1' (repeatable)")
     args = ap.parse_args(argv)
     names = args.only or list(SUITE)
+    extra: dict[str, list[str]] = {}
+    for item in args.args:
+        name, sep, rest = item.partition("=")
+        if not sep or name not in SUITE:
+            ap.error(f"--args expects NAME=ARGS with NAME one of {', '.join(SUITE)}")
+        extra.setdefault(name, []).extend(shlex.split(rest))
     sections = _read_sections(Path(args.out)) if args.only else {}
     for name in names:
         lines: list[str] = []
         need, full, quick = SUITE[name]
-        cmd = [sys.executable, str(ROOT / "bench" / (quick if args.quick else full)[0]), *(quick if args.quick else full)[1:]]
+        script, *script_args = quick if args.quick else full
+        cmd = [sys.executable, str(ROOT / "bench" / script), *script_args, *extra.get(name, [])]
         lines += [f"`{' '.join(Path(c).name if i < 2 else c for i, c in enumerate(cmd))}`", ""]
         if need and not Path(need).exists():
             lines += [f"skipped: {Path(need).name} not found", ""]
