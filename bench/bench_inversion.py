@@ -1,11 +1,12 @@
 """Inversion quality vs time per method, and slider-preview latency with and without the cache.
 
     python bench/bench_inversion.py                         # random tiny generator, generated targets
-    python bench/bench_inversion.py --network MODEL --photos DIR --encoder ENC.safetensors
+    python bench/bench_inversion.py --network MODEL --encoder ENC.safetensors     # held-out portraits
+    python bench/bench_inversion.py --network MODEL --targets faces --images 8   # real faces, MTCNN-aligned
     python bench/bench_inversion.py --preview-only          # slider latency, StyleGAN2 256 + 1024 sizes
 
-Targets: images the generator makes from seeds (held out from nothing: a random G has no data), or
-``--photos`` (centre-cropped).  The baseline is the NVlabs projector's settings: W, 1000 steps, its
+Targets: held-out procedural portraits; real face photos (the photo cache's faces, or ``--photos``)
+aligned FFHQ-style by MTCNN as ``ganeditor invert`` does; or, for a random generator, images it makes.  The baseline is the NVlabs projector's settings: W, 1000 steps, its
 schedule and noise regularisation, with the same loss as the other rows (LPIPS only where VGG16
 weights exist).  Figures are means over the targets; PSNR/SSIM on the 8-bit images.
 """
@@ -46,21 +47,56 @@ def random_generator(res: int, w_dim: int, channel_base: int, channel_max: int, 
     return G.eval().requires_grad_(False)
 
 
-def targets(G, args) -> list[np.ndarray]:
+def _photo_files(args) -> list[Path]:
     if args.photos:
-        files = sorted(p for p in Path(args.photos).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
-        out = []
-        for f in files[: args.images]:
-            px = read_image(f).pixels
-            px = px if px.dtype == np.uint8 else (px >> 8).astype(np.uint8)
-            out.append(center_crop_resize(np.repeat(px, 3, 2) if px.shape[2] == 1 else px, G.img_resolution))
-        return out
+        return sorted(p for p in Path(args.photos).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    from ganeditor.worlds.photos import photo_paths
+
+    return sorted(photo_paths("all", "face"))
+
+
+def _aligned_faces(G, args) -> tuple[list[np.ndarray], list[str]]:
+    """Real photos, each face aligned FFHQ-style by the detector (as ``ganeditor invert`` does)."""
+    from ganeditor.core.errors import GanEditorError
+    from ganeditor.pipelines.align import align_face
+
+    out, names = [], []
+    for f in _photo_files(args):
+        px = read_image(f).pixels
+        px = px if px.dtype == np.uint8 else (px >> 8).astype(np.uint8)
+        px = np.repeat(px, 3, 2) if px.shape[2] == 1 else px[:, :, :3]
+        if args.no_align:
+            out.append(center_crop_resize(px, G.img_resolution))
+        else:
+            try:
+                out.append(align_face(px, "auto", G.img_resolution).image)
+            except GanEditorError as e:
+                print(f"  skipped {f.name}: {e}")
+                continue
+        names.append(f.name)
+        if len(out) == args.images:
+            break
+    return out, names
+
+
+def targets(G, args) -> tuple[list[np.ndarray], str]:
+    """The images to invert and a description of them."""
+    if args.targets == "faces":
+        imgs, names = _aligned_faces(G, args)
+        how = "centre-cropped" if args.no_align else "aligned by MTCNN"
+        return imgs, f"{len(imgs)} real face photos {how} ({', '.join(names)})"
+    if args.targets == "portraits":
+        from ganeditor.pipelines.train.data_worlds import HELDOUT_PORTRAIT_SEED
+        from ganeditor.worlds.portraits import render_portraits
+
+        imgs, _, _ = render_portraits(range(HELDOUT_PORTRAIT_SEED, HELDOUT_PORTRAIT_SEED + args.images), G.img_resolution)
+        return list(imgs), f"{args.images} held-out procedural portraits (seeds from 2^30)"
     out = []
     with torch.no_grad():
         for s in range(args.images):
             z = torch.from_numpy(np.random.RandomState(10_000 + s).randn(1, G.z_dim))
             out.append(to_uint8(G(z, None, noise_mode="random"))[0])  # random noise: not reachable exactly
-    return out
+    return out, f"{args.images} images the generator made (random noise)"
 
 
 def bench_methods(G, ckpt, args) -> None:
@@ -74,8 +110,11 @@ def bench_methods(G, ckpt, args) -> None:
         rows.append(("encoder", "encoder", 0, 0))
     rows.append((f"progressive ({'enc + W+' if E else 'W'} {args.steps[0]} + tune {args.pti_steps})", "progressive",
                  args.steps[0], args.pti_steps))  # fmt: skip
-    imgs = targets(G, args)
-    print(f"generator: {args.network or 'random'} ({G.img_resolution}px), loss: {loss.name}, targets: {len(imgs)}")
+    imgs, what = targets(G, args)
+    if not imgs:
+        raise SystemExit("no targets")
+    print(f"generator: {args.network or 'random'} ({G.img_resolution}px), loss: {loss.name}")
+    print(f"targets: {what}")
     print(f"{'method':<42} {'seconds':>8} {'PSNR dB':>8} {'SSIM':>7}   per stage (PSNR@s)")
     for label, method, steps, pti in rows:
         if "baseline" in label and args.skip_baseline:
@@ -132,7 +171,11 @@ def bench_preview(repeats: int, sizes: list[int]) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--network", default=None, help="generator checkpoint (default: random 32px generator)")
-    p.add_argument("--photos", default=None, help="folder of target photos (default: generated images)")
+    p.add_argument("--targets", choices=["generated", "portraits", "faces"], default=None,
+                   help="held-out procedural portraits, real face photos (the photo cache's faces or --photos), "
+                        "or images the generator made (default: portraits with --network, else generated)")
+    p.add_argument("--photos", default=None, help="folder of face photos for --targets faces")
+    p.add_argument("--no-align", action="store_true", help="centre-crop the photos instead of aligning the face")
     p.add_argument("--images", type=int, default=3, help="number of targets")
     p.add_argument("--steps", type=int, nargs="+", default=[100, 300], help="optimisation steps to compare")
     p.add_argument("--pti-steps", type=int, default=100)
@@ -145,6 +188,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if args.targets is None:
+        args.targets = "faces" if args.photos else "portraits" if args.network else "generated"
     if not args.preview_only:
         if args.network:
             ckpt = load_checkpoint(args.network)
