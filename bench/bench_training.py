@@ -8,7 +8,7 @@ Recipes (random initial weights, data: generated photo folders in a temp dir):
   cyclegan       ResnetGenerator ngf 64, 9 blocks + two PatchGANs, 256 crops of 286 loads, batch 1
   srgan          MSRResNet 64x16 x4 + U-Net discriminator + perceptual loss (GAN stage), 96 crops, batch 16
   srgan-psnr     the same generator, L1 pre-training stage only
-  stylegan2-64   the demo-sized StyleGAN2 (64 px, channel_base 8192, max 256, z/w 256), batch 8
+  stylegan2-64   the demo-sized StyleGAN2 (64 px, channel_base 4096, max 128, z/w 256), batch 16
   stylegan2-256  paper256-sized StyleGAN2 (256 px, channel_base 16384, max 512), batch 4
   encoder        latent encoder for the demo-sized generator (64 px, perceptual loss), batch 8
 
@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 RECIPES = ("cyclegan", "srgan", "srgan-psnr", "stylegan2-64", "stylegan2-256", "encoder")
 DEFAULT_RECIPES = ("cyclegan", "srgan", "stylegan2-64", "stylegan2-256", "encoder")
 MODES = ("fp32", "bf16", "bf16-cl", "bf16-nchw")
-DEMO_SG2 = dict(resolution=64, channel_base=8192, channel_max=256, z_dim=256, w_dim=256)
+DEMO_SG2 = dict(resolution=64, channel_base=4096, channel_max=128, z_dim=256, w_dim=256)  # models/make_demo_models.py
 
 
 def make_photos(root: Path, folders: tuple[str, ...] = ("trainA", "trainB"), count: int = 8) -> None:
@@ -68,7 +68,7 @@ def _demo_generator(path: Path) -> None:
 
     torch.manual_seed(0)
     g_kw = dict(z_dim=256, c_dim=0, w_dim=256, img_resolution=64, img_channels=3, mapping_kwargs=dict(num_layers=8),
-                synthesis_kwargs=dict(channel_base=8192, channel_max=256, architecture="skip", num_fp16_res=0,
+                synthesis_kwargs=dict(channel_base=4096, channel_max=128, architecture="skip", num_fp16_res=0,
                                       conv_clamp=None))  # fmt: skip
     G = build("stylegan2-generator", **g_kw)
     save_checkpoint(Checkpoint("ganeditor", "bench generator", {"G_ema": G}, {}), path)
@@ -83,7 +83,7 @@ def recipe_setup(name: str, data: Path) -> tuple[str, list[str], dict, int]:
         stage = "gan" if name == "srgan" else "psnr"
         return "srgan", [a], dict(arch="msrresnet", num_feat=64, num_block=16, scale=4, crop_size=96, stage=stage), 16
     if name == "stylegan2-64":
-        return "stylegan2", [a], dict(DEMO_SG2), 8
+        return "stylegan2", [a], dict(DEMO_SG2), 16
     if name == "stylegan2-256":
         return "stylegan2", [a], dict(resolution=256, channel_base=16384, channel_max=512, z_dim=512, w_dim=512), 4
     if name == "encoder":
