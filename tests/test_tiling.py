@@ -75,6 +75,20 @@ def test_real_sr_archs_tiled_equal_untiled():
     assert _maxdiff(out, _whole(rrdb, img, SR_CONVENTION, 2, 0, 2)) <= 1
 
 
+@pytest.mark.parametrize("tile, pre_pad, mod, channels, dtype", [(12, 0, 1, 3, np.uint8), (9, 5, 2, 1, np.uint8),
+                                                                 (16, 0, 4, 3, np.uint16)])
+def test_default_exact_tiles_need_no_blending(tile, pre_pad, mod, channels, dtype):
+    torch.manual_seed(4)
+    srvgg = build("srvgg", num_feat=8, num_conv=3, upscale=4).eval()  # receptive radius 5: exact tiles
+    img = _image(31, 26, channels, seed=5, dtype=dtype)
+    events = []
+    out = run_tiled(srvgg, img, 4, tile=tile, pre_pad=pre_pad, mod=mod, task=Task(events.append, min_interval=0))
+    ref = _whole(srvgg, img, SR_CONVENTION, 4, pre_pad, mod)
+    assert out.shape == ref.shape and out.dtype == ref.dtype
+    assert _maxdiff(out, ref) <= (257 if dtype == np.uint16 else 1)
+    assert events[-1].done == events[-1].total > 1  # really tiled
+
+
 @pytest.mark.parametrize("scale, band, store_budget", [(4, 8, None), (2, 16, 0), (1, 12, None)])
 def test_rrdbnet_banded_equals_untiled(scale, band, store_budget):
     torch.manual_seed(10 + scale)

@@ -46,6 +46,7 @@ from ganeditor.core.imageio import SR_CONVENTION, PixelConvention, quantize, to_
 from ganeditor.core.progress import Task, null_task
 
 MIN_TILE = 16
+RADIUS_CAP = 64  # larger receptive fields get blended tiles with this much context
 CPU_WORK_CAP = 512 * 2**20  # working memory cap on CPU, so peak stays near output bytes + 1 GiB
 LUMA = (0.299, 0.587, 0.114)
 
@@ -120,7 +121,7 @@ def auto_tile(net_fn: NetFn, device: torch.device | str, scale: int, width: int,
     return max(mod, t // max(8, mod) * max(8, mod))
 
 
-def receptive_radius(net_fn: NetFn, cap: int = 64) -> int:
+def receptive_radius(net_fn: NetFn, cap: int = RADIUS_CAP) -> int:
     """Context (input pixels) that makes tiles exact: the radii of all convs summed, plus 2; 10 if unknown."""
     if not isinstance(net_fn, nn.Module):
         return 10
@@ -219,6 +220,8 @@ def run_tiled(
             return _retry_oom(lambda t: run_rrdb_banded(net_fn, image, scale, t, pre_pad, mod, device, autocast, conv,
                                                         out_dtype, task), user_tile, tile, device, task)
         tile_pad = receptive_radius(net_fn)
+        if feather is None and tile_pad < RADIUS_CAP and isinstance(net_fn, nn.Module):
+            feather = 0  # the context covers the receptive field: tiles are exact, no blending needed
     tile_pad = -(-tile_pad // mod) * mod
     return _retry_oom(lambda t: _run_conv(net_fn, image, scale, max(mod, t // mod * mod), tile_pad, pre_pad, mod,
                                           feather, device, dtype, autocast, channels_last, conv, out_dtype, task),
@@ -266,6 +269,9 @@ def _run_conv(net_fn, image, scale, tile, tile_pad, pre_pad, mod, feather, devic
     total, done = len(ys) * len(xs), 0
     carry = None
     task.report(0, total, "tiles")
+    if ov == 0:  # exact tiles: each core goes straight into the output, no float band
+        return _run_exact(net_fn, image, scale, tile_pad, rows, cols, ys, xs, out, device, dtype, autocast,
+                          channels_last, conv, task)
     for iy, y0 in enumerate(ys):
         y1 = ys[iy + 1] if iy + 1 < len(ys) else hp
         blend_top = ov if iy > 0 else 0
@@ -310,4 +316,40 @@ def _run_conv(net_fn, image, scale, tile, tile_pad, pre_pad, mod, feather, devic
         if final_to >= oh:
             break
         carry = band[final_to - by0 :].copy()
+    return out
+
+
+def _forward(net_fn, win, conv, device, dtype, autocast, channels_last, scale) -> torch.Tensor:
+    x = to_tensor(np.repeat(win, 3, axis=2) if win.shape[2] == 1 else win, conv, device, dtype)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with compute_context(device, autocast):
+        y = net_fn(x)
+    assert y.shape[-2:] == (x.shape[-2] * scale, x.shape[-1] * scale), (
+        f"network output {list(y.shape)} is not x{scale} of its input {list(x.shape)}")
+    return y
+
+
+def _run_exact(net_fn, image, scale, tile_pad, rows, cols, ys, xs, out, device, dtype, autocast, channels_last, conv,
+               task) -> np.ndarray:
+    """Tiles whose context covers the receptive field: cropped cores are the whole-image result."""
+    hp, wp = len(rows), len(cols)
+    oh, ow, c = out.shape
+    total, done = len(ys) * len(xs), 0
+    task.report(0, total, "tiles")
+    for iy, y0 in enumerate(ys):
+        y1 = ys[iy + 1] if iy + 1 < len(ys) else hp
+        for ix, x0 in enumerate(xs):
+            x1 = xs[ix + 1] if ix + 1 < len(xs) else wp
+            if y0 * scale < oh and x0 * scale < ow:
+                wy0, wy1 = max(y0 - tile_pad, 0), min(y1 + tile_pad, hp)
+                wx0, wx1 = max(x0 - tile_pad, 0), min(x1 + tile_pad, wp)
+                y = _forward(net_fn, image[np.ix_(rows[wy0:wy1], cols[wx0:wx1])], conv, device, dtype, autocast,
+                             channels_last, scale)
+                oy1, ox1 = min(y1 * scale, oh), min(x1 * scale, ow)
+                sy, sx = (y0 - wy0) * scale, (x0 - wx0) * scale
+                core = y[0, :3, sy : sy + oy1 - y0 * scale, sx : sx + ox1 - x0 * scale].float().permute(1, 2, 0)
+                out[y0 * scale : oy1, x0 * scale : ox1] = to_output(core.cpu(), conv, out.dtype.type, c == 1)
+            done += 1
+            task.report(done, total, f"tile {done}/{total}")
     return out
