@@ -109,11 +109,12 @@ def probe_bytes_per_pixel(net_fn: NetFn, device: torch.device | str, channels: i
     return 4.0 * 4 * biggest[0] / (size * size)  # fp32, ~4 such tensors alive at once
 
 
-def auto_tile(net_fn: NetFn, device: torch.device | str, scale: int, width: int, mod: int = 1) -> int:
+def auto_tile(net_fn: NetFn, device: torch.device | str, scale: int, width: int, mod: int = 1,
+              blend: bool = True) -> int:
     """A tile size that fits the working memory of ``device``, a multiple of ``mod``."""
     budget = work_budget(device)
     per_px = probe_bytes_per_pixel(net_fn, device) + 4.0 * 3 * scale * scale  # + output tile
-    band_per_row = 4.0 * 3 * scale * scale * width  # float blending band, one input row
+    band_per_row = 4.0 * 3 * scale * scale * width if blend else 0.0  # float blending band, one input row
     # tile^2 * per_px + tile * band_per_row <= budget
     a, b = per_px, band_per_row
     t = int((-b + math.sqrt(b * b + 4 * a * budget)) / (2 * a))
@@ -207,21 +208,23 @@ def run_tiled(
 
         return _retry_oom(lambda t: run_global_norm(net_fn, image, t, max(mod, 4), device, autocast, conv, out_dtype,
                                                     task), tile, 512, device, task)
-    user_tile = tile
-    if tile is None:
-        with compute_context(device, autocast):
-            tile = auto_tile(net_fn, device, scale, image.shape[1] + pre_pad, mod)
-    tile = max(mod, -(-tile // mod) * mod)
-    if tile_pad is None:
-        from ganeditor.core.tiling_rrdb import is_rrdbnet, run_rrdb_banded
+    from ganeditor.core.tiling_rrdb import is_rrdbnet, run_rrdb_banded
 
-        whole = tile >= max(len(padded_index(n, pre_pad, mod)) for n in image.shape[:2])
-        if is_rrdbnet(net_fn) and not whole:
-            return _retry_oom(lambda t: run_rrdb_banded(net_fn, image, scale, t, pre_pad, mod, device, autocast, conv,
-                                                        out_dtype, task), user_tile, tile, device, task)
+    user_tile = tile
+    banded = tile_pad is None and is_rrdbnet(net_fn)
+    if tile_pad is None and not banded:
         tile_pad = receptive_radius(net_fn)
         if feather is None and tile_pad < RADIUS_CAP and isinstance(net_fn, nn.Module):
             feather = 0  # the context covers the receptive field: tiles are exact, no blending needed
+    if tile is None:
+        with compute_context(device, autocast):
+            tile = auto_tile(net_fn, device, scale, image.shape[1] + pre_pad, mod, blend=feather != 0)
+    tile = max(mod, -(-tile // mod) * mod)
+    if banded:
+        if tile < max(len(padded_index(n, pre_pad, mod)) for n in image.shape[:2]):
+            return _retry_oom(lambda t: run_rrdb_banded(net_fn, image, scale, t, pre_pad, mod, device, autocast, conv,
+                                                        out_dtype, task), user_tile, tile, device, task)
+        tile_pad = 0  # one whole-image tile
     tile_pad = -(-tile_pad // mod) * mod
     return _retry_oom(lambda t: _run_conv(net_fn, image, scale, max(mod, t // mod * mod), tile_pad, pre_pad, mod,
                                           feather, device, dtype, autocast, channels_last, conv, out_dtype, task),
