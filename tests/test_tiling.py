@@ -105,6 +105,23 @@ def test_rrdbnet_banded_equals_untiled(scale, band, store_budget):
     assert _maxdiff(run_tiled(net, img, scale, tile=band, pre_pad=3, mod=mod), ref) <= 1  # the default path
 
 
+def test_rrdbnet_blocks_in_column_chunks_equal_untiled(monkeypatch):
+    import ganeditor.core.tiling_bands as tb
+
+    calls = []
+    chunks = tb._opaque_in_chunks
+    monkeypatch.setattr(tb, "OPAQUE_CHUNK_PIXELS", 200)  # a few columns per chunk (at least 4 halos: 60)
+    monkeypatch.setattr(tb, "_opaque_in_chunks", lambda m, x, h: calls.append(x.shape[-1]) or chunks(m, x, h))
+    torch.manual_seed(7)
+    net = build("rrdbnet", num_feat=8, num_block=2, num_grow_ch=4, scale=4).eval()
+    for p in net.parameters():
+        p.data.normal_(0, 0.1)
+    img = _image(23, 151, seed=7)
+    out = run_tiled(net, img, 4, tile=12)
+    assert calls and max(calls) > 60  # the band was wider than a chunk
+    assert _maxdiff(out, _whole(net, img, SR_CONVENTION, 4)) <= 1
+
+
 def test_gray_and_16bit():
     net, img = _shuffle_net(2), _image(20, 22, 1, seed=4, dtype=np.uint16)
     out = run_tiled(net, img, 2, tile=8, tile_pad=8)
