@@ -294,16 +294,8 @@ def _run_conv(net_fn, image, scale, tile, tile_pad, pre_pad, mod, feather, devic
                 continue
             wy0, wy1 = max(y0 - tile_pad, 0), min(y1 + tile_pad, hp)
             wx0, wx1 = max(x0 - tile_pad, 0), min(x1 + tile_pad, wp)
-            win = image[np.ix_(rows[wy0:wy1], cols[wx0:wx1])]
-            if c == 1:
-                win = np.repeat(win, 3, axis=2)
-            x = to_tensor(win, conv, device, dtype)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with compute_context(device, autocast):
-                y = net_fn(x)
-            assert y.shape[-2:] == ((wy1 - wy0) * scale, (wx1 - wx0) * scale), (
-                f"network output {list(y.shape)} is not x{scale} of its input {list(x.shape)}")
+            y = _forward(net_fn, image[np.ix_(rows[wy0:wy1], cols[wx0:wx1])], conv, device, dtype, autocast,
+                         channels_last, scale)
             sy0 = (y0 - blend_top - wy0) * scale
             sx0 = (cx0 - wx0) * scale
             keep = min(cx1 * scale, ow) - cx0 * scale
@@ -323,6 +315,7 @@ def _run_conv(net_fn, image, scale, tile, tile_pad, pre_pad, mod, feather, devic
 
 
 def _forward(net_fn, win, conv, device, dtype, autocast, channels_last, scale) -> torch.Tensor:
+    """The network on one window [h, w, 1|3] of the image; checks the output is x``scale``."""
     x = to_tensor(np.repeat(win, 3, axis=2) if win.shape[2] == 1 else win, conv, device, dtype)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -339,7 +332,6 @@ def _run_exact(net_fn, image, scale, tile_pad, rows, cols, ys, xs, out, device, 
     hp, wp = len(rows), len(cols)
     oh, ow, c = out.shape
     total, done = len(ys) * len(xs), 0
-    task.report(0, total, "tiles")
     for iy, y0 in enumerate(ys):
         y1 = ys[iy + 1] if iy + 1 < len(ys) else hp
         for ix, x0 in enumerate(xs):
