@@ -72,7 +72,7 @@ RECIPES: dict[str, dict] = {
     },
     "daynight-cyclegan": {
         "title": "Day <-> night CycleGAN",
-        "train": dict(recipe="cyclegan", data=["world:scenes-day", "world:scenes-night"], steps=12000, batch=1,
+        "train": dict(recipe="cyclegan", data=["world:scenes-day", "world:scenes-night"], steps=6000, batch=1,
                       seed=0, precision="bf16", checkpoint_every=500, sample_every=500, log_every=50, keep=3,
                       options=dict(ngf=32, ndf=64, n_blocks=9, crop_size=128, load_size=256, lr=2e-4,
                                    pool_size=50, lambda_identity=0.5)),
