@@ -35,7 +35,6 @@ class Op:
     pad_mode: str = "constant"  # 'constant' (zeros) | 'reflect' | 'replicate'
     inner: list["Op"] = field(default_factory=list)  # the conv_block of a residual block
     store: "Store | None" = None  # 'add': the stored activation added row for row
-    work_channels: int = 0  # opaque: channels alive inside the module (memory estimate)
 
 
 def out_size(op: Op, n: int) -> int:
@@ -211,8 +210,7 @@ def _bytes_per_row(ops: list[Op], src_channels: int, widths: list[int], heights:
     h_end = max(1, heights[-1])
     for i, op in enumerate(ops):
         c = getattr(op.module, "out_channels", c) if op.kind != "unshuffle" else c * op.pad**2
-        work = c if op.kind == "opaque" else max(c, op.work_channels)  # opaque ops work in column chunks
-        total += work * widths[i + 1] * 4 * heights[i + 1] / h_end
+        total += c * widths[i + 1] * 4 * heights[i + 1] / h_end  # opaque ops work in small column chunks
     return 3 * total + src_channels * widths[0] * 4 * heights[0] / h_end
 
 

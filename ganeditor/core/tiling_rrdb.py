@@ -73,9 +73,8 @@ def run_rrdb_banded(
     feat = materialise(run, src, head, store_budget, device)
     trunk = materialise(run, src, head, store_budget, device)
     try:
-        work = net.num_feat * 3 + net.num_grow_ch * 4
         for i, block in enumerate(blocks):
-            in_place(run, trunk, [Op("opaque", block, pad=conv_halo(block), work_channels=work)],
+            in_place(run, trunk, [Op("opaque", block, pad=conv_halo(block))],
                       label=f"block {i + 1}/{len(blocks)}")
         tail = [_conv(net.conv_body), Op("add", store=feat)]
         for i in range(1, net.num_upconv + 1):
