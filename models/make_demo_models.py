@@ -48,7 +48,7 @@ PHOTO_LICENCE = ("MIT (same as GAN Editor) for the weights. Training photos: the
 RECIPES: dict[str, dict] = {
     "portrait-stylegan2": {
         "title": "Portrait StyleGAN2 (64 px)",
-        "train": dict(recipe="stylegan2", data=["world:portraits"], steps=12500, batch=16, seed=0, precision="bf16",
+        "train": dict(recipe="stylegan2", data=["world:portraits"], steps=4500, batch=16, seed=0, precision="bf16",
                       checkpoint_every=250, sample_every=250, log_every=25, keep=3,
                       options=dict(resolution=64, channel_base=4096, channel_max=128, z_dim=256, w_dim=256,
                                    mapping_layers=8, lr=0.0025, r1_gamma=0.05, ema_kimg=5, style_mixing=0.9,
@@ -60,7 +60,7 @@ RECIPES: dict[str, dict] = {
     },
     "portrait-stylegan2-encoder": {
         "title": "Inversion encoder for the portrait StyleGAN2",
-        "train": dict(recipe="encoder", data=[], steps=3000, batch=8, seed=0, precision="bf16",
+        "train": dict(recipe="encoder", data=[], steps=1500, batch=8, seed=0, precision="bf16",
                       checkpoint_every=250, sample_every=250, log_every=25, keep=3, validate_every=250,
                       options=dict(generator="models/portrait-stylegan2.safetensors", channel_base=4096,
                                    channel_max=256, lr=1e-4, latent_weight=1.0, image_weight=1.0,
@@ -72,8 +72,8 @@ RECIPES: dict[str, dict] = {
     },
     "daynight-cyclegan": {
         "title": "Day <-> night CycleGAN",
-        "train": dict(recipe="cyclegan", data=["world:scenes-day", "world:scenes-night"], steps=6000, batch=1,
-                      seed=0, precision="bf16", checkpoint_every=500, sample_every=500, log_every=50, keep=3,
+        "train": dict(recipe="cyclegan", data=["world:scenes-day", "world:scenes-night"], steps=3000, batch=1,
+                      seed=0, precision="bf16", checkpoint_every=250, sample_every=250, log_every=50, keep=3,
                       options=dict(ngf=32, ndf=64, n_blocks=9, crop_size=128, load_size=256, lr=2e-4,
                                    pool_size=50, lambda_identity=0.5)),
         "export": ["G_A", "G_B"],
@@ -84,11 +84,11 @@ RECIPES: dict[str, dict] = {
     },
     "srgan-x4": {
         "title": "SRGAN x4 (MSRResNet)",
-        "train": dict(recipe="srgan", data=["photos:train?short=768"], steps=4200, batch=16, seed=0,
+        "train": dict(recipe="srgan", data=["photos:train?short=768"], steps=2100, batch=16, seed=0,
                       precision="bf16", checkpoint_every=200, sample_every=500, log_every=50, keep=3,
                       validate_every=500,
                       options=dict(arch="msrresnet", num_feat=64, num_block=16, scale=4, crop_size=96,
-                                   stage="both", pretrain_steps=4000, total_steps=4200, lr=2e-4, pixel_loss="l1",
+                                   stage="both", pretrain_steps=2000, total_steps=2100, lr=2e-4, pixel_loss="l1",
                                    degradation="bicubic", val_size=192, val_count=11)),
         "export": ["net"],
         "licence": PHOTO_LICENCE,
