@@ -22,6 +22,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from ganeditor.core.atomic import atomic_write  # noqa: E402
 from ganeditor.core.device import pick_device  # noqa: E402
 from ganeditor.core.progress import Task  # noqa: E402
 from ganeditor.formats import load_checkpoint  # noqa: E402
@@ -106,8 +107,40 @@ def main(argv: list[str] | None = None) -> int:
         acc = d.info.get("accuracy")
         extra = f"  accuracy {acc:.3f}" if acc is not None else ""
         print(f"{d.source:>24}  {d.name:<22} layers {a}-{b - 1}  σ {d.sigma:.4g}{extra}")
-    print(f"wrote {len(lib.directions)} directions to {args.out} in {time.perf_counter() - t0:.0f} s")
+    card = write_card(lib, G.num_ws, Path(args.out))
+    print(f"wrote {len(lib.directions)} directions to {args.out} and {card} in {time.perf_counter() - t0:.0f} s")
     return 0
+
+
+def write_card(lib: DirectionLibrary, num_ws: int, path: Path) -> Path:
+    """``<library>.md`` beside the library: provenance, SHA-256 and one row per direction."""
+    prov = lib.provenance
+    rows = []
+    for d in lib.directions:
+        a, b = d.layer_range(num_ws)
+        acc = d.info.get("accuracy")
+        rows.append(f"| `{d.name}` | {d.source} | {a}–{b - 1} | {d.sigma:.4g} | {'' if acc is None else f'{acc:.3f}'} |")
+    lines = [
+        f"# Direction library for `{prov['generator']}` — card", "",
+        "| | |", "|---|---|",
+        f"| file | `models/{path.name}` ({path.stat().st_size:,} bytes) |",
+        f"| SHA-256 | `{hashlib.sha256(path.read_bytes()).hexdigest()}` |",
+        f"| generator | `{prov['generator']}` (SHA-256 `{prov['generator_sha256']}`), fingerprint `{lib.generator}` |",
+        f"| labels | `{prov['regressor']}` on {prov['samples']:,} generator samples; InterFaceGAN uses the top and "
+        f"bottom {prov['ratio']:.0%} per attribute |",
+        f"| sources | {', '.join(prov['sources'])} ({len(lib.directions)} directions) |",
+        f"| built in | {prov['seconds']} s |",
+        "| licence | MIT (same as GAN Editor); computed from our own generator and regressor. |", "",
+        "## Reproduce", "", "```", prov["command"], "```", "",
+        "## Directions", "",
+        "Layers are the ws rows a direction moves; σ is the spread of W along it (a slider value of 1 = 1σ); "
+        "accuracy is the InterFaceGAN linear classifier's held-out accuracy.", "",
+        "| name | source | layers | σ | accuracy |", "|---|---|---|---|---|", *rows,
+    ]  # fmt: skip
+    card = path.with_suffix(".md")
+    with atomic_write(card, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return card
 
 
 if __name__ == "__main__":

@@ -216,3 +216,8 @@ def test_make_direction_library_on_tiny_generator(tiny_G, reg, tmp_path):
     assert {"sefa", "ganspace"} <= sources and len([d for d in lib.directions if d.source == "ganspace"]) == 4
     assert {d.name for d in lib.directions if d.source == "sefa"} >= {"sefa_0", "sefa_coarse_0", "sefa_fine_1"}
     assert lib.provenance["generator_sha256"] and lib.provenance["regressor"] == "r.safetensors"
+    card = out.with_suffix(".md").read_text()
+    import hashlib
+
+    assert hashlib.sha256(out.read_bytes()).hexdigest() in card and "`sefa_coarse_0` | sefa |" in card
+    assert sum(line.startswith("| `") for line in card.splitlines()) == len(lib.directions)
