@@ -1,5 +1,6 @@
 """Editing: relative/distance edits, mixing, truncation, the preview cache, latent files, the edit CLI."""
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -127,3 +128,25 @@ def test_edit_cli_end_to_end(G, ws, tmp_path, capsys):
     rc = main(["edit", "--network", str(net), "--latent", str(tmp_path / "w8.npy"), "--out", str(out)])
     err = capsys.readouterr().err
     assert rc == 2 and "latent has shape [1, 8]" in err and len(err.strip().splitlines()) == 1
+
+
+def test_edit_cli_finds_the_library_made_for_the_network(G, ws, tmp_path, capsys):
+    net = tmp_path / "mine.safetensors"
+    shutil.copy(DATA / "g16.safetensors", net)
+    np.savez(tmp_path / "w.npz", w=ws.numpy())
+    assert main(["directions", "--network", str(net), "--method", "sefa", "--num", "2",
+                 "--out", str(tmp_path / "mine-directions.safetensors")]) == 0  # fmt: skip
+    out = tmp_path / "e.png"
+    assert main(["edit", "--network", str(net), "--latent", str(tmp_path / "w.npz"), "--direction", "sefa_1=2",
+                 "--out", str(out)]) == 0  # fmt: skip
+    from ganeditor.pipelines.direction_io import load_directions
+
+    d = load_directions(tmp_path / "mine-directions.safetensors")["sefa_1"]
+    with torch.no_grad():
+        ref = to_uint8(G.synthesis(apply_edits(ws, [(d, 2.0)]), noise_mode="const"))[0]
+    assert np.array_equal(read_image(out).pixels, ref)
+    capsys.readouterr()
+    rc = main(["edit", "--network", str(DATA / "g16.safetensors"), "--latent", str(tmp_path / "w.npz"),
+               "--direction", "sefa_1=2", "--out", str(out)])  # no library beside this one
+    err = capsys.readouterr().err
+    assert rc == 2 and "no such file or model name" in err and len(err.strip().splitlines()) == 1

@@ -94,3 +94,25 @@ def test_encoder_cli_and_wrong_generator(trained, tmp_path, capsys):
     rc = main(["invert", "--network", str(tmp_path / "other.safetensors"), str(photo), "--outdir", str(tmp_path / "p"),
                "--method", "encoder", "--encoder", str(enc), "--align", "none"])  # fmt: skip
     assert rc == 2 and "trained for another generator" in capsys.readouterr().err
+
+
+def test_invert_cli_uses_the_encoder_made_for_the_network(trained, tmp_path, capsys):
+    root, gen, _ = trained
+    net = tmp_path / "mine.safetensors"
+    shutil.copy(gen, net)
+    photo = DATA / "target_seed5.png"
+    capsys.readouterr()
+    rc = main(["invert", "--network", str(net), str(photo), "--outdir", str(tmp_path / "a"), "--method", "encoder",
+               "--align", "none"])  # fmt: skip
+    assert rc == 2 and "needs --encoder" in capsys.readouterr().err
+    shutil.copy(root / "run" / "model.safetensors", tmp_path / "mine-encoder.safetensors")
+    rc = main(["invert", "--network", str(net), str(photo), "--outdir", str(tmp_path / "b"), "--method", "encoder",
+               "--align", "none"])  # fmt: skip
+    assert rc == 0 and "encoder: mine-encoder.safetensors" in capsys.readouterr().out
+    E = load_checkpoint(tmp_path / "mine-encoder.safetensors").nets["E"]
+    from ganeditor.pipelines.invert import encoder_input
+
+    target = torch.from_numpy(np.array(read_image(tmp_path / "b" / "target.png").pixels)).permute(2, 0, 1)[None].float() / 127.5 - 1
+    with torch.no_grad():
+        expect = E(encoder_input(E, target)).numpy()
+    np.testing.assert_allclose(np.load(tmp_path / "b" / "projected_w.npz")["w"], expect, atol=1e-5)

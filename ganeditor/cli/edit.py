@@ -13,6 +13,7 @@ from ganeditor.cli.invert import load_stylegan, parse_align
 from ganeditor.core.device import pick_device
 from ganeditor.core.errors import GanEditorError
 from ganeditor.core.imageio import read_image, write_image
+from ganeditor.core.model_store import companion, resolve_model
 from ganeditor.pipelines.direction_io import generator_fingerprint, load_directions
 from ganeditor.pipelines.edit import apply_edits, load_latent, style_mix, truncate
 from ganeditor.pipelines.generate import to_uint8
@@ -35,12 +36,27 @@ def parse_direction(text: str) -> tuple[str, str | None, float]:
     return file, name, value
 
 
+def direction_file(spec: str, name: str | None, network: str) -> tuple[Path, str | None]:
+    """(file, direction name) for a --direction: a file, a model name, or just a direction NAME of the
+    library made for the network (``<network>-directions``, as the demo models ship)."""
+    if Path(spec).is_file():
+        return Path(spec), name
+    try:
+        return resolve_model(spec), name
+    except GanEditorError:
+        lib = companion(network, "directions") if name is None else None
+        if lib is None:
+            raise
+        return lib, spec
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("edit", help="render a latent moved along named directions")
     p.add_argument("--network", required=True, help="StyleGAN checkpoint or model name")
     p.add_argument("--latent", required=True, help="latent .npz (key 'w') or .npy: [1, w_dim] (W) or [1, num_ws, w_dim] (W+)")
     p.add_argument("--direction", type=parse_direction, action="append", default=[], metavar="LIB:NAME=ALPHA",
-                   help="direction and strength (repeatable); FILE.npy=ALPHA for an InterFaceGAN boundary")  # fmt: skip
+                   help="direction and strength (repeatable): LIB:NAME=ALPHA (LIB a file or model name), NAME=ALPHA "
+                        "(the library made for the network, NETWORK-directions) or FILE.npy=ALPHA (InterFaceGAN)")  # fmt: skip
     p.add_argument("--mode", choices=("relative", "distance"), default="relative",
                    help="relative shift (default) or InterFaceGAN's absolute distance to the boundary")  # fmt: skip
     p.add_argument("--pti-delta", default=None, help="tuned weights from 'invert --method pti'")
@@ -72,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
     fp = generator_fingerprint(G)
     ws, noise = load_latent(args.latent, G)
     edits = []
-    for file, name, alpha in args.direction:
+    for spec, name, alpha in args.direction:
+        file, name = direction_file(spec, name, args.network)
         lib = load_directions(file)
         lib.check_generator(fp, G.w_dim, file)
         if name is None:

@@ -17,7 +17,7 @@ from ganeditor.cli.common import add_device_option, progress_task
 from ganeditor.core.device import pick_device
 from ganeditor.core.errors import CheckpointError, GanEditorError
 from ganeditor.core.imageio import read_image, write_image
-from ganeditor.core.model_store import resolve_model
+from ganeditor.core.model_store import companion, resolve_model
 from ganeditor.formats import load_checkpoint
 from ganeditor.pipelines.direction_io import generator_fingerprint
 from ganeditor.pipelines.edit import save_latent
@@ -90,7 +90,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=METHODS, default="wplus", help="inversion method (default wplus)")
     p.add_argument("--steps", type=int, default=500, help="optimisation steps (default 500)")
     p.add_argument("--pti-steps", type=int, default=350, help="generator tuning steps for pti/progressive")
-    p.add_argument("--encoder", default=None, help="encoder checkpoint (role 'E') for encoder/progressive")
+    p.add_argument("--encoder", default=None,
+                   help="encoder checkpoint (role 'E') for encoder/progressive (default: NETWORK-encoder if it exists)")
     p.add_argument("--align", type=parse_align, default=None,
                    help="auto (detect the face), none (centre crop) or landmark points x1,y1,x2,y2,...")  # fmt: skip
     p.add_argument("--loss", choices=("auto", "lpips", "discriminator", "pixel"), default="auto",
@@ -105,7 +106,14 @@ def run(args: argparse.Namespace) -> int:
         raise GanEditorError("--steps and --pti-steps must be positive")
     device = pick_device(args.device)
     ckpt, G = load_stylegan(args.network, device)
-    E = load_encoder(args.encoder, G, device) if args.encoder else None
+    encoder = args.encoder
+    if encoder is None and args.method in ("encoder", "progressive"):
+        encoder = companion(args.network, "encoder")  # the encoder shipped for this generator, if any
+        if encoder is not None:
+            print(f"encoder: {encoder.name} (made for {Path(args.network).stem})")
+        elif args.method == "encoder":
+            raise GanEditorError("--method encoder needs --encoder (no encoder was found beside the generator)")
+    E = load_encoder(str(encoder), G, device) if encoder else None
     align = args.align if args.align is not None else ("auto" if align_face is not None else "none")
     target = prepare_photo(args.photo, G.img_resolution, align)
     outdir = Path(args.outdir)

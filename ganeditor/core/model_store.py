@@ -74,3 +74,18 @@ def resolve_model(name_or_path: str | Path) -> Path:
         known = ", ".join(sorted(list_models())) or "none installed"
         raise CheckpointError(f"no such file or model name (known models: {known})", p)
     raise CheckpointError("file not found", p)
+
+
+def companion(model: str | Path, role: str) -> Path | None:
+    """The file made for ``model`` with ``role`` ('directions', 'encoder'), by the naming convention of the
+    shipped models: ``<stem>-<role>`` beside the model file, else in the model library; None if absent."""
+    p = Path(os.path.expanduser(str(model)))
+    stem = p.stem if p.suffix in MODEL_SUFFIXES else p.name
+    if p.is_file():
+        for cand in _candidates(p.parent, f"{stem}-{role}"):
+            if cand.is_file():
+                return cand
+    try:
+        return resolve_model(f"{stem}-{role}")
+    except CheckpointError:
+        return None
