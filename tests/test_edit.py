@@ -1,5 +1,6 @@
 """Editing: relative/distance edits, mixing, truncation, the preview cache, latent files, the edit CLI."""
 
+import re
 import shutil
 from pathlib import Path
 
@@ -139,6 +140,10 @@ def test_edit_cli_finds_the_library_made_for_the_network(G, ws, tmp_path, capsys
     out = tmp_path / "e.png"
     assert main(["edit", "--network", str(net), "--latent", str(tmp_path / "w.npz"), "--direction", "sefa_1=2",
                  "--out", str(out)]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "mine-directions.safetensors")]) == 0
+    listing = capsys.readouterr().out
+    assert "direction library" in listing and "generator" in listing and re.search(r"\nsefa_1 +sefa +0-\d+ ", listing)
     from ganeditor.pipelines.direction_io import load_directions
 
     d = load_directions(tmp_path / "mine-directions.safetensors")["sefa_1"]

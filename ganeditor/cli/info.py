@@ -7,11 +7,12 @@ import json
 
 from ganeditor.core.model_store import resolve_model
 from ganeditor.formats import load_checkpoint
+from ganeditor.pipelines.direction_io import is_library, load_library
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("info", help="describe a checkpoint (format, architecture, sizes)")
-    p.add_argument("checkpoint", help="checkpoint file or model name")
+    p = sub.add_parser("info", help="describe a checkpoint (format, architecture, sizes) or a direction library")
+    p.add_argument("checkpoint", help="checkpoint or direction library: file or model name")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=run)
 
@@ -44,8 +45,35 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def describe_library(path) -> dict:
+    """A JSON-able description of a direction library: its generator and every direction."""
+    lib = load_library(path)
+    dirs = []
+    for d in lib.directions:
+        a, b = d.layer_range(lib.num_ws)
+        dirs.append({"name": d.name, "source": d.source, "layers": [a, b - 1], "unit": d.unit, "sigma": d.sigma, **d.info})
+    return {"file": str(path), "format": "GAN Editor direction library", "w_dim": lib.w_dim, "num_ws": lib.num_ws,
+            "generator": lib.generator, "provenance": lib.provenance, "directions": dirs}  # fmt: skip
+
+
+def _print_library(d: dict) -> None:
+    print(f"file:      {d['file']}")
+    print(f"format:    {d['format']}")
+    print(f"for:       w_dim {d['w_dim']}, {d['num_ws']} ws, generator {d['generator'] or 'any'}"
+          + (f" ({d['provenance']['generator']})" if d["provenance"].get("generator") else ""))
+    print(f"{'direction':<24} {'source':<14} {'layers':<8} {'sigma':>8}")
+    for x in d["directions"]:
+        layers = f"{x['layers'][0]}-{x['layers'][1]}"
+        print(f"{x['name']:<24} {x['source']:<14} {layers:<8} {x['sigma']:8.4g}")
+
+
 def run(args: argparse.Namespace) -> int:
-    d = describe_checkpoint(args.checkpoint)
+    path = resolve_model(args.checkpoint)
+    if is_library(path):
+        d = describe_library(path)
+        print(json.dumps(d, indent=2, default=str)) if args.json else _print_library(d)
+        return 0
+    d = describe_checkpoint(path)
     if args.json:
         print(json.dumps(d, indent=2, default=str))
         return 0

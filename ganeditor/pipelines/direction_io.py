@@ -63,6 +63,15 @@ def save_library(lib: DirectionLibrary, path: str | Path) -> None:
         f.write(data)
 
 
+def is_library(path: str | Path) -> bool:
+    """Whether ``path`` is one of our direction libraries (reads the safetensors header only)."""
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return (f.metadata() or {}).get(LIBRARY_KEY) == LIBRARY_VERSION
+    except Exception:  # noqa: BLE001 - not safetensors, unreadable: not a library
+        return False
+
+
 def load_library(path: str | Path) -> DirectionLibrary:
     """Read our direction library file."""
     try:
