@@ -32,3 +32,9 @@ def resource(name: str) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"resource {name!r} not found in {resources_dir()}")
     return path
+
+
+def sample_photos() -> list[Path]:
+    """The sample photos shipped in ``resources/samples`` (sorted; empty if there are none)."""
+    folder = resources_dir() / "samples"
+    return sorted(p for p in folder.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")) if folder.is_dir() else []

@@ -35,7 +35,7 @@ class ImageView(QWidget):
         self.split = 0.5  # divider position as a fraction of the width
         self.holding = False
         self.pick_mode = False
-        self.placeholder = "Open a photo to start  (File ▸ Open…, or drop a file here)"
+        self.placeholder = "Open a photo to start  (File ▸ Open…, or drop a file here)\nor try a sample: File ▸ Open sample"
         self.boxes: list[tuple[float, float, float, float]] = []
         self.points: list[tuple[float, float, str]] = []
         self._drag: tuple[str, QPointF, QPointF] | None = None

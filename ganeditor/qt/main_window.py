@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QM
 
 from ganeditor import __version__
 from ganeditor.core.errors import GanEditorError
-from ganeditor.core.resources import resource
+from ganeditor.core.resources import resource, sample_photos
 from ganeditor.qt.document import Document
 from ganeditor.qt.image_view import ImageView
 from ganeditor.qt.job_bar import JobBar
@@ -85,7 +85,7 @@ class MainWindow(QMainWindow):
                                     (("generator", Key.GENERATOR), ("translator", Key.TRANSLATOR),
                                      ("upscaler", Key.UPSCALER))})  # fmt: skip
         self._restore_layout()
-        self.statusBar().showMessage("Open a photo to start (File ▸ Open…)")
+        self.statusBar().showMessage("Open a photo to start (File ▸ Open…), or try one of File ▸ Open sample")
         self.device_lane.submit(Job(lambda task: warm_up(task), key="warmup", label="Preparing engines", grad=True))
 
     # ------------------------------------------------------------------------------ layout
@@ -134,6 +134,11 @@ class MainWindow(QMainWindow):
         file_menu = self.menuBar().addMenu("&File")
         file_menu.addAction(self.open_act)
         self.recent_menu = file_menu.addMenu("Open &recent")
+        self.sample_menu = file_menu.addMenu("Open &sample")
+        for path in sample_photos():
+            label = path.stem.replace("-", " ").capitalize()
+            self.sample_menu.addAction(self._act(label, lambda _=False, p=path: self.open_image(str(p), remember=False)))
+        self.sample_menu.setEnabled(bool(self.sample_menu.actions()))
         file_menu.addAction(self.export_act)
         file_menu.addSeparator()
         file_menu.addAction(self._act("Open &model file…", self._open_model_dialog))
@@ -178,16 +183,18 @@ class MainWindow(QMainWindow):
         sb.addPermanentWidget(self.zoom_label)
 
     # --------------------------------------------------------------------------- document
-    def open_image(self, path: str) -> bool:
-        """Open the photo at ``path``; on failure, say why in a message box and return False."""
+    def open_image(self, path: str, remember: bool = True) -> bool:
+        """Open the photo at ``path`` (``remember``: in the recent files and as the last folder);
+        on failure, say why in a message box and return False."""
         try:
             img = self.doc.open(path)
         except GanEditorError as e:
             QMessageBox.warning(self, "Cannot open", str(e))
             return False
-        self.settings.add_recent(str(Path(path).resolve()))
-        self.settings.set(Key.LAST_DIR, str(Path(path).resolve().parent))
-        self._update_recent()
+        if remember:
+            self.settings.add_recent(str(Path(path).resolve()))
+            self.settings.set(Key.LAST_DIR, str(Path(path).resolve().parent))
+            self._update_recent()
         w, h = img.size
         extra = f", {img.bit_depth}-bit" if img.bit_depth != 8 else ""
         notes = f" — {'; '.join(img.notes)}" if img.notes else ""
