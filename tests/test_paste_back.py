@@ -131,6 +131,31 @@ def test_errors(photo, aligned):
         paste_back(img, aligned.image, aligned, mask="hull")
 
 
+def test_detail_blend_adds_only_the_edit_and_keeps_the_photo_detail(photo):
+    img, lm = photo
+    small = align_face(img, lm, 32)  # a generator much smaller than the face in the photo
+    recon = small.image  # what the inversion reproduced (here: exactly the aligned crop)
+    assert np.array_equal(paste_back(img, recon, small, reconstruction=recon, blend="detail"), img)
+    edit = recon.copy()
+    edit[18:23, 12:20] = 0  # a local edit (a dark mouth)
+    detail = paste_back(img, edit, small, reconstruction=recon, blend="detail")
+    replace = paste_back(img, edit, small, reconstruction=recon, blend="replace")
+    assert np.array_equal(paste_back(img, edit, small, reconstruction=recon), detail)  # auto: face >> 32 px
+    mouth = small.to_photo(np.array([[16.0, 20.5]]))[0].round().astype(int)
+    assert detail[mouth[1], mouth[0]].max() < 60  # the edit is there
+    far = photo_mask(small, img.shape) > 0.99
+    far &= np.hypot(*(np.mgrid[: img.shape[0], : img.shape[1]][::-1] - mouth[:, None, None])) > 40
+    assert np.abs(detail.astype(int) - img.astype(int))[far].max() <= 1  # untouched by the edit: the photo itself
+    assert grad_mag(detail)[far].mean() > 1.3 * grad_mag(replace)[far].mean()  # replace pastes the 32 px blur
+    big = align_face(img, lm, 256)  # a crop finer than the face: auto replaces
+    assert np.array_equal(paste_back(img, big.image, big, reconstruction=big.image),
+                          paste_back(img, big.image, big, reconstruction=big.image, blend="replace"))
+    with pytest.raises(GanEditorError, match="blend 'detail' needs the unedited reconstruction"):
+        paste_back(img, edit, small, blend="detail")
+    with pytest.raises(GanEditorError, match="unknown blend"):
+        paste_back(img, edit, small, reconstruction=recon, blend="median")
+
+
 def test_edit_cli_paste_back_hook(photo, aligned, tmp_path):
     import argparse
 

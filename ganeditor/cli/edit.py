@@ -65,13 +65,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mix-layers", type=parse_range, default=None, help="layers taken from --mix, e.g. 8-17")
     p.add_argument("--paste-back", default=None, metavar="PHOTO", help="paste the edited face back into PHOTO")
     p.add_argument("--align", type=parse_align, default="auto", help="with --paste-back: auto or the x1,y1,... given to invert")
+    p.add_argument("--blend", choices=("auto", "replace", "detail"), default="auto",
+                   help="with --paste-back: put the edited face in (replace), or add only the edit's change and keep "
+                        "the photo's detail (detail); auto: detail when the face is over twice the generator's size")  # fmt: skip
     p.add_argument("--out", default="edit.png", help="output image (default edit.png)")
     add_device_option(p)
     p.set_defaults(func=run)
 
 
-def paste_back_hook(args: argparse.Namespace, image: np.ndarray) -> np.ndarray:
-    """Where paste-back plugs in: returns the image to write (the aligned crop when no --paste-back)."""
+def paste_back_hook(args: argparse.Namespace, image: np.ndarray, reconstruction: np.ndarray | None = None) -> np.ndarray:
+    """Where paste-back plugs in: returns the image to write (the aligned crop when no --paste-back).
+    ``reconstruction`` is the unedited rendering (for the 'diff' part of the mask and the detail blend)."""
     if args.paste_back is None:
         return image
     from ganeditor.pipelines.align import align_face  # the photo is re-aligned as 'invert' aligned it
@@ -79,7 +83,8 @@ def paste_back_hook(args: argparse.Namespace, image: np.ndarray) -> np.ndarray:
 
     photo = read_image(args.paste_back).pixels
     aligned = align_face(photo, landmarks=args.align, output_size=image.shape[0], device=pick_device(args.device))
-    return paste_back(photo, image, aligned, device=pick_device(args.device))
+    return paste_back(photo, image, aligned, reconstruction=reconstruction, device=pick_device(args.device),
+                      blend=getattr(args, "blend", "auto"))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,10 +118,11 @@ def run(args: argparse.Namespace) -> int:
         ws = style_mix(ws, other.to(device), args.mix_layers)
     if args.trunc != 1.0:
         ws = truncate(ws, G.mapping.w_avg.view(1, 1, -1), args.trunc)
-    ws = apply_edits(ws, edits, args.mode)
+    edited = apply_edits(ws, edits, args.mode)
     with torch.no_grad():
-        img = to_uint8(G.synthesis(ws, noise_mode="const"))[0]
-    img = paste_back_hook(args, img)
+        img = to_uint8(G.synthesis(edited, noise_mode="const"))[0]
+        recon = to_uint8(G.synthesis(ws, noise_mode="const"))[0] if args.paste_back and edits else img
+    img = paste_back_hook(args, img, recon)
     write_image(args.out, img, bit_depth=16 if img.dtype == np.uint16 else 8)
     print(f"wrote {args.out}")
     return 0

@@ -7,6 +7,13 @@ transition band, then the remaining low-frequency difference in the band is spre
 normalised-convolution membrane) and added.  Pixels where the mask is zero are copied bit for bit;
 the result has the photo's size, channels and bit depth.
 
+Blends: ``'replace'`` puts the edited crop in (colour-matched, as above); ``'detail'`` adds only the
+edit's change (edited minus the unedited reconstruction) to the photo, so the photo keeps its own
+full-resolution detail wherever the edit does not act (right for a generator much smaller than the
+face, or an inexact inversion; wrong for edits that move geometry far, which then ghost);
+``'auto'`` is 'detail' when a reconstruction is given and the face covers more than twice the
+crop's pixels in the photo, else 'replace'.
+
 Masks (built in the crop's frame): ``'ellipse'`` around the face from the landmarks (brows to chin,
 cheek to cheek); ``'diff'`` where the edit differs from the unedited reconstruction, grown and
 blurred; ``'auto'`` is their union when a reconstruction is given, else the ellipse; ``'full'`` is
@@ -26,6 +33,8 @@ from ganeditor.core.imageio import max_value
 from ganeditor.pipelines.align import AlignedFace, eyes_and_mouth, gaussian_blur, sample_affine
 
 MASK_KINDS = ("auto", "ellipse", "diff", "full")
+BLENDS = ("auto", "replace", "detail")
+DETAIL_ABOVE = 2.0  # 'auto' blends by detail when the face is this many times the crop's size in the photo
 
 
 def _smoothstep(x: torch.Tensor) -> torch.Tensor:
@@ -130,8 +139,13 @@ def paste_back(
     color_match: bool = True,  # match the edit's colours to the photo around the mask edge
     reconstruction: np.ndarray | None = None,  # unedited reconstruction [S, S, C], for the 'diff' mask
     device: torch.device | str = "cpu",  # where the warping runs
+    blend: str = "auto",  # 'auto' | 'replace' | 'detail' (see the module docstring)
 ) -> np.ndarray:
     """The photo with the edited face blended in: same size, channels and dtype as ``original``."""
+    if blend not in BLENDS:
+        raise GanEditorError(f"unknown blend {blend!r} (expected one of {', '.join(BLENDS)})")
+    if blend == "detail" and reconstruction is None:
+        raise GanEditorError("blend 'detail' needs the unedited reconstruction")
     orig = original[:, :, None] if original.ndim == 2 else original
     assert orig.ndim == 3 and orig.dtype in (np.uint8, np.uint16), (orig.shape, orig.dtype)
     h, w, c = orig.shape
@@ -155,6 +169,9 @@ def paste_back(
         recon = _to_float(r[:, :, :c] if r.shape[2] >= c else np.repeat(r[:, :, :1], c, 2), device) / max_value(r.dtype)
     m = build_mask(aligned, edit, mask, recon, feather)
     t_crop = aligned.transform @ _crop_scale(size, aligned)  # edited px -> photo px
+    if blend == "auto":
+        face_px = math.hypot(*t_crop[:2, 0]) * size  # the crop's side in photo pixels
+        blend = "detail" if recon is not None and face_px > DETAIL_ABOVE * size else "replace"
 
     # The photo region the mask can touch.
     ys, xs = torch.nonzero(m > 0, as_tuple=True)
@@ -173,7 +190,7 @@ def paste_back(
     # Crop pixels much smaller than photo pixels: pre-shrink (bicubic, antialiased) to two crop pixels per
     # photo pixel, then sample once - sharper than a full-footprint filter, and alias-free in practice.
     scale = math.hypot(*to_crop[:2, 0])  # crop px per photo px
-    src = torch.cat([edit, m[None, None]], dim=1)
+    src = torch.cat([edit - recon if blend == "detail" else edit, m[None, None]], dim=1)
     if scale > 2.0:
         n = max(4, round(size * 2.0 / scale))
         src = F.interpolate(src, size=(n, n), mode="bicubic", antialias=True, align_corners=False)
@@ -182,10 +199,13 @@ def paste_back(
     warped = sample_affine(src, to_crop, (y1 - y0, x1 - x0), supersample=1)
     e_ph, m_ph = warped[:, :c], warped[0, c].clamp(0, 1)
     o_ph = _to_float(orig[region], device) / peak
-    if color_match:
-        qsize = math.hypot(*aligned.transform[:2, 0]) * aligned.output_size  # face crop side in photo px
-        e_ph = _match_colours(o_ph, e_ph, m_ph, max(feather * qsize, 1.0))
-    out = o_ph + (e_ph - o_ph) * m_ph[None, None]
+    if blend == "detail":  # e_ph is the edit's change: add it
+        out = o_ph + e_ph * m_ph[None, None]
+    else:
+        if color_match:
+            qsize = math.hypot(*aligned.transform[:2, 0]) * aligned.output_size  # face crop side in photo px
+            e_ph = _match_colours(o_ph, e_ph, m_ph, max(feather * qsize, 1.0))
+        out = o_ph + (e_ph - o_ph) * m_ph[None, None]
     vals = (out[0].permute(1, 2, 0).clamp(0, 1) * peak).round().cpu().numpy().astype(orig.dtype)  # [HWC]
     keep = (m_ph <= 0).cpu().numpy()
     vals[keep] = orig[region][keep]
