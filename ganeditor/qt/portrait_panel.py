@@ -75,6 +75,8 @@ class PortraitPanel(QWidget):
         for m, label in METHOD_LABELS.items():
             self.method_box.addItem(label, m)
         self.method_box.setCurrentIndex(self.method_box.findData("wplus"))
+        self.method_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.method_box.setMinimumContentsLength(14)  # long method names elide rather than widen the panel
         self.steps_box = QSpinBox(minimum=10, maximum=5000, value=200, singleStep=50, suffix=" steps")
         self.steps_box.setToolTip("Optimisation steps (PTI adds as many tuning steps)")
         self.invert_button = QPushButton("Invert")

@@ -81,6 +81,8 @@ class DirectionSliders(QWidget):
         self.rows: dict[str, SliderRow] = {}
         self.groups: dict[str, list[str]] = {}
         self.group_box = QComboBox(toolTip="Which family of directions to show")
+        self.group_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.group_box.setMinimumContentsLength(12)
         self.reset_all = QPushButton("Reset all")
         top = QHBoxLayout()
         top.addWidget(QLabel("Directions:"))

@@ -26,6 +26,8 @@ class Thumb(QWidget):
         self.caption = QLabel(caption)
         self.caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.caption.setObjectName("caption")
+        self.caption.setWordWrap(True)  # a long caption wraps under the image instead of widening the panel
+        self.setFixedWidth(self.w_px + 24)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(2)
