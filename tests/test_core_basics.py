@@ -127,3 +127,22 @@ def test_atomic_write_uses_normal_permissions(tmp_path):
     finally:
         os.umask(um)
     assert (tmp_path / "p.bin").stat().st_mode & 0o777 == 0o644
+
+
+def test_ssim_is_computed_in_fp32_under_autocast():
+    """Under bf16 autocast the variance terms used to cancel into noise (SRGAN's perceptual loss hit -inf)."""
+    import torch
+
+    from ganeditor.core.metrics import ms_ssim_loss, ssim_map
+
+    g = torch.Generator().manual_seed(0)
+    a = (0.9 + 0.02 * torch.rand(2, 3, 96, 96, generator=g)).requires_grad_(True)  # bright, nearly flat
+    b = 0.9 + 0.02 * torch.rand(2, 3, 96, 96, generator=g)
+    ref = ms_ssim_loss(a, b)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = ms_ssim_loss(a, b)
+        m = ssim_map(a, b)
+    assert m.dtype == torch.float32 and torch.isfinite(m).all()
+    assert torch.isfinite(got) and abs(got.detach().item() - ref.detach().item()) < 1e-6
+    got.backward()
+    assert torch.isfinite(a.grad).all()

@@ -21,21 +21,26 @@ def psnr(a: torch.Tensor, b: torch.Tensor, peak: float = 1.0, crop: int = 0) -> 
 
 
 def ssim_map(a: torch.Tensor, b: torch.Tensor, peak: float = 1.0) -> torch.Tensor:
-    """Per-pixel SSIM (Wang et al. 2004: 11x11 Gaussian σ 1.5, K1 0.01, K2 0.03), per channel, valid region."""
+    """Per-pixel SSIM (Wang et al. 2004: 11x11 Gaussian σ 1.5, K1 0.01, K2 0.03), per channel, valid region.
+
+    Always computed in fp32, also under autocast: the variances are differences of nearly equal
+    blurred moments, which bf16/fp16 turn into noise (or a zero/negative denominator: ±inf)."""
     c = a.shape[1]
-    g = _gaussian(device=a.device).to(a.dtype)
-    wx = g.view(1, 1, 1, -1).repeat(c, 1, 1, 1)
-    wy = g.view(1, 1, -1, 1).repeat(c, 1, 1, 1)
+    with torch.autocast(a.device.type, enabled=False):
+        a, b = a.float(), b.float()
+        g = _gaussian(device=a.device).float()
+        wx = g.view(1, 1, 1, -1).repeat(c, 1, 1, 1)
+        wy = g.view(1, 1, -1, 1).repeat(c, 1, 1, 1)
 
-    def blur(x):
-        return F.conv2d(F.conv2d(x, wx, groups=c), wy, groups=c)
+        def blur(x):
+            return F.conv2d(F.conv2d(x, wx, groups=c), wy, groups=c)
 
-    c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
-    mu_a, mu_b = blur(a), blur(b)
-    saa = blur(a * a) - mu_a**2
-    sbb = blur(b * b) - mu_b**2
-    sab = blur(a * b) - mu_a * mu_b
-    return ((2 * mu_a * mu_b + c1) * (2 * sab + c2)) / ((mu_a**2 + mu_b**2 + c1) * (saa + sbb + c2))
+        c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
+        mu_a, mu_b = blur(a), blur(b)
+        saa = blur(a * a) - mu_a**2
+        sbb = blur(b * b) - mu_b**2
+        sab = blur(a * b) - mu_a * mu_b
+        return ((2 * mu_a * mu_b + c1) * (2 * sab + c2)) / ((mu_a**2 + mu_b**2 + c1) * (saa + sbb + c2))
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor, peak: float = 1.0, crop: int = 0) -> float:
