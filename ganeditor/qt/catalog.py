@@ -13,7 +13,7 @@ from pathlib import Path
 
 from safetensors import safe_open
 
-from ganeditor.core.model_store import list_models
+from ganeditor.core.model_store import companion, list_models
 
 KINDS = ("generator", "translator", "upscaler", "encoder", "directions", "other", "unknown")
 ARCH_KINDS = {
@@ -96,11 +96,9 @@ def of_kind(entries: list[ModelEntry], kind: str) -> list[ModelEntry]:
 
 
 def directions_for(entries: list[ModelEntry], generator: ModelEntry) -> ModelEntry | None:
-    """The direction library shipped for ``generator`` (``<name>-directions``), if any."""
-    for e in entries:
-        if e.kind == "directions" and e.name in (f"{generator.name}-directions", f"{generator.name}_directions"):
-            return e
-    return None
+    """The direction library made for ``generator`` (``<name>-directions``, as the CLI finds it), if listed."""
+    path = companion(generator.path, "directions")
+    return next((e for e in entries if e.kind == "directions" and path is not None and e.path == path), None)
 
 
 def translation_directions(entry_meta: dict, roles: list[str]) -> list[tuple[str, str]]:
