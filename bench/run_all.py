@@ -79,9 +79,11 @@ def _read_sections(path: Path) -> dict[str, list[str]]:
     if not path.is_file():
         return {}
     out: dict[str, list[str]] = {}
-    current = None
+    current, fenced = None, False
     for line in path.read_text().splitlines():
-        if line.startswith("## "):
+        if line.startswith("```"):
+            fenced = not fenced  # a benchmark's own '## ' lines live inside its output's fence
+        if line.startswith("## ") and not fenced:
             current = line[3:].strip()
             out[current] = []
         elif current is not None:
