@@ -16,7 +16,7 @@ from ganeditor.core.model_store import resolve_model
 from ganeditor.core.progress import Task
 from ganeditor.core.errors import GanEditorError
 from ganeditor.formats import Checkpoint, load_checkpoint
-from ganeditor.pipelines.image2image import check_model, plan_batch, run_batch, translate
+from ganeditor.pipelines.image2image import Image2ImageOptions, check_model, plan_batch, run_batch, translate
 
 
 def _positive(text: str) -> int:
@@ -90,4 +90,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_image2image(args, "translate", lambda ckpt, img, task: translate(ckpt, img, args.tile, task, args.fast))
+    options = Image2ImageOptions(tile=args.tile, fast=args.fast)
+    return run_image2image(args, "translate", lambda ckpt, img, task: translate(ckpt, img, options, task=task))
