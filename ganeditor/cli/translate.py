@@ -62,7 +62,7 @@ def run_image2image(args: argparse.Namespace, kind: str,
     if role is not None:
         ckpt.nets = {role: ckpt.nets[role]}
     check_model(ckpt, kind)
-    with progress_task(kind, len(srcs)) as task:
+    with progress_task(kind, len(srcs), graceful="cancelling (the image in progress is not written)") as task:
         report = run_batch(srcs, dsts, lambda img, t: fn(ckpt, img, t), task, int(args.max_megapixels * 1e6))
     for note in dict.fromkeys(report.notes):
         print(f"note: {note}", file=sys.stderr)
