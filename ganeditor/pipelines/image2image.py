@@ -13,7 +13,7 @@ one image or a whole folder, with each model family's upstream pixel conventions
   rather than run through the network (Real-ESRGAN's default runs it through the net, which doubles the time).
 * 16-bit images stay 16-bit; gray images are run as RGB and converted back.
 * Both take the same ``Image2ImageOptions`` (tile, tile_pad, pre_pad, outscale, fast) and any network
-  declaring ``archs.image2image_api.ImageToImageNet``; ``run_image2image`` serves every such network
+  declaring ``archs.image2image_api.ImageToImageNet``; ``image_to_image`` serves every such network
   (restoration too), ``tile_options`` turns the declared facts into the tiled engine's options.
 * fast mode: bf16 autocast + channels_last on CPUs with native bf16 (AVX-512 BF16 / AMX), fp16
   autocast on CUDA; exact fp32 otherwise.
@@ -104,7 +104,7 @@ def tile_options(net: ImageToImageNet, options: Image2ImageOptions) -> tuple[Til
     return opts, notes
 
 
-def run_image2image(net: ImageToImageNet, image: LoadedImage, options: Image2ImageOptions | None = None, *,
+def image_to_image(net: ImageToImageNet, image: LoadedImage, options: Image2ImageOptions | None = None, *,
                     task: Task | None = None) -> LoadedImage:
     """Any image-to-image network (already checked) over an image at full size, alpha resized alongside."""
     options = options or Image2ImageOptions()
@@ -125,13 +125,13 @@ def run_image2image(net: ImageToImageNet, image: LoadedImage, options: Image2Ima
 def translate(ckpt: Checkpoint, image: LoadedImage, options: Image2ImageOptions | None = None, *,
               task: Task | None = None) -> LoadedImage:
     """Translate an image with a CycleGAN-style generator at full size."""
-    return run_image2image(check_model(ckpt, "translate"), image, options, task=task)
+    return image_to_image(check_model(ckpt, "translate"), image, options, task=task)
 
 
 def upscale(ckpt: Checkpoint, image: LoadedImage, options: Image2ImageOptions | None = None, *,
             task: Task | None = None) -> LoadedImage:
     """Upscale an image with an SR network (ESRGAN / Real-ESRGAN / SRVGG / SRResNet)."""
-    return run_image2image(check_model(ckpt, "upscale"), image, options, task=task)
+    return image_to_image(check_model(ckpt, "upscale"), image, options, task=task)
 
 
 # ------------------------------------------------------------------------------------------ batch
