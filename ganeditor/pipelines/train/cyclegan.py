@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from ganeditor.archs import build
 from ganeditor.core.errors import GanEditorError
 from ganeditor.formats import Checkpoint, load_checkpoint
-from ganeditor.pipelines.train.data import make_batch, open_source, sample_rng
+from ganeditor.pipelines.train.data import eval_images, make_batch, open_source, sample_rng
 from ganeditor.pipelines.train.recipe import Recipe, TrainContext
 from ganeditor.pipelines.train.samples import image_grid
 
@@ -149,6 +149,21 @@ class CycleGANRecipe(Recipe):
             "D_A": loss_D_A.item(), "G_A": loss_G_A.item(), "cycle_A": loss_cyc_A.item(), "idt_A": loss_idt_A.item(),
             "D_B": loss_D_B.item(), "G_B": loss_G_B.item(), "cycle_B": loss_cyc_B.item(), "idt_B": loss_idt_B.item(),
         }  # fmt: skip
+
+    has_health = True
+
+    @torch.no_grad()
+    def health_sets(self, count: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """G_A(held-out A) vs held-out B and G_B(held-out B) vs held-out A, at the training crop size."""
+        if getattr(self, "_health_real", None) is None:
+            size, load = self.options["crop_size"], self.options["load_size"]
+            self._health_real = tuple(eval_images(d, count, size, "center-crop", load) for d in self.data)
+        a, b = self._health_real
+
+        def run(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+            return torch.cat([net(x[i:i + 8].to(self.ctx.device)).float().cpu() for i in range(0, len(x), 8)])
+
+        return {"AtoB": (run(self.G_A, a).clamp(-1, 1), b), "BtoA": (run(self.G_B, b).clamp(-1, 1), a)}
 
     @torch.no_grad()
     def samples(self) -> np.ndarray:

@@ -159,6 +159,14 @@ class Recipe:
         """Validation metrics (e.g. PSNR/SSIM); empty when the recipe has none."""
         return {}
 
+    #: whether ``health_sets`` is implemented (GAN recipes): the engine then measures the run's health
+    has_health = False
+
+    def health_sets(self, count: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Named (generated, real) image batches [N,3,H,W] in [-1,1] for the health figures (``train.health``):
+        the same latents/inputs and the same real images at every call of a run."""
+        raise NotImplementedError
+
     # --- provided ----------------------------------------------------------------------
     def images_per_step(self, batch_size: int) -> int:
         return batch_size
