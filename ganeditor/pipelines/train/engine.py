@@ -30,13 +30,31 @@ from ganeditor.pipelines.train import health as H
 from ganeditor.pipelines.train.recipe import Recipe, TrainContext
 from ganeditor.pipelines.train.run_dir import RunDir
 
-# Explicit table (no folder scanning): recipe name -> "module:Class".
-RECIPES = {
-    "cyclegan": "ganeditor.pipelines.train.cyclegan:CycleGANRecipe",
-    "srgan": "ganeditor.pipelines.train.srgan:SRGANRecipe",
-    "stylegan2": "ganeditor.pipelines.train.stylegan2:StyleGAN2Recipe",
-    "encoder": "ganeditor.pipelines.train.encoder:EncoderRecipe",
-}
+@dataclass(frozen=True)
+class RecipeInfo:
+    """A training recipe as the CLI and the window list it (one table for both)."""
+
+    target: str  # "module:Class" of the Recipe (imported on use)
+    label: str  # one line for a menu
+    folders: tuple[str, ...]  # captions of the data folders it takes, in order
+    required: int  # how many of those folders must be given
+    summary: str  # what it learns, one or two sentences
+
+
+# Explicit table (no folder scanning): recipe name -> RecipeInfo.
+RECIPES: dict[str, RecipeInfo] = {
+    "cyclegan": RecipeInfo("ganeditor.pipelines.train.cyclegan:CycleGANRecipe", "CycleGAN (two unpaired folders)",
+                           ("Folder A", "Folder B"), 2,
+                           "Learns A → B and B → A from two folders of unpaired photos (e.g. day and night)."),
+    "srgan": RecipeInfo("ganeditor.pipelines.train.srgan:SRGANRecipe", "SRGAN upscaler (one folder)", ("Photos",), 1,
+                        "Learns ×4 upscaling from a folder of high-resolution photos."),
+    "stylegan2": RecipeInfo("ganeditor.pipelines.train.stylegan2:StyleGAN2Recipe", "StyleGAN2 generator (one folder)",
+                            ("Images",), 1, "Learns to generate images like the folder's (aligned faces work best)."),
+    "encoder": RecipeInfo("ganeditor.pipelines.train.encoder:EncoderRecipe", "Inversion encoder for a generator",
+                          ("Real images (optional)",), 0,
+                          "Learns instant inversion for a generator: set {\"generator\": \"path or model name\"} "
+                          "in Options."),
+}  # fmt: skip
 
 
 @dataclass
@@ -83,7 +101,7 @@ def recipe_class(name: str) -> type[Recipe]:
     """The Recipe class registered under ``name``."""
     if name not in RECIPES:
         raise GanEditorError(f"unknown recipe {name!r} (choose from {', '.join(RECIPES)})")
-    mod, cls = RECIPES[name].split(":")
+    mod, cls = RECIPES[name].target.split(":")
     return getattr(importlib.import_module(mod), cls)
 
 
@@ -124,6 +142,8 @@ def _resolve_config(cfg: TrainConfig, run: RunDir, resume: bool) -> TrainConfig:
             raise GanEditorError(
                 f"cannot resume with {key}={cfg.options[key]!r}: the run was started with {saved.options.get(key)!r}", run.root
             )
+    for key, value in cls.former_defaults.items():  # runs started before a default changed keep the old one
+        saved.options.setdefault(key, value)
     saved.steps = max(saved.steps, cfg.steps)  # more steps may be asked for; fewer are ignored
     return saved
 

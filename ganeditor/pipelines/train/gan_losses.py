@@ -19,7 +19,6 @@ weight of a discriminator (Miyato et al. 2018), equalised-learning-rate layers i
 
 from __future__ import annotations
 
-import copy
 from typing import Callable
 
 import torch
@@ -112,10 +111,17 @@ def apply_spectral_norm(module: nn.Module) -> int:
 
 
 def without_parametrizations(module: nn.Module) -> nn.Module:
-    """A copy of ``module`` whose parametrized weights are plain parameters holding their current values
-    (so its state dict has the architecture's own keys, e.g. for export)."""
-    out = copy.deepcopy(module)
-    for m in list(out.modules()):
-        for name in list(getattr(m, "parametrizations", {}).keys()):
-            parametrize.remove_parametrizations(m, name, leave_parametrized=True)
-    return out
+    """A new network of the same architecture (``archs.build``) holding ``module``'s current weights, with
+    parametrized weights (spectral norm) as the plain parameters they compute -- its state dict has the
+    architecture's own keys, e.g. for export.  ``module`` itself is left as it is."""
+    from ganeditor.archs import build
+
+    if not any(parametrize.is_parametrized(m) for m in module.modules()):
+        return module
+    state = {k: v for k, v in module.state_dict().items() if ".parametrizations." not in k}
+    for name, m in module.named_modules():
+        for pname in getattr(m, "parametrizations", {}):
+            state[f"{name}.{pname}" if name else pname] = getattr(m, pname).detach()
+    plain = build(module.arch_name, **module.init_kwargs)
+    plain.load_state_dict(state)
+    return plain.to(next(module.parameters()).device).train(module.training)

@@ -88,6 +88,8 @@ class Recipe:
     name = "recipe"
     #: options a resumed run must share with the run folder's config (architecture-defining)
     identity_options: tuple[str, ...] = ()
+    #: option values that runs started before the option existed used (a resumed run keeps them)
+    former_defaults: dict[str, Any] = {}
     #: memory format in mixed precision: "auto" (channels_last) or False where the recipe's layers
     #: (instance norm, reflection padding) have no channels_last kernels and would convert each call
     default_channels_last: bool | str = "auto"

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ganeditor.archs import build
 from ganeditor.core.errors import GanEditorError
