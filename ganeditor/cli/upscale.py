@@ -22,4 +22,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     return run_image2image(
-        args, "upscale", lambda ckpt, img, task: upscale(ckpt, img, args.tile, args.outscale, task, args.fast, args.tile_pad))
+        args, "upscale", lambda ckpt, img, task: upscale(ckpt, img, args.tile, args.outscale, task, args.fast, args.tile_pad),
+        {"outscale": args.outscale, "tile_pad": args.tile_pad})
