@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ganeditor.cli.common import add_device_option, parse_range
-from ganeditor.cli.invert import load_stylegan, parse_align
+from ganeditor.cli.invert import parse_align
 from ganeditor.core.device import pick_device
 from ganeditor.core.errors import GanEditorError
 from ganeditor.core.imageio import read_image, write_image
@@ -20,6 +20,7 @@ from ganeditor.pipelines.edit import apply_edits, load_latent, style_mix, trunca
 from ganeditor.pipelines.generate import to_uint8
 from ganeditor.pipelines.invert import with_noise
 from ganeditor.pipelines.invert_pti import apply_pti_delta
+from ganeditor.pipelines.portrait import load_stylegan
 
 
 def parse_direction(text: str) -> tuple[str, str | None, float]:
@@ -91,7 +92,6 @@ def paste_back_hook(args: argparse.Namespace, image: np.ndarray, reconstruction:
 def run(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     ckpt, G = load_stylegan(args.network, device)
-    ckpt_path = ckpt.path
     fp = generator_fingerprint(G)
     ws, noise = load_latent(args.latent, G)
     edits = []
@@ -130,10 +130,10 @@ def run(args: argparse.Namespace) -> int:
                 "pti": bool(args.pti_delta)}  # fmt: skip
     if args.paste_back:  # the photo with an edited face: its metadata is kept
         photo = read_image(args.paste_back)
-        step = provenance.record("paste-back", ckpt_path, {**settings, "blend": args.blend})
+        step = provenance.record("paste-back", ckpt.path, {**settings, "blend": args.blend})
         write_image(args.out, img, bit_depth=16 if img.dtype == np.uint16 else 8, icc_profile=photo.icc_profile,
                     exif=photo.exif, xmp=photo.xmp, provenance=provenance.edited(step, source=args.paste_back))  # fmt: skip
     else:
-        write_image(args.out, img, provenance=provenance.generated(provenance.record("edit", ckpt_path, settings)))
+        write_image(args.out, img, provenance=provenance.generated(provenance.record("edit", ckpt.path, settings)))
     print(f"wrote {args.out}")
     return 0
