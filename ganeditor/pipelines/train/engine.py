@@ -20,10 +20,9 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from ganeditor.core.device import pick_device
+from ganeditor.core.device import is_oom, pick_device
 from ganeditor.core.errors import Cancelled, GanEditorError
 from ganeditor.core.progress import Task, null_task
-from ganeditor.core.tiling import is_oom
 from ganeditor.formats.native import save_checkpoint
 from ganeditor.pipelines.train import dist as D
 from ganeditor.pipelines.train import health as H
@@ -206,7 +205,7 @@ def _one_step(cfg: TrainConfig, recipe: Recipe, run: RunDir, env: D.DistEnv, ste
     """One optimisation step; errors for out-of-memory and non-finite losses."""
     try:
         losses = recipe.train_step(step, cfg.batch // env.world)
-    except RuntimeError as e:
+    except (RuntimeError, MemoryError) as e:
         if is_oom(e):
             raise GanEditorError(f"out of memory at batch size {cfg.batch}: try a smaller --batch") from None
         raise
