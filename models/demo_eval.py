@@ -225,13 +225,27 @@ def photo_night_lights(G_A: nn.Module, short: int = 256, kind: str = "natural") 
 # --- SRGAN: held-out photos -------------------------------------------------------------------
 
 
+def _jpeg_round_trip(x01: torch.Tensor, quality: int) -> torch.Tensor:
+    """[1,3,H,W] in [0,1] saved as an 8-bit JPEG of ``quality`` (PIL, 4:2:0) and decoded."""
+    import io
+
+    from PIL import Image
+
+    a = (x01[0].permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="JPEG", quality=int(quality))
+    back = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"), dtype=np.float32) / 255
+    return torch.from_numpy(back).permute(2, 0, 1)[None]
+
+
 @torch.no_grad()
-def srgan_quality(net: nn.Module, scale: int = 4, short: int = 768, crop: int = 384, task: Task | None = None
-                  ) -> dict[str, dict[str, float]]:
+def srgan_quality(net: nn.Module, scale: int = 4, short: int = 768, crop: int = 384, jpeg: int | None = None,
+                  task: Task | None = None) -> dict[str, dict[str, float]]:
     """PSNR/SSIM (RGB, 8-bit, ``scale``-px border cropped) of x``scale`` SR vs bicubic on held-out photos.
 
     Each held-out natural photo is resized to a short side of ``short`` px (as in training), its
-    central ``crop`` x ``crop`` region downscaled by anti-aliased bicubic, then upscaled back.
+    central ``crop`` x ``crop`` region downscaled by anti-aliased bicubic, then upscaled back.  With
+    ``jpeg`` the small image is saved as a JPEG of that quality first (a small JPEG photo).
     """
     from ganeditor.pipelines.train.data_worlds import PhotoSource
     from ganeditor.pipelines.train.degrade import bicubic_down
@@ -243,6 +257,8 @@ def srgan_quality(net: nn.Module, scale: int = 4, short: int = 768, crop: int = 
         hr = ((src.get(i, np.random.default_rng(0)) + 1) / 2)[None]
         hr = (hr * 255).round() / 255
         lr = (bicubic_down(hr, scale) * 255).round() / 255
+        if jpeg is not None:
+            lr = _jpeg_round_trip(lr, jpeg)
         outs = {"model": net(lr).float(), "bicubic": F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False)}
         for k, v in outs.items():
             v = (v.clamp(0, 1) * 255).round() / 255
@@ -252,3 +268,27 @@ def srgan_quality(net: nn.Module, scale: int = 4, short: int = 768, crop: int = 
     out = {k: {m: round(float(np.mean(v)), 3) for m, v in r.items()} for k, r in rows.items()}
     out["images"] = {"count": len(src)}
     return out
+
+
+@torch.no_grad()
+def daynight_grid(G_A: nn.Module, scenes: int = 3, photos: int = 3, size: int = 256) -> np.ndarray:
+    """uint8 grid: rows of (day input, translated night, true night) for held-out paired scenes, then
+    (photo, translated night) for held-out real photos when the photo cache is there."""
+    from ganeditor.core.errors import GanEditorError
+    from ganeditor.pipelines.train.data_worlds import PhotoSource
+    from ganeditor.pipelines.train.samples import image_grid
+    from ganeditor.worlds.datasets import PairedSceneDataset
+
+    pairs = PairedSceneDataset(scenes, size)
+    rows = []
+    for i in range(scenes):
+        day, night = (t[None] for t in pairs[i])
+        rows.append([day, G_A(day).float(), night])
+    try:
+        src = PhotoSource("heldout", size, "center-crop", None, short=size, flip=False, cache_mb=0)
+        for i in range(min(photos, len(src))):
+            x = src.get(i, np.random.default_rng(0))[None]
+            rows.append([x, G_A(x).float(), torch.ones_like(x)])
+    except GanEditorError:
+        pass
+    return image_grid(rows)

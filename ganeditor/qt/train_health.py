@@ -21,7 +21,8 @@ def _pick(metrics: dict, names: tuple[str, ...]) -> dict[str, float]:
 
 
 class HealthView(QWidget):
-    """Two small plots, a line naming the feature space and the weakest attributes, and an alarm banner."""
+    """Two small plots and a line naming the feature space and the weakest attributes; ``alarm`` is a
+    banner for the panel to place where it is seen first."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -43,8 +44,7 @@ class HealthView(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(plots)
-        lay.addWidget(self.note)
-        lay.addWidget(self.alarm)
+        lay.addWidget(self.note)  # the alarm banner is placed by the panel, next to the run's status line
 
     def clear(self) -> None:
         self.distances.clear()

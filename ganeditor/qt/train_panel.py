@@ -92,6 +92,7 @@ class TrainPanel(QWidget):
         lay.addLayout(self.form)
         lay.addLayout(buttons)
         lay.addWidget(self.stats)
+        lay.addWidget(self.health.alarm)
         lay.addWidget(section("Progress"))
         lay.addWidget(self.plot, 1)
         lay.addWidget(self.health)
