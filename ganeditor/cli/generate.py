@@ -12,9 +12,8 @@ from ganeditor.cli.common import add_device_option, parse_range, parse_vec2, pro
 from ganeditor.core.atomic import atomic_write
 from ganeditor.core.device import pick_device
 from ganeditor.core.errors import GanEditorError
-from ganeditor.core.model_store import resolve_model
-from ganeditor.formats import load_checkpoint
 from ganeditor.pipelines.generate import generate
+from ganeditor.pipelines.portrait import load_stylegan
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -33,10 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
-    ckpt = load_checkpoint(resolve_model(args.network), device)
-    G = ckpt.primary
-    if not hasattr(G, "mapping") or not hasattr(G, "synthesis"):
-        raise GanEditorError(f"not a StyleGAN generator ({getattr(G, 'arch_name', type(G).__name__)})", ckpt.path)
+    _ckpt, G = load_stylegan(args.network, device)
     outdir = Path(args.outdir)
     try:
         outdir.mkdir(parents=True, exist_ok=True)

@@ -65,9 +65,9 @@ class Face:
 # ----------------------------------------------------------------------------------------- weights
 
 
-def weight_dirs() -> list[Path]:
-    """Folders searched for pnet.pt / rnet.pt / onet.pt, in order."""
-    dirs: list[Path] = []
+def weight_dirs(chosen: str | Path | None = None) -> list[Path]:
+    """Folders searched for pnet.pt / rnet.pt / onet.pt, in order (``chosen``: a folder the user picked)."""
+    dirs: list[Path] = [Path(chosen).expanduser()] if chosen else []
     env = os.environ.get("GANEDITOR_MTCNN_DIR")
     if env:
         dirs.append(Path(env).expanduser())
@@ -81,9 +81,9 @@ def weight_dirs() -> list[Path]:
     return dirs
 
 
-def find_weights() -> Path | None:
-    """The first folder holding all three MTCNN weight files, or None."""
-    for d in weight_dirs():
+def find_weights(chosen: str | Path | None = None) -> Path | None:
+    """The first folder holding all three MTCNN weight files, or None (``chosen`` is searched first)."""
+    for d in weight_dirs(chosen):
         if all((d / f).is_file() for f in WEIGHT_FILES):
             return d
     return None
@@ -308,9 +308,9 @@ def _cached(folder: str, device: str) -> MTCNN:
     return MTCNN.load(folder, device)
 
 
-def get_detector(device: torch.device | str = "cpu") -> MTCNN | None:
+def get_detector(device: torch.device | str = "cpu", chosen: str | Path | None = None) -> MTCNN | None:
     """The MTCNN detector if its weights can be found (cached per folder and device), else None."""
-    folder = find_weights()
+    folder = find_weights(chosen)
     return None if folder is None else _cached(str(folder), str(torch.device(device)))
 
 

@@ -22,8 +22,11 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def find_vgg_weights(name: str = "vgg19") -> Path | None:
-    """The path of ImageNet VGG weights if present on this machine, else None."""
+def find_vgg_weights(name: str = "vgg19", chosen: str | Path | None = None) -> Path | None:
+    """The path of ImageNet VGG weights if present on this machine, else None (``chosen``: a file the
+    user picked, e.g. in the window's Preferences, tried first)."""
+    if chosen and Path(chosen).is_file():
+        return Path(chosen)
     env = os.environ.get(f"GANEDITOR_{name.upper()}")
     if env and Path(env).is_file():
         return Path(env)

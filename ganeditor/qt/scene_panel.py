@@ -12,7 +12,7 @@ from ganeditor.core.device import pick_device
 from ganeditor.core.imageio import LoadedImage
 from ganeditor.formats import Checkpoint, load_checkpoint
 from ganeditor.pipelines.image2image import translate, upscale
-from ganeditor.qt.catalog import ModelEntry, translation_directions
+from ganeditor.pipelines.catalog import ModelEntry, translation_directions
 from ganeditor.qt.document import Document
 from ganeditor.qt.jobs import Job, JobTask, Lane
 from ganeditor.qt.widgets import hint, section
