@@ -155,8 +155,8 @@ class _RestorationRecipe(Recipe):
                 fake = self.D(self.d_input(out.detach(), inputs)).float()
                 losses["D"] = F.softplus(-real).mean() + F.softplus(fake).mean()
             self.optimize("D", losses["D"], self.opt_D, self.D)
-        with torch.no_grad():
-            decay = self.ema_decay if step >= self.pretrain_steps // 2 else 0.0
+        with torch.no_grad():  # EMA with a warm-up (early averages would drag the first weights along)
+            decay = min(self.ema_decay, (1 + step) / (10 + step))
             for pe, p in zip(self.G_ema.parameters(), self.G.parameters()):
                 pe.lerp_(p, 1 - decay)
         return {k: float(v.detach()) for k, v in losses.items() if k != "total"}
