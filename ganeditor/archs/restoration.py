@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ganeditor.archs.image2image_api import ImageToImageNet
 from ganeditor.archs.registry import register
 
 
@@ -73,7 +74,7 @@ class UNetBody(nn.Module):
 
 
 class _RestorationNet(nn.Module):
-    """Common attributes of the four heads (what the tiler and the restore pipeline read)."""
+    """Common facts of the four heads (what the tiler and the restore pipeline read)."""
 
     io_convention = "unit"  # image in [0, 1]
     input_mean = 0.0
@@ -81,12 +82,21 @@ class _RestorationNet(nn.Module):
     needs_global_stats = False
     scale = 1
     restore_stage = ""  # which restore stage the net serves
+    summary = ""
 
     def _setup(self, in_ch: int, out_ch: int, channels: tuple[int, ...], blocks: tuple[int, ...]) -> None:
         self.body = UNetBody(in_ch, tuple(channels), tuple(blocks))
         self.conv_out = nn.Conv2d(channels[0], out_ch, 3, 1, 1)
         self.size_multiple = self.body.size_multiple
         self.receptive_radius = self.body.receptive_radius + 1
+        self.channels, self.blocks = tuple(channels), tuple(blocks)
+
+    def describe(self) -> dict[str, object]:
+        """Facts for ``ganeditor info`` and the model library."""
+        return {"summary": f"{self.summary} (U-Net, {len(self.channels)} levels)", "arch": self.arch_name,
+                "restore_stage": self.restore_stage, "channels": list(self.channels), "blocks": list(self.blocks),
+                "tiling": f"exact tiles (receptive field {self.receptive_radius} px each side)",
+                "size_multiple": self.size_multiple}
 
 
 @register("scratch-detector")
@@ -94,6 +104,7 @@ class ScratchDetector(_RestorationNet):
     """RGB [N,3,H,W] in [0,1] -> dust/scratch logits [N,1,H,W] (sigmoid > 0.5: damaged)."""
 
     restore_stage = "scratches"
+    summary = "dust and scratch detector"
 
     def __init__(
         self,
@@ -113,6 +124,7 @@ class InpaintUNet(_RestorationNet):
     """RGB [N,3,H,W] in [0,1] + mask [N,1,H,W] (1 = fill) -> RGB with the masked pixels filled."""
 
     restore_stage = "inpaint"
+    summary = "dust and scratch inpainter"
 
     def __init__(
         self,
@@ -131,10 +143,11 @@ class InpaintUNet(_RestorationNet):
 
 
 @register("restore-unet")
-class RestoreUNet(_RestorationNet):
+class RestoreUNet(_RestorationNet, ImageToImageNet):
     """RGB [N,3,H,W] in [0,1] -> restored RGB (a residual added to the input)."""
 
     restore_stage = "global"
+    summary = "global old-photo restorer (1x)"
 
     def __init__(
         self,
@@ -154,6 +167,7 @@ class ColorizeUNet(_RestorationNet):
     """Luma [N,1,H,W] in [0,1] -> chroma [N,2,H,W]: BT.601 Cb and Cr, centred on 0 (range about +-0.5)."""
 
     restore_stage = "colour"
+    summary = "colouriser (chroma from luma)"
 
     def __init__(
         self,

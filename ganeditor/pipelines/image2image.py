@@ -72,6 +72,9 @@ def check_model(ckpt: Checkpoint, want: str) -> ImageToImageNet:
     if want == "translate" and net.io_convention != "tanh":
         raise CheckpointError(f"not an image translation model ({arch} is a x{net.scale} upscaler: use 'ganeditor upscale')",
                               ckpt.path)
+    if getattr(net, "restore_stage", "") in ("faces", "inpaint"):  # e.g. GFPGAN or LaMa read through spandrel
+        raise CheckpointError(f"not an image-to-image model for whole photos ({arch} restores {net.restore_stage}: "
+                              f"use 'ganeditor restore --model {net.restore_stage}=...')", ckpt.path)
     if want == "upscale" and net.io_convention == "tanh":
         raise CheckpointError(f"not an upscaling model ({arch} translates images: use 'ganeditor translate')", ckpt.path)
     return net
