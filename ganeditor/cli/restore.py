@@ -20,6 +20,7 @@ from ganeditor.cli.translate import add_common_options, print_report
 from ganeditor.core.errors import GanEditorError
 from ganeditor.core.imageio import LoadedImage, read_image, write_image
 from ganeditor.core.progress import Task
+from ganeditor.core.provenance import record
 from ganeditor.pipelines.image2image import BatchReport, plan_batch, run_batch
 from ganeditor.pipelines.restore import (DEFAULT_STAGES, MODEL_SLOTS, STAGE_ORDER, RestoreModels, RestoreOptions,
                                          canonical_stage, parse_stages, restore)
@@ -90,6 +91,10 @@ def run(args: argparse.Namespace) -> int:
     if options.mask is not None and len(srcs) > 1:
         raise GanEditorError("--mask is for one photo, not a folder", args.mask)
     models = RestoreModels.load(options.stages, dict(args.model), args.device, options.face_steps)
+    steps = tuple(record("restore", path, {"stage": slot, "strength": options.strength.get(slot),
+                                            "fidelity": options.fidelity if slot == "faces" else None,
+                                            "factor": options.upscale if slot == "upscale" else None})
+                  for slot, path in models.paths.items())
     report = BatchReport()
     with progress_task("restore", len(srcs), graceful="cancelling (the image in progress is not written)") as task:
         for k, (src, dst) in enumerate(zip(srcs, dsts)):
@@ -101,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
                 res.image.notes = res.notes
                 return res.image
 
-            r = run_batch([src], [dst], one, task.sub(k, 1, len(srcs)), int(args.max_megapixels * 1e6))
+            r = run_batch([src], [dst], one, task.sub(k, 1, len(srcs)), int(args.max_megapixels * 1e6), steps)
             report.written += r.written
             report.failed += r.failed
             report.notes += r.notes

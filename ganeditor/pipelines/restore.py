@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Mapping
 
 import numpy as np
@@ -118,7 +119,7 @@ class RestoreModels:
 
     nets: dict[str, nn.Module]
     face_prior: FacePrior | None
-    names: dict[str, str]
+    paths: dict[str, Path]  # slot -> the model file
     device: torch.device
 
     @classmethod
@@ -128,16 +129,15 @@ class RestoreModels:
         dev = pick_device(device)
         chosen = {canonical_stage(k): v for k, v in (models or {}).items()}
         slots = [s for s in MODEL_SLOTS if s in stages or (s == "inpaint" and "scratches" in stages)]
-        nets, names, prior = {}, {}, None
+        nets, paths, prior = {}, {}, None
         for slot in slots:
-            spec = chosen.get(slot, DEFAULT_MODELS[slot])
-            ckpt = load_checkpoint(resolve_model(spec), dev)
-            names[slot] = ckpt.path.stem if ckpt.path else str(spec)
+            paths[slot] = resolve_model(chosen.get(slot, DEFAULT_MODELS[slot]))
+            ckpt = load_checkpoint(paths[slot], dev)
             if slot == "faces":
                 prior = _face_prior(ckpt, dev, face_steps)
             else:
                 nets[slot] = _check(slot, ckpt)
-        return cls(nets, prior, names, dev)
+        return cls(nets, prior, paths, dev)
 
 
 def _check(slot: str, ckpt) -> nn.Module:
