@@ -53,6 +53,15 @@ RECIPES: dict[str, RecipeInfo] = {
                           ("Real images (optional)",), 0,
                           "Learns instant inversion for a generator: set {\"generator\": \"path or model name\"} "
                           "in Options."),
+    "scratches": RecipeInfo("ganeditor.pipelines.train.restoration:ScratchRecipe", "Scratch detector (one folder)",
+                            ("Photos",), 1, "Learns to find dust and scratches on old prints, from clean photos "
+                            "damaged on the fly."),
+    "inpaint": RecipeInfo("ganeditor.pipelines.train.restoration:InpaintRecipe", "Inpainter (one folder)",
+                          ("Photos",), 1, "Learns to fill holes shaped like dust and scratches, from clean photos."),
+    "restore": RecipeInfo("ganeditor.pipelines.train.restoration:RestoreRecipe", "Global restorer (one folder)",
+                          ("Photos",), 1, "Learns to undo the fading, blur, grain and colour casts of old prints, from clean photos."),
+    "colorize": RecipeInfo("ganeditor.pipelines.train.restoration:ColorizeRecipe", "Colouriser (one folder)",
+                           ("Photos",), 1, "Learns to colour black-and-white photos, from colour photos."),
 }  # fmt: skip
 
 
