@@ -225,19 +225,6 @@ def photo_night_lights(G_A: nn.Module, short: int = 256, kind: str = "natural") 
 # --- SRGAN: held-out photos -------------------------------------------------------------------
 
 
-def _jpeg_round_trip(x01: torch.Tensor, quality: int) -> torch.Tensor:
-    """[1,3,H,W] in [0,1] saved as an 8-bit JPEG of ``quality`` (PIL, 4:2:0) and decoded."""
-    import io
-
-    from PIL import Image
-
-    a = (x01[0].permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-    buf = io.BytesIO()
-    Image.fromarray(a).save(buf, format="JPEG", quality=int(quality))
-    back = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"), dtype=np.float32) / 255
-    return torch.from_numpy(back).permute(2, 0, 1)[None]
-
-
 @torch.no_grad()
 def srgan_quality(net: nn.Module, scale: int = 4, short: int = 768, crop: int = 384, jpeg: int | None = None,
                   task: Task | None = None) -> dict[str, dict[str, float]]:
@@ -248,7 +235,7 @@ def srgan_quality(net: nn.Module, scale: int = 4, short: int = 768, crop: int = 
     ``jpeg`` the small image is saved as a JPEG of that quality first (a small JPEG photo).
     """
     from ganeditor.pipelines.train.data_worlds import PhotoSource
-    from ganeditor.pipelines.train.degrade import bicubic_down
+    from ganeditor.pipelines.train.degrade import bicubic_down, jpeg as jpeg_round_trip
 
     task = task or null_task()
     src = PhotoSource("heldout", crop, "center-crop", None, short=short, flip=False, cache_mb=0)
@@ -258,7 +245,7 @@ def srgan_quality(net: nn.Module, scale: int = 4, short: int = 768, crop: int = 
         hr = (hr * 255).round() / 255
         lr = (bicubic_down(hr, scale) * 255).round() / 255
         if jpeg is not None:
-            lr = _jpeg_round_trip(lr, jpeg)
+            lr = jpeg_round_trip(lr, jpeg)
         outs = {"model": net(lr).float(), "bicubic": F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False)}
         for k, v in outs.items():
             v = (v.clamp(0, 1) * 255).round() / 255

@@ -90,7 +90,7 @@ RECIPES: dict[str, dict] = {
                       validate_every=500,
                       options=dict(arch="msrresnet", num_feat=64, num_block=16, scale=4, crop_size=96,
                                    stage="both", pretrain_steps=2000, total_steps=2100, lr=2e-4, pixel_loss="l1",
-                                   degradation="bicubic", val_size=192, val_count=11)),
+                                   degradation="mix", mix_clean=0.4, mix_jpeg=0.35, val_size=192, val_count=11)),
         "export": ["net"],
         "licence": PHOTO_LICENCE,
         "tiny": dict(steps=2, batch=2, checkpoint_every=1, sample_every=1, log_every=1, validate_every=2,
@@ -285,7 +285,10 @@ def measure(name: str, ckpt_path: Path, tiny: bool) -> dict:
         except GanEditorError as e:  # no gathered photo cache on this machine (bench/gather_photos.py)
             print(f"real-photo measurements skipped: {e}", file=sys.stderr)
         return q
-    return demo_eval.srgan_quality(ck.nets["net"].eval(), short=64 if tiny else 768, crop=32 if tiny else 384)
+    net, short, crop = ck.nets["net"].eval(), 64 if tiny else 768, 32 if tiny else 384
+    q = demo_eval.srgan_quality(net, short=short, crop=crop)
+    q["jpeg30"] = demo_eval.srgan_quality(net, short=short, crop=crop, jpeg=30)
+    return q
 
 
 def sha256(path: Path) -> str:
