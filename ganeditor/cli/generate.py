@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ganeditor.cli.common import add_device_option, parse_range, parse_vec2, progress_task
+from ganeditor.cli.common import add_device_option, add_overwrite_option, guard_outputs, parse_range, parse_vec2, progress_task
 from ganeditor.core.atomic import atomic_write
 from ganeditor.core.device import pick_device
 from ganeditor.core.errors import GanEditorError
@@ -28,12 +28,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rotate", type=float, default=0.0, help="StyleGAN3 input rotation in degrees")
     p.add_argument("--outdir", required=True, help="output folder (created)")
     add_device_option(p)
+    add_overwrite_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    network = resolve_model(args.network)
+    guard_outputs([network], [Path(args.outdir) / f"seed{s:04d}.png" for s in args.seeds], args.overwrite)
     device = pick_device(args.device)
-    ckpt = load_checkpoint(resolve_model(args.network), device)
+    ckpt = load_checkpoint(network, device)
     G = ckpt.primary
     if not hasattr(G, "mapping") or not hasattr(G, "synthesis"):
         raise GanEditorError(f"not a StyleGAN generator ({getattr(G, 'arch_name', type(G).__name__)})", ckpt.path)

@@ -1,6 +1,8 @@
 """Image files in and out, and the only conversions between pixel arrays and tensors.
 
-``read_image`` decodes defensively: its own pixel limit against decompression bombs
+``open_image`` is the one place where image files are opened: only regular files, only the Pillow
+formats of ``DECODE_FORMATS`` (never EPS/PS/PDF or another plugin that runs an external program
+such as Ghostscript).  ``read_image`` decodes defensively: its own pixel limit against decompression bombs
 (``DEFAULT_MAX_PIXELS`` = 200 megapixels, overridable), EXIF orientation applied (and reset in the
 EXIF kept), CMYK / YCbCr / palette / 1-bit converted, alpha split off, 16-bit gray and RGB(A)
 PNG/TIFF kept at 16 bits, float TIFF mapped to 16 bits, animated files read at their first frame,
@@ -21,6 +23,7 @@ import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
@@ -28,11 +31,17 @@ from PIL import Image, ImageCms
 
 from ganeditor.core.atomic import atomic_write
 from ganeditor.core.errors import ImageError
+from ganeditor.core.files import check_input_file
 from ganeditor.core.imageio_raw import encode_png16, encode_tiff16
 
 DEFAULT_MAX_PIXELS = 200_000_000  # 200 MP: larger files are refused unless the caller raises it
 ORIENTATION_TAG = 0x0112
 WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
+# Pillow plugins that decode in-process with their own or a bundled library; nothing that starts a
+# program (EPS/PS/PDF: Ghostscript) and nothing exotic (FITS, GRIB, HDF5, MPEG, WMF, IM...).
+DECODE_FORMATS = ("PNG", "JPEG", "TIFF", "WEBP", "BMP", "DIB", "GIF", "TGA", "PSD", "PPM", "ICO",
+                  "QOI", "SGI", "PCX", "AVIF", "JPEG2000")
+_DOCUMENT_MAGIC = {b"%!": "a PostScript document", b"%PDF": "a PDF document", b"\xc5\xd0\xd3\xc6": "an EPS document"}
 _OPEN_LOCK = threading.Lock()  # guards Pillow's global MAX_IMAGE_PIXELS while a header is read
 
 
@@ -101,7 +110,7 @@ def _rawmode(im: Image.Image) -> str | None:
 def _decode16(path: Path, im: Image.Image, raw: str) -> np.ndarray | None:
     """Full 16-bit samples of an RGB(A)/LA file that Pillow would unpack to 8 bits, else None."""
     if raw in ("LA;16B", "LA;16L") and im.mode == "RGBA":  # 4 bytes per pixel: unpack them as RGBA
-        with Image.open(path) as im2:
+        with open_image(path) as im2:
             im2.tile = [t._replace(args="RGBA" if isinstance(t.args, str) else ("RGBA", *t.args[1:])) for t in im2.tile]
             b = np.asarray(im2).astype(np.uint16)
         hi, lo = (0, 1) if raw.endswith("B") else (1, 0)
@@ -111,7 +120,7 @@ def _decode16(path: Path, im: Image.Image, raw: str) -> np.ndarray | None:
     swapped = raw[:-1] + ("L" if order == "B" else "B")
     try:
         hi = np.asarray(im)
-        with Image.open(path) as im2:
+        with open_image(path) as im2:
             im2.tile = [t._replace(args=swapped if isinstance(t.args, str) else (swapped, *t.args[1:])) for t in im2.tile]
             lo = np.asarray(im2)
     except (OSError, ValueError, SyntaxError):
@@ -121,31 +130,53 @@ def _decode16(path: Path, im: Image.Image, raw: str) -> np.ndarray | None:
     return (hi.astype(np.uint16) << 8) | lo
 
 
-def _open(path: Path) -> Image.Image:
-    with _OPEN_LOCK:  # our own limit is checked by the caller; Pillow's would cap it at 179 MP
-        saved = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = None
+def open_image(src: str | Path | IO[bytes]) -> Image.Image:
+    """Open an image (a path or a file object) with Pillow, allowing only ``DECODE_FORMATS``.
+
+    Paths must be regular files (a FIFO or device is refused at once); refusals are ``ImageError``s
+    naming the file.  The caller checks the size before decoding; Pillow's own pixel cap is lifted."""
+    path = None if hasattr(src, "read") else Path(src)
+    if path is not None:
+        check_input_file(path, ImageError, "an image file")
+    try:
+        with _OPEN_LOCK:  # our own limit is checked by the caller; Pillow's would cap it at 179 MP
+            saved = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None
+            try:
+                return Image.open(src, formats=_decode_formats())
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+    except Image.UnidentifiedImageError:
+        raise ImageError(_unidentified(path), path) from None
+    except OSError as e:
+        if e.strerror:  # the file system refused (permissions, I/O error)
+            raise ImageError(f"cannot read ({e.strerror})", path) from None
+        raise ImageError(f"truncated or damaged image file ({' '.join(str(e).split())})", path) from None
+
+
+def _decode_formats() -> list[str]:
+    Image.init()  # registers every plugin; only ours are ever tried (AVIF may be absent from a build)
+    return [f for f in DECODE_FORMATS if f in Image.OPEN]
+
+
+def _unidentified(path: Path | None) -> str:
+    head = b""
+    if path is not None:
         try:
-            return Image.open(path)
-        finally:
-            Image.MAX_IMAGE_PIXELS = saved
+            with open(path, "rb") as f:
+                head = f.read(8)
+        except OSError:
+            pass
+    doc = next((what for magic, what in _DOCUMENT_MAGIC.items() if head.lstrip(b"\x04\r\n ").startswith(magic)), None)
+    if doc:
+        return f"is {doc}, not an image: refused (such files are programs; they are never opened)"
+    return "not an image file, or a format that cannot be read (PNG, JPEG, TIFF, WebP, BMP, GIF, TGA, PSD, ...)"
 
 
 def read_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> LoadedImage:
     """Decode an image file into RGB/gray uint8/uint16 pixels plus alpha, ICC, EXIF and notes."""
     path = Path(path)
-    if not path.exists():
-        raise ImageError("file not found", path)
-    if path.is_dir():
-        raise ImageError("is a folder, expected an image file", path)
-    try:
-        im = _open(path)
-    except Image.UnidentifiedImageError:
-        raise ImageError("not an image file, or a format that cannot be read", path) from None
-    except OSError as e:
-        if e.strerror:  # the file system refused (permissions, I/O error)
-            raise ImageError(f"cannot read ({e.strerror})", path) from None
-        raise ImageError(f"truncated or damaged image file ({' '.join(str(e).split())})", path) from None
+    im = open_image(path)
     with im:
         w, h = im.size
         if max_pixels is not None and w * h > max_pixels:

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 
 from ganeditor.core.errors import CheckpointError
+from ganeditor.core.files import check_input_file
 
 HEAD_BYTES = 4096
 TORCH_ZIP_MAGIC = b"PK\x03\x04"
@@ -90,12 +91,8 @@ def torch_pickle_bytes(path: Path, head: bytes, legacy_bytes: int = 4 << 20) -> 
 
 
 def _check_file(path: Path) -> bytes:
-    if not path.exists():
-        raise CheckpointError("file not found", path)
-    if path.is_dir():
-        raise CheckpointError("is a folder, expected a checkpoint file", path)
+    size = check_input_file(path, CheckpointError, "a checkpoint file").st_size
     try:
-        size = path.stat().st_size
         with open(path, "rb") as f:
             head = f.read(HEAD_BYTES)
     except OSError as e:

@@ -19,6 +19,7 @@ from ganeditor.archs import build
 from ganeditor.archs.ncnn_graph import SUPPORTED, NcnnGraph, weight_shapes
 from ganeditor.core.atomic import atomic_write
 from ganeditor.core.errors import CheckpointError
+from ganeditor.core.files import check_input_file
 from ganeditor.formats.base import Checkpoint, FormatReader, register_reader
 
 MAGIC = b"7767517"
@@ -214,6 +215,7 @@ def load_ncnn(param_path: str | Path, bin_path: str | Path | None = None, conver
     layers = parse_param(text, param_path)
     if not bin_path.exists():
         raise CheckpointError(f"ncnn weights file {bin_path.name} not found beside the .param", param_path)
+    check_input_file(bin_path, CheckpointError, "an ncnn .bin weights file")
     tensors, stats = read_weights(layers, bin_path.read_bytes(), bin_path)
     net = build("ncnn-graph", layers=layers, title=param_path.stem)
     state = {}

@@ -160,9 +160,9 @@ def _fetch_and_extract(src: Source, work: Path) -> Path:
 
 
 def _describe(path: Path, rel: str, src: Source) -> dict:
-    from PIL import Image
+    from ganeditor.core.imageio import open_image  # deferred: torch/Pillow only when photos are described
 
-    with Image.open(path) as im:
+    with open_image(path) as im:
         w, h = im.size
     name = path.name
     return {

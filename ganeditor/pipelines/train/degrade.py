@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageFilter
 
+from ganeditor.core.imageio import open_image
+
 
 def bicubic_down(hr: torch.Tensor, scale: int) -> torch.Tensor:
     """[N,C,H,W] in [0,1] -> [N,C,H/scale,W/scale], anti-aliased bicubic, clamped."""
@@ -25,7 +27,7 @@ def _jpeg(im: Image.Image, quality: int) -> Image.Image:
     buf = io.BytesIO()
     im.save(buf, format="JPEG", quality=int(quality))
     buf.seek(0)
-    return Image.open(buf).convert("RGB")
+    return open_image(buf).convert("RGB")
 
 
 def _one_order(im: Image.Image, rng: np.random.Generator, size: tuple[int, int], strength: float) -> Image.Image:
