@@ -20,10 +20,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ganeditor.archs import build
 from ganeditor.core.atomic import atomic_write
 from ganeditor.core.errors import CheckpointError
 from ganeditor.formats.base import Checkpoint
+from ganeditor.formats.bounded import build_checked
 
 Rule = tuple[str, Callable[..., str], str]  # (our key regex, TF name from groups, transform)
 
@@ -191,7 +191,8 @@ def convert_tf_network(tf_net: Any, kind: str) -> nn.Module:
             r = kwargs["img_resolution"] // 2 ** int(m.group(1))
             params[prefix.format(r=r) + m.group(2)] = value
             (kwargs["synthesis_kwargs"] if kind == "G" else kwargs)["architecture"] = "orig"
-    net = build(arch, **kwargs)
+    stored = sum(int(np.asarray(v).nbytes) for v in params.values())
+    net = build_checked(arch, kwargs, None, stored, None, f"TensorFlow network {kind!r}")
     sd = net.state_dict()
     for key, ref in sd.items():
         found = _tf_name(rules, key)

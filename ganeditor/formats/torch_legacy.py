@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganeditor.core.errors import UnsafeCheckpointError
-from ganeditor.core.safe_pickle import COLLECTIONS_GLOBALS, Key, describe, restricted_load, safe_call
+from ganeditor.core.errors import CheckpointError, UnsafeCheckpointError
+from ganeditor.core.safe_pickle import COLLECTIONS_GLOBALS, Key, charge, describe, restricted_load, safe_call
+from ganeditor.formats.torch_load import torch_load
 
 # --------------------------------------------------------------------------- tensor stand-ins
 
@@ -87,6 +88,13 @@ def _rebuild_tensor_v2(storage, offset, size, stride, requires_grad=False, hooks
     size, stride = _int_tuple(size, "size"), _int_tuple(stride, "stride")
     if len(size) != len(stride):
         raise UnsafeCheckpointError("refused tensor rebuild (size and stride differ in length)")
+    numel = 1
+    for s in size:
+        numel *= s
+    if numel > max(0, flat.numel() - offset) and all(s > 0 for s in size):
+        raise UnsafeCheckpointError(
+            f"refused tensor rebuild: a view of {numel:,} elements over a storage of {flat.numel():,} "
+            "(an expansion by zero or overlapping strides)")
     t = flat.as_strided(size, stride, offset)  # torch checks the bounds
     if requires_grad is True and t.is_floating_point():
         t.requires_grad_(True)
@@ -156,6 +164,7 @@ class _StorageTable:
             if nbytes > self.budget:
                 raise EOFError("torch stream is shorter than the storages it declares")
             self.budget -= nbytes
+            charge(nbytes, "tensor storages")
             root = self.roots[key] = LoadedStorage(torch.empty(numel, dtype=stype.dtype))
         if view is None:
             return root
@@ -171,9 +180,9 @@ def read_legacy_stream(data: bytes) -> Any:
     """Parse a complete ``torch.save`` byte stream (legacy; zip goes to torch's weights-only load)."""
     if data[:4] == b"PK\x03\x04":
         try:
-            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile) as e:
-            raise UnsafeCheckpointError(f"refused embedded torch zip stream ({str(e).splitlines()[0][:200]})") from None
+            return torch_load(bytes(data))
+        except CheckpointError as e:
+            raise UnsafeCheckpointError(f"refused embedded torch zip stream ({e})") from None
     f = io.BytesIO(data)
     if restricted_load(f, _NO_GLOBALS) != MAGIC_NUMBER:
         raise ValueError("embedded torch stream has a wrong magic number")
