@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -73,6 +74,29 @@ def _fast_settings(net: nn.Module, fast: bool) -> tuple[torch.dtype | None, bool
     return None, False, ["fast mode needs a CPU with native bf16 or a GPU: ran in exact fp32"]
 
 
+SMALL_SIDE = 64  # images with a side under this may be too small for a network: failures are explained
+
+
+def _explain_small(run: Callable, pixels: np.ndarray):
+    """``run(pixels)``; when a small image fails inside the network, find the smallest square size
+    that works (gray probes) and say so: "too small for this model, at least NxN"."""
+    h, w = pixels.shape[:2]
+    try:
+        return run(pixels)
+    except (RuntimeError, ValueError, IndexError):
+        if min(h, w) >= SMALL_SIDE:
+            raise
+        for s in range(2, SMALL_SIDE + 1):
+            try:
+                run(np.full((s, s, pixels.shape[2]), pixels.max() // 2, pixels.dtype))
+            except (RuntimeError, ValueError, IndexError):
+                continue
+            if h < s or w < s:
+                raise GanEditorError(f"image is {w}x{h}: too small for this model, at least {s}x{s}") from None
+            break
+        raise
+
+
 def translate(
     ckpt: Checkpoint,
     image: LoadedImage,
@@ -83,8 +107,9 @@ def translate(
     """Translate an image with a CycleGAN-style generator at full size."""
     net = check_model(ckpt, "translate")
     autocast, cl, notes = _fast_settings(net, fast)
-    out = run_tiled(net, image.pixels, 1, tile=tile, mod=getattr(net, "size_multiple", 4), device=_device_of(net),
-                    autocast=autocast, channels_last=cl, conv=CYCLEGAN_CONVENTION, task=task or null_task())
+    out = _explain_small(lambda px: run_tiled(
+        net, px, 1, tile=tile, mod=getattr(net, "size_multiple", 4), device=_device_of(net),
+        autocast=autocast, channels_last=cl, conv=CYCLEGAN_CONVENTION, task=task or null_task()), image.pixels)
     return LoadedImage(out, image.alpha, image.bit_depth, image.icc_profile, image.exif, image.notes + notes)
 
 
@@ -103,9 +128,10 @@ def upscale(
     scale = int(net.scale)
     autocast, cl, notes = _fast_settings(net, fast)
     h, w = image.pixels.shape[:2]
-    out = run_tiled(net, image.pixels, scale, tile=tile, tile_pad=tile_pad, pre_pad=pre_pad,
-                    mod=getattr(net, "size_multiple", 1) or 1, device=_device_of(net), autocast=autocast,
-                    channels_last=cl, conv=SR_CONVENTION, task=task or null_task())
+    out = _explain_small(lambda px: run_tiled(
+        net, px, scale, tile=tile, tile_pad=tile_pad, pre_pad=pre_pad, mod=getattr(net, "size_multiple", 1) or 1,
+        device=_device_of(net), autocast=autocast, channels_last=cl, conv=SR_CONVENTION, task=task or null_task()),
+        image.pixels)
     size = (w * scale, h * scale)
     if outscale is not None and outscale != scale:
         if outscale <= 0:
@@ -174,7 +200,8 @@ def run_batch(
         except Cancelled:
             raise
         except GanEditorError as e:
-            report.failed.append((src, " ".join(str(e).split())))
+            msg = " ".join(str(e).split())
+            report.failed.append((src, msg if e.path is not None else f"{src}: {msg}"))
         except (OSError, ValueError, RuntimeError, MemoryError) as e:
             report.failed.append((src, f"{src}: {' '.join(str(e).split()) or type(e).__name__}"))
     task.report(n, n, "done")
