@@ -17,7 +17,7 @@ from PIL import Image
 from ganeditor.archs import build
 from ganeditor.core.errors import CheckpointError, UnsafeCheckpointError
 from ganeditor.formats import load_checkpoint, sniff
-from ganeditor.formats import torch_pth_export as X
+from writers import torch_pth_export as X
 from ganeditor.formats.torch_pth import FORMAT_ID, detect, unwrap
 
 SRVGG = {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 16, "num_conv": 4, "act_type": "prelu"}

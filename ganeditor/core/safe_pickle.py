@@ -22,7 +22,6 @@ import contextvars
 import io
 import pickle
 import struct
-from dataclasses import dataclass
 from typing import IO, Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np

@@ -4,6 +4,7 @@ architecture and constructor kwargs, so it loads without running any code from t
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,17 @@ def save_checkpoint(ckpt: Checkpoint, path: str | Path, dtype: torch.dtype | Non
     data = save(tensors, metadata=metadata)
     with atomic_write(path) as f:
         f.write(data)
+
+
+def canonicalize_safetensors(path: Path) -> None:
+    """Rewrite a safetensors header with sorted keys, so one conversion always gives the same bytes
+    (safetensors writes its metadata map in an arbitrary order)."""
+    data = path.read_bytes()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.dumps(json.loads(data[8 : 8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)
+    with atomic_write(path) as f:
+        f.write(struct.pack("<Q", len(header)) + header + data[8 + n :])
 
 
 def _sniff(path: Path, head: bytes) -> bool:

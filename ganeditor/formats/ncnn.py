@@ -21,6 +21,7 @@ from ganeditor.core.atomic import atomic_write
 from ganeditor.core.errors import CheckpointError
 from ganeditor.core.files import check_input_file
 from ganeditor.formats.base import Checkpoint, FormatReader, register_reader
+from ganeditor.formats.ncnn_convert import convert_graph
 
 MAGIC = b"7767517"
 TAG_FP16 = 0x01306B47
@@ -268,8 +269,6 @@ def load_ncnn(param_path: str | Path, bin_path: str | Path | None = None, conver
     meta.update(geo)
     nets: dict[str, torch.nn.Module] = {"net": net}
     if convert:
-        from ganeditor.formats.ncnn_convert import convert_graph
-
         converted = convert_graph(net)
         if converted is not None:
             nets = {"net": converted}

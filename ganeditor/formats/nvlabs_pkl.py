@@ -4,7 +4,8 @@ The official loader ``exec``s the module source stored in every network object. 
 the restricted unpickler turns each ``torch_utils.persistence`` object into a plain
 ``PersistentObject`` record, whose ``state`` holds the parameters, buffers, children and
 constructor kwargs.  From those we build OUR network of the same architecture and load the
-flat state dict strictly.  The writer (``nvlabs_pkl_write``) produces the official layout.
+flat state dict strictly.  The tests' writer (``tests/writers/nvlabs_pkl_write.py``) produces the
+official layout.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import inspect
 import json
 
 import pickle
-import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import io
 import math
-import pickle
 import re
 from collections import OrderedDict
 from pathlib import Path
@@ -22,7 +21,7 @@ import torch.nn as nn
 
 from ganeditor.archs import ARCHS
 from ganeditor.core.atomic import atomic_write
-from ganeditor.core.errors import CheckpointError, UnsafeCheckpointError
+from ganeditor.core.errors import CheckpointError
 from ganeditor.formats.base import TORCH_ZIP_MAGIC, Checkpoint, FormatReader, register_reader, torch_pickle_bytes
 from ganeditor.formats.bounded import build_checked
 from ganeditor.formats.torch_load import torch_load

@@ -9,16 +9,13 @@ storage keys, then per key an int64 element count and the raw little-endian byte
 The tensor stand-ins (``TORCH_GLOBALS``: ``torch._utils._rebuild_*`` and ``torch.*Storage``) for
 the restricted unpickler live here too.  ``read_legacy_stream`` parses a stream with the
 restricted unpickler (no torch.load, no code);
-``write_storage_stream`` writes one contiguous CPU tensor's storage in the same layout, with a
-deterministic key, so our pickles are byte-reproducible.
+(Its writer, used by the tests to make such files, is ``tests/writers/nvlabs_pkl_write.py``.)
 """
 
 from __future__ import annotations
 
 import io
-import pickle
 import struct
-import zipfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,7 +137,6 @@ TORCH_GLOBALS.update(
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001
 _NO_GLOBALS: dict = {}
-_STORAGE_NAMES = {dtype: name for name, dtype in STORAGE_DTYPES.items() if name != "UntypedStorage"}
 
 
 class _StorageTable:
@@ -213,43 +209,3 @@ def read_legacy_stream(data: bytes) -> Any:
             if flat.dtype == torch.bool:
                 flat.view(torch.uint8).clamp_(max=1)  # only 0/1 are valid bools
     return result
-
-
-def _pickle_int(n: int) -> bytes:
-    if 0 <= n < 256:
-        return pickle.BININT1 + bytes([n])
-    if 0 <= n < 65536:
-        return pickle.BININT2 + struct.pack("<H", n)
-    if -(2**31) <= n < 2**31:
-        return pickle.BININT + struct.pack("<i", n)
-    raw = n.to_bytes((n.bit_length() + 8) // 8, "little", signed=True)
-    return pickle.LONG1 + bytes([len(raw)]) + raw
-
-
-def _unicode(s: str) -> bytes:
-    b = s.encode("utf-8")
-    return pickle.BINUNICODE + struct.pack("<I", len(b)) + b
-
-
-def write_storage_stream(t: torch.Tensor, key: str = "0") -> bytes:
-    """The legacy ``torch.save`` stream of the storage of a contiguous CPU tensor (whole storage = t)."""
-    assert t.device.type == "cpu" and t.is_contiguous() and t.storage_offset() == 0
-    name = _STORAGE_NAMES[t.dtype]
-    numel = t.numel()
-    sys_info = {"protocol_version": PROTOCOL_VERSION, "little_endian": True,
-                "type_sizes": {"short": 2, "int": 4, "long": 4}}  # fmt: skip
-    main = (
-        pickle.PROTO + b"\x02" + pickle.MARK + _unicode("storage") + pickle.GLOBAL + f"torch\n{name}\n".encode()
-        + _unicode(key) + _unicode("cpu") + _pickle_int(numel) + pickle.NONE + pickle.TUPLE
-        + pickle.BINPERSID + pickle.STOP
-    )  # fmt: skip
-    raw = t.detach().reshape(-1).view(torch.uint8).numpy().tobytes() if numel else b""
-    return b"".join([
-        pickle.dumps(MAGIC_NUMBER, protocol=2),
-        pickle.dumps(PROTOCOL_VERSION, protocol=2),
-        pickle.dumps(sys_info, protocol=2),
-        main,
-        pickle.dumps([key], protocol=2),
-        struct.pack("<q", numel),
-        raw,
-    ])  # fmt: skip

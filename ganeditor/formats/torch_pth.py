@@ -9,7 +9,6 @@ the file is executed (``torch.load(weights_only=True)``).  Files holding rosinal
 
 from __future__ import annotations
 
-import pickle
 import re
 from collections import OrderedDict
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ganeditor.core.errors import CheckpointError, UnsafeCheckpointError
+from ganeditor.core.errors import CheckpointError
 from ganeditor.formats.base import Checkpoint, FormatReader, register_reader, torch_pickle_bytes
 from ganeditor.formats.bounded import build_checked
 from ganeditor.formats.torch_load import torch_load
