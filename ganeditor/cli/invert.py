@@ -16,7 +16,7 @@ import torch
 from ganeditor.cli.common import add_device_option, add_overwrite_option, guard_outputs, progress_task
 from ganeditor.core.device import pick_device
 from ganeditor.core.errors import CheckpointError, GanEditorError
-from ganeditor.core.imageio import read_image, write_image
+from ganeditor.core.imageio import read_image, to_8bit, write_image
 from ganeditor.core.model_store import companion, resolve_model
 from ganeditor.formats import load_checkpoint
 from ganeditor.pipelines.direction_io import generator_fingerprint
@@ -71,8 +71,7 @@ def prepare_photo(path: str, resolution: int, align) -> np.ndarray:
     """Read a photo and bring it to the generator's resolution (aligned face or centre crop)."""
     im = read_image(path)
     px = im.pixels
-    if px.dtype != np.uint8:
-        px = (px >> 8).astype(np.uint8)
+    px = to_8bit(px)
     if px.shape[2] == 1:
         px = np.repeat(px, 3, axis=2)
     if isinstance(align, str) and align == "none":

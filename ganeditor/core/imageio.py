@@ -1,8 +1,7 @@
 """Image files in and out, and the only conversions between pixel arrays and tensors.
 
-``open_image`` is the one place where image files are opened: only regular files, only the Pillow
-formats of ``DECODE_FORMATS`` (never EPS/PS/PDF or another plugin that runs an external program
-such as Ghostscript).  ``read_image`` decodes defensively: its own pixel limit against decompression bombs
+Files are opened by ``imageio_open.open_image`` (only regular files, only an allow-list of Pillow
+formats: never EPS/PS/PDF or another plugin that runs a program).  ``read_image`` decodes defensively: its own pixel limit against decompression bombs
 (``DEFAULT_MAX_PIXELS`` = 200 megapixels, overridable), EXIF orientation applied (and reset in the
 EXIF kept), CMYK / YCbCr / palette / 1-bit converted, alpha split off, 16-bit gray and RGB(A)
 PNG/TIFF kept at 16 bits, float TIFF mapped to 16 bits, animated files read at their first frame,
@@ -19,11 +18,9 @@ from __future__ import annotations
 import io
 import struct
 import sys
-import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 import torch
@@ -31,18 +28,12 @@ from PIL import Image, ImageCms
 
 from ganeditor.core.atomic import atomic_write
 from ganeditor.core.errors import ImageError
-from ganeditor.core.files import check_input_file
+from ganeditor.core.imageio_open import open_image
 from ganeditor.core.imageio_raw import encode_png16, encode_tiff16
 
 DEFAULT_MAX_PIXELS = 200_000_000  # 200 MP: larger files are refused unless the caller raises it
 ORIENTATION_TAG = 0x0112
 WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
-# Pillow plugins that decode in-process with their own or a bundled library; nothing that starts a
-# program (EPS/PS/PDF: Ghostscript) and nothing exotic (FITS, GRIB, HDF5, MPEG, WMF, IM...).
-DECODE_FORMATS = ("PNG", "JPEG", "TIFF", "WEBP", "BMP", "DIB", "GIF", "TGA", "PSD", "PPM", "ICO",
-                  "QOI", "SGI", "PCX", "AVIF", "JPEG2000")
-_DOCUMENT_MAGIC = {b"%!": "a PostScript document", b"%PDF": "a PDF document", b"\xc5\xd0\xd3\xc6": "an EPS document"}
-_OPEN_LOCK = threading.Lock()  # guards Pillow's global MAX_IMAGE_PIXELS while a header is read
 
 
 @dataclass
@@ -130,49 +121,6 @@ def _decode16(path: Path, im: Image.Image, raw: str) -> np.ndarray | None:
     return (hi.astype(np.uint16) << 8) | lo
 
 
-def open_image(src: str | Path | IO[bytes]) -> Image.Image:
-    """Open an image (a path or a file object) with Pillow, allowing only ``DECODE_FORMATS``.
-
-    Paths must be regular files (a FIFO or device is refused at once); refusals are ``ImageError``s
-    naming the file.  The caller checks the size before decoding; Pillow's own pixel cap is lifted."""
-    path = None if hasattr(src, "read") else Path(src)
-    if path is not None:
-        check_input_file(path, ImageError, "an image file")
-    try:
-        with _OPEN_LOCK:  # our own limit is checked by the caller; Pillow's would cap it at 179 MP
-            saved = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = None
-            try:
-                return Image.open(src, formats=_decode_formats())
-            finally:
-                Image.MAX_IMAGE_PIXELS = saved
-    except Image.UnidentifiedImageError:
-        raise ImageError(_unidentified(path), path) from None
-    except OSError as e:
-        if e.strerror:  # the file system refused (permissions, I/O error)
-            raise ImageError(f"cannot read ({e.strerror})", path) from None
-        raise ImageError(f"truncated or damaged image file ({' '.join(str(e).split())})", path) from None
-
-
-def _decode_formats() -> list[str]:
-    Image.init()  # registers every plugin; only ours are ever tried (AVIF may be absent from a build)
-    return [f for f in DECODE_FORMATS if f in Image.OPEN]
-
-
-def _unidentified(path: Path | None) -> str:
-    head = b""
-    if path is not None:
-        try:
-            with open(path, "rb") as f:
-                head = f.read(8)
-        except OSError:
-            pass
-    doc = next((what for magic, what in _DOCUMENT_MAGIC.items() if head.lstrip(b"\x04\r\n ").startswith(magic)), None)
-    if doc:
-        return f"is {doc}, not an image: refused (such files are programs; they are never opened)"
-    return "not an image file, or a format that cannot be read (PNG, JPEG, TIFF, WebP, BMP, GIF, TGA, PSD, ...)"
-
-
 def read_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> LoadedImage:
     """Decode an image file into RGB/gray uint8/uint16 pixels plus alpha, ICC, EXIF and notes."""
     path = Path(path)
@@ -231,7 +179,7 @@ def _decode(path: Path, im: Image.Image) -> LoadedImage:
         a, bit_depth = np.round(np.clip(a / div, 0.0, 1.0) * 65535.0).astype(np.uint16), 16
         notes.append(f"floating-point image mapped from [0, {div:g}] to 16 bits")
     else:
-        im, a, icc = _to_8bit(im, icc, notes)
+        im, a, icc = _pillow_to_8bit(im, icc, notes)
     if a.ndim == 2:
         a = a[:, :, None]
     a = np.ascontiguousarray(_orient(a, orientation))
@@ -248,7 +196,7 @@ def _decode(path: Path, im: Image.Image) -> LoadedImage:
     return LoadedImage(a, alpha, bit_depth, icc, exif, notes)
 
 
-def _to_8bit(im: Image.Image, icc: bytes | None, notes: list[str]) -> tuple[Image.Image, np.ndarray, bytes | None]:
+def _pillow_to_8bit(im: Image.Image, icc: bytes | None, notes: list[str]) -> tuple[Image.Image, np.ndarray, bytes | None]:
     """Convert any 8-bit Pillow mode to L, LA, RGB or RGBA."""
     mode = im.mode
     if mode == "CMYK":
@@ -332,12 +280,17 @@ def write_image(
     return notes
 
 
+def to_8bit(pixels: np.ndarray) -> np.ndarray:
+    """uint16 (or uint8) pixels -> uint8, rounded to the nearest level (65535 -> 255); the one such conversion."""
+    if pixels.dtype == np.uint16:
+        return ((pixels.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    return pixels.astype(np.uint8, copy=False)
+
+
 def _to_depth(a: np.ndarray, bit_depth: int) -> np.ndarray:
     if bit_depth == 16:
         return a.astype(np.uint16) * 257 if a.dtype == np.uint8 else a.astype(np.uint16, copy=False)
-    if a.dtype == np.uint16:
-        return ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-    return a.astype(np.uint8, copy=False)
+    return to_8bit(a)
 
 
 def _encode_pillow(a: np.ndarray, fmt: str, icc: bytes | None, exif: bytes | None, quality: int) -> bytes:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ganeditor.core.errors import GanEditorError
+from ganeditor.core.imageio import to_8bit
 from ganeditor.core.progress import Task
 from ganeditor.formats import load_checkpoint
 from ganeditor.pipelines.align import AlignedFace, align_face
@@ -40,7 +41,7 @@ assert set(METHOD_LABELS) == set(METHODS)
 def to_uint8_rgb(pixels: np.ndarray) -> np.ndarray:
     """uint8/uint16 [H, W, C] -> uint8 [H, W, 3] (what detection and inversion take)."""
     a = pixels[:, :, None] if pixels.ndim == 2 else pixels
-    a = (a >> 8).astype(np.uint8) if a.dtype == np.uint16 else a
+    a = to_8bit(a)
     return np.repeat(a[:, :, :1], 3, axis=2) if a.shape[2] == 1 else np.ascontiguousarray(a[:, :, :3])
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ganeditor.core.atomic import atomic_write
 from ganeditor.core.errors import GanEditorError
+from ganeditor.core.imageio_open import open_image
 from ganeditor.core.progress import Task, null_task
 
 MANIFEST_VERSION = 1
@@ -160,8 +161,6 @@ def _fetch_and_extract(src: Source, work: Path) -> Path:
 
 
 def _describe(path: Path, rel: str, src: Source) -> dict:
-    from ganeditor.core.imageio import open_image  # deferred: torch/Pillow only when photos are described
-
     with open_image(path) as im:
         w, h = im.size
     name = path.name

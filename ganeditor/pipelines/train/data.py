@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from ganeditor.core.errors import GanEditorError
-from ganeditor.core.imageio import open_image
+from ganeditor.core.imageio_open import open_image
 
 if TYPE_CHECKING:
     from ganeditor.pipelines.train.data_worlds import RenderedSource

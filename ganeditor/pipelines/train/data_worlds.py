@@ -31,7 +31,7 @@ import torch
 from PIL import Image
 
 from ganeditor.core.errors import GanEditorError
-from ganeditor.core.imageio import open_image
+from ganeditor.core.imageio_open import open_image
 
 HELDOUT_PORTRAIT_SEED = 1 << 30  # portraits from this seed on are never used for training
 WORLDS = ("portraits", "scenes-day", "scenes-night", "synthetic-night")

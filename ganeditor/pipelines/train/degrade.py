@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageFilter
 
-from ganeditor.core.imageio import open_image
+from ganeditor.core.imageio_open import open_image
 
 
 def bicubic_down(hr: torch.Tensor, scale: int) -> torch.Tensor:
