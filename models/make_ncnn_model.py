@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ganeditor.archs import build  # noqa: E402
 from ganeditor.core.errors import CheckpointError  # noqa: E402
-from ganeditor.formats.base import Checkpoint, load_checkpoint  # noqa: E402
+from ganeditor.formats import Checkpoint, load_checkpoint  # noqa: E402
 from ganeditor.formats.native import canonicalize_safetensors, save_checkpoint  # noqa: E402
 from ganeditor.formats.ncnn import load_ncnn  # noqa: E402
 from ganeditor.formats.ncnn_convert import convert_graph, max_diff  # noqa: E402

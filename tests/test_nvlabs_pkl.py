@@ -22,7 +22,7 @@ import torch.nn as nn
 import ganeditor.archs  # noqa: F401
 from ganeditor.core.errors import CheckpointError
 from ganeditor.core.safe_pickle import COLLECTIONS_GLOBALS, NUMPY_GLOBALS, restricted_load
-from ganeditor.formats.base import load_checkpoint, sniff
+from ganeditor.formats import load_checkpoint, sniff
 from ganeditor.formats.nvlabs_pkl import ALLOWED, PersistentObject, read_pickle
 from writers.nvlabs_pkl_write import module_record, save_nvlabs_pkl
 from ganeditor.formats.torch_legacy import TORCH_GLOBALS, read_legacy_stream

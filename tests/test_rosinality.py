@@ -13,7 +13,7 @@ from PIL import Image
 
 from ganeditor.core.errors import CheckpointError, UnsafeCheckpointError
 from ganeditor.formats import rosinality
-from ganeditor.formats.base import load_checkpoint, sniff
+from ganeditor.formats import load_checkpoint, sniff
 from ganeditor.formats.torch_load import torch_load
 from ganeditor.pipelines.generate import generate, seed_to_z
 

@@ -16,7 +16,7 @@ import torch
 
 import ganeditor.archs  # noqa: F401
 from ganeditor.core.errors import CheckpointError, UnsafeCheckpointError
-from ganeditor.formats.base import load_checkpoint
+from ganeditor.formats import load_checkpoint
 from writers.nvlabs_pkl_write import NVlabsPickler, _Global, _Persistent, module_record
 from writers.nvlabs_pkl_write import write_storage_stream
 

@@ -28,6 +28,7 @@ from ganeditor.core.errors import CheckpointError, UnsafeCheckpointError
 from ganeditor.core.safe_pickle import COLLECTIONS_GLOBALS, NUMPY_GLOBALS, restricted_load, safe_call
 from ganeditor.formats.base import Checkpoint, FormatReader, register_reader
 from ganeditor.formats.bounded import build_checked
+from ganeditor.formats.nvlabs_tf import convert_tf_pickle
 from ganeditor.formats.torch_load import torch_load
 from ganeditor.formats.torch_legacy import TORCH_GLOBALS, read_legacy_stream
 
@@ -204,8 +205,6 @@ def _layout(data: dict) -> str:
 def _load(path: Path) -> Checkpoint:
     data = read_pickle(path)
     if isinstance(data, tuple) and len(data) == 3 and all(isinstance(n, TFNetwork) for n in data):
-        from ganeditor.formats.nvlabs_tf import convert_tf_pickle
-
         return convert_tf_pickle(data, path)
     if not isinstance(data, dict) or not any(isinstance(data.get(r), PersistentObject) for r in NET_ROLES):
         what = type(data).__name__ if not isinstance(data, dict) else f"dict with keys {sorted(map(str, data))[:5]}"
