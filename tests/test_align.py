@@ -95,7 +95,7 @@ def test_mtcnn_real_weights_match_original(data_dir):
 
 
 def test_no_weights_says_manual_landmarks_needed(monkeypatch):
-    monkeypatch.setattr(face_detect, "find_weights", lambda: None)
+    monkeypatch.setattr(face_detect, "find_weights", lambda chosen=None: None)
     img, _ = canvas()
     with pytest.raises(GanEditorError, match="automatic face detection is unavailable.*5 points"):
         align_face(img, "auto", 64)

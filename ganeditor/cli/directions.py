@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 
 from ganeditor.cli.common import add_device_option, add_overwrite_option, guard_outputs, parse_range
-from ganeditor.cli.invert import load_stylegan
 from ganeditor.core.device import pick_device
 from ganeditor.core.errors import GanEditorError
 from ganeditor.pipelines.direction_io import generator_fingerprint, load_directions, save_library
 from ganeditor.pipelines.directions import DirectionLibrary, ganspace, sefa
+from ganeditor.pipelines.portrait import load_stylegan
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ganeditor.cli.common import add_device_option, add_overwrite_option, guard_outputs, parse_range
-from ganeditor.cli.invert import load_stylegan, parse_align
+from ganeditor.cli.invert import parse_align
 from ganeditor.core.device import pick_device
 from ganeditor.core.errors import GanEditorError
 from ganeditor.core.imageio import read_image, write_image
@@ -19,6 +19,7 @@ from ganeditor.pipelines.edit import apply_edits, load_latent, style_mix, trunca
 from ganeditor.pipelines.generate import to_uint8
 from ganeditor.pipelines.invert import with_noise
 from ganeditor.pipelines.invert_pti import apply_pti_delta
+from ganeditor.pipelines.portrait import load_stylegan
 
 
 def parse_direction(text: str) -> tuple[str, str | None, float]:

@@ -13,8 +13,8 @@ from ganeditor.core.atomic import atomic_write
 from ganeditor.core.device import pick_device
 from ganeditor.core.errors import GanEditorError
 from ganeditor.core.model_store import resolve_model
-from ganeditor.formats import load_checkpoint
 from ganeditor.pipelines.generate import generate
+from ganeditor.pipelines.portrait import load_stylegan
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -36,10 +36,7 @@ def run(args: argparse.Namespace) -> int:
     network = resolve_model(args.network)
     guard_outputs([network], [Path(args.outdir) / f"seed{s:04d}.png" for s in args.seeds], args.overwrite)
     device = pick_device(args.device)
-    ckpt = load_checkpoint(network, device)
-    G = ckpt.primary
-    if not hasattr(G, "mapping") or not hasattr(G, "synthesis"):
-        raise GanEditorError(f"not a StyleGAN generator ({getattr(G, 'arch_name', type(G).__name__)})", ckpt.path)
+    _ckpt, G = load_stylegan(network, device)
     outdir = Path(args.outdir)
     try:
         outdir.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ TORCH_ZIP_MAGIC = b"PK\x03\x04"
 TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # pickled magic number of old torch.save files
 
 # Roles in the order in which a "main" network is chosen.
-PRIMARY_ROLES = ("G_ema", "g_ema", "G", "G_A", "net")
+PRIMARY_ROLES = ("G_ema", "g_ema", "G", "G_A", "net", "E")
 
 
 @dataclass

@@ -37,6 +37,7 @@ from ganeditor.archs import build
 from ganeditor.core.atomic import atomic_write
 from ganeditor.core.errors import CheckpointError, GanEditorError
 from ganeditor.core.model_store import user_models_dir
+from ganeditor.formats.torch_load import torch_load
 
 WEIGHT_FILES = {  # file -> SHA-256 of the copy inside facenet_pytorch-2.5.3-py3-none-any.whl
     "pnet.pt": "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f",
@@ -65,9 +66,9 @@ class Face:
 # ----------------------------------------------------------------------------------------- weights
 
 
-def weight_dirs() -> list[Path]:
-    """Folders searched for pnet.pt / rnet.pt / onet.pt, in order."""
-    dirs: list[Path] = []
+def weight_dirs(chosen: str | Path | None = None) -> list[Path]:
+    """Folders searched for pnet.pt / rnet.pt / onet.pt, in order (``chosen``: a folder the user picked)."""
+    dirs: list[Path] = [Path(chosen).expanduser()] if chosen else []
     env = os.environ.get("GANEDITOR_MTCNN_DIR")
     if env:
         dirs.append(Path(env).expanduser())
@@ -81,9 +82,9 @@ def weight_dirs() -> list[Path]:
     return dirs
 
 
-def find_weights() -> Path | None:
-    """The first folder holding all three MTCNN weight files, or None."""
-    for d in weight_dirs():
+def find_weights(chosen: str | Path | None = None) -> Path | None:
+    """The first folder holding all three MTCNN weight files, or None (``chosen`` is searched first)."""
+    for d in weight_dirs(chosen):
         if all((d / f).is_file() for f in WEIGHT_FILES):
             return d
     return None
@@ -211,7 +212,7 @@ class MTCNN:
             path = Path(folder) / f"{stage}.pt"
             net = build(f"mtcnn_{stage}")
             try:
-                net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+                net.load_state_dict(torch_load(Path(path)))
             except Exception as e:  # noqa: BLE001 - any failure is the file's fault here
                 raise CheckpointError(f"cannot load MTCNN weights ({str(e).splitlines()[0]})", path) from None
             nets.append(net.to(device))
@@ -308,9 +309,9 @@ def _cached(folder: str, device: str) -> MTCNN:
     return MTCNN.load(folder, device)
 
 
-def get_detector(device: torch.device | str = "cpu") -> MTCNN | None:
+def get_detector(device: torch.device | str = "cpu", chosen: str | Path | None = None) -> MTCNN | None:
     """The MTCNN detector if its weights can be found (cached per folder and device), else None."""
-    folder = find_weights()
+    folder = find_weights(chosen)
     return None if folder is None else _cached(str(folder), str(torch.device(device)))
 
 

@@ -10,11 +10,10 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QHeaderView, QLabel, QPus
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from ganeditor.core.model_store import model_dirs, user_models_dir
-from ganeditor.qt.catalog import ModelEntry, catalog, classify, describe_file, format_fact, of_kind
+from ganeditor.pipelines.catalog import ROLES, CheckpointFacts, ModelEntry, catalog, classify, describe, format_fact, of_kind
 from ganeditor.qt.jobs import Job, Lane
 from ganeditor.qt.compat import emit
 
-ROLES = ("generator", "translator", "upscaler")
 GROUPS = (("generator", "Generators"), ("translator", "Translators"), ("upscaler", "Upscalers"),
           ("encoder", "Inversion encoders"), ("directions", "Direction libraries"), ("other", "Other"),
           ("unknown", "Not yet identified"))  # fmt: skip
@@ -119,11 +118,15 @@ class ModelsPanel(QWidget):
         e = self.current(role)
         return e.name if e else ""
 
-    def select(self, role: str, name: str) -> bool:
+    def select(self, role: str, name: str, quiet: bool = False) -> bool:
+        """Choose the model ``name`` for ``role`` ('' = none); ``quiet``: without emitting selection_changed."""
         box = self.pickers[role]
-        idx = box.findText(name)
+        idx = box.findText(name) if name else 0
         if idx >= 0:
+            box.blockSignals(quiet)
             box.setCurrentIndex(idx)
+            box.blockSignals(False)
+            self._mark_chosen()
         return idx >= 0
 
     # ---------------------------------------------------------------------------- internal
@@ -166,14 +169,14 @@ class ModelsPanel(QWidget):
             return
         self.facts.setHtml(f"<p>Loading {html.escape(e.name)}…</p>")
 
-        def shown(facts: dict) -> None:
-            rows = []
-            for role, f in facts.items():
+        def shown(facts: CheckpointFacts) -> None:
+            rows = [("Format", facts.format)]
+            for role, f in facts.networks.items():
                 rows.append((f"<b>{html.escape(role)}</b>", ""))
                 rows += [(k.replace("_", " "), format_fact(v)) for k, v in f.items()]
             self.facts.setHtml(_table(rows, escape_keys=False))
 
-        self.lane.submit(Job(lambda task: describe_file(e.path), key="describe", label=f"Loading {e.name}",
+        self.lane.submit(Job(lambda task: describe(e.path), key="describe", label=f"Loading {e.name}",
                              on_result=shown, on_error=lambda exc: self.facts.setHtml(
                                  f"<p style='color:#c0392b'>{html.escape(str(exc))}</p>")))  # fmt: skip
 

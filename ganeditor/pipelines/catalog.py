@@ -1,8 +1,10 @@
-"""What each model in the model store is for, read cheaply (no Qt, no network built).
+"""The model catalogue: what each model in the model store is for, and what a checkpoint holds.
 
 Our safetensors files name their architectures in the header, so a model's kind (generator,
-translator, upscaler, encoder, direction library) is known without loading it.  Other formats are
-classified by suffix where that is unambiguous, else marked 'unknown' until loaded.
+translator, upscaler, encoder, direction library) is known without loading it (``classify``).  Other
+formats are classified by suffix where that is unambiguous, else marked 'unknown' until loaded.
+``describe`` loads a checkpoint and lists its networks' facts; ``ganeditor info`` and the window's
+Models panel both show it.
 """
 
 from __future__ import annotations
@@ -10,10 +12,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from safetensors import safe_open
 
 from ganeditor.core.model_store import companion, list_models
+from ganeditor.formats import load_checkpoint
+from ganeditor.formats.base import PRIMARY_ROLES
 
 KINDS = ("generator", "translator", "upscaler", "encoder", "directions", "other", "unknown")
 ARCH_KINDS = {
@@ -26,7 +31,7 @@ ARCH_KINDS = {
     "ncnn-graph": "upscaler",
     "latent-encoder": "encoder",
 }
-PRIMARY = ("G_ema", "g_ema", "G", "G_A", "net", "E")
+ROLES = ("generator", "translator", "upscaler")  # the kinds a user chooses one model of
 
 
 @dataclass
@@ -66,7 +71,7 @@ def classify(name: str, path: Path) -> ModelEntry:
         if "ganeditor.nets" in md:
             nets = _json(md["ganeditor.nets"])
             roles = list(nets)
-            primary = next((r for r in PRIMARY if r in nets), roles[0] if roles else "")
+            primary = next((r for r in PRIMARY_ROLES if r in nets), roles[0] if roles else "")
             arch = nets.get(primary, {}).get("arch", "") if primary else ""
             return ModelEntry(name, path, ARCH_KINDS.get(arch, "other"), arch, roles, _json(md.get("ganeditor.meta")))
         return ModelEntry(name, path, "unknown")
@@ -121,19 +126,30 @@ def _data_name(spec: str) -> str:
     return s.split("-")[-1] if s.startswith("scenes-") else s
 
 
-def describe_file(path: Path) -> dict[str, dict[str, object]]:
-    """Role -> facts (``describe()`` of each network, plus its parameter count); loads the file."""
-    from ganeditor.formats import load_checkpoint
+@dataclass(frozen=True)
+class CheckpointFacts:
+    """What a checkpoint holds: format, networks by role with their facts, discriminator, metadata."""
 
-    ckpt = load_checkpoint(path)
-    out: dict[str, dict[str, object]] = {}
+    file: str
+    format: str
+    primary: str  # the role inference uses
+    networks: dict[str, dict[str, Any]]  # role -> {architecture, describe() facts..., parameters}
+    has_discriminator: bool
+    meta: dict[str, Any]
+
+
+def describe(path: str | Path, device: str = "cpu") -> CheckpointFacts:
+    """Load ``path`` (any supported format) and describe every network in it."""
+    ckpt = load_checkpoint(path, device)
+    nets: dict[str, dict[str, Any]] = {}
     for role, net in ckpt.nets.items():
-        facts: dict[str, object] = {"architecture": getattr(net, "arch_name", type(net).__name__)}
+        facts: dict[str, Any] = {"architecture": getattr(net, "arch_name", type(net).__name__)}
         if hasattr(net, "describe"):
             facts.update(net.describe())
         facts["parameters"] = sum(p.numel() for p in net.parameters())
-        out[role] = facts
-    return out
+        nets[role] = facts
+    has_d = any(r in ckpt.nets for r in ("D", "D_A", "D_B")) or bool(ckpt.meta.get("has_discriminator"))
+    return CheckpointFacts(str(ckpt.path), ckpt.format_name, ckpt.primary_role, nets, has_d, dict(ckpt.meta))
 
 
 def format_fact(value: object) -> str:
