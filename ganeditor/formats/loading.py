@@ -18,7 +18,10 @@ from ganeditor.formats import ncnn  # noqa: F401
 from ganeditor.formats import nvlabs_pkl  # noqa: F401
 from ganeditor.formats import torch_pth  # noqa: F401
 from ganeditor.formats import rosinality  # noqa: F401
-from ganeditor.formats.base import HEAD_BYTES, READERS, Checkpoint, FormatReader
+from ganeditor.formats import spandrel_io
+from ganeditor.formats.base import HEAD_BYTES, READERS, Checkpoint, FormatReader, register_reader
+
+register_reader(spandrel_io.READER)  # last: every torch file the others do not claim
 
 
 def _check_file(path: Path) -> bytes:

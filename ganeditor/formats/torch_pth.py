@@ -20,6 +20,7 @@ import torch.nn as nn
 from ganeditor.core.errors import CheckpointError
 from ganeditor.formats.base import Checkpoint, FormatReader, register_reader, torch_pickle_bytes
 from ganeditor.formats.bounded import build_checked
+from ganeditor.formats.spandrel_io import checkpoint_from_object
 from ganeditor.formats.torch_load import torch_load
 
 FORMAT_ID = "torch-pth-i2i"
@@ -32,6 +33,10 @@ _OURS = (
 _STAT_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 
 StateDict = dict[str, torch.Tensor]
+
+
+class UnknownLayout(CheckpointError):
+    """None of our key layouts matches (the file is then offered to spandrel)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,7 +257,7 @@ def detect(sd: StateDict, path: Path | None = None) -> Detected:
     if "model.model.0.weight" in sd:
         raise CheckpointError("not an image-to-image model we support: junyanz U-Net generator (pix2pix)", path)
     sample = ", ".join(list(sd)[:3])
-    raise CheckpointError(f"not an image-to-image model: unrecognised keys ({sample}, ...)", path)
+    raise UnknownLayout(f"not an image-to-image model: unrecognised keys ({sample}, ...)", path)
 
 
 def load_into(net: nn.Module, sd: StateDict, path: Path | None = None) -> None:
@@ -294,7 +299,10 @@ def network_from_state_dict(sd: StateDict, path: Path | None = None) -> tuple[st
 def _load(path: Path) -> Checkpoint:
     obj = torch_load(path)
     sd, where = unwrap(obj, path)
-    role, net, meta = network_from_state_dict(sd, path)
+    try:
+        role, net, meta = network_from_state_dict(sd, path)
+    except UnknownLayout:
+        return checkpoint_from_object(obj, path, ours="not an ESRGAN-family or CycleGAN layout")
     meta["container"] = where
     if isinstance(obj, dict) and "params_ema" in obj and "params" in obj:
         meta["container"] = "'params_ema' (preferred over 'params')"

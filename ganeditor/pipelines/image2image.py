@@ -35,6 +35,7 @@ from ganeditor.core.errors import Cancelled, CheckpointError, GanEditorError
 from ganeditor.core.imageio import (CYCLEGAN_CONVENTION, DEFAULT_MAX_PIXELS, SR_CONVENTION, WRITE_FORMATS,
                                     LoadedImage, PixelConvention, read_image, resize_lanczos, write_image)
 from ganeditor.core.progress import Task, null_task
+from ganeditor.core.provenance import Step, edited
 from ganeditor.core.tiling import run_tiled
 from ganeditor.core.tiling_common import TileOptions
 from ganeditor.formats import Checkpoint
@@ -73,6 +74,9 @@ def check_model(ckpt: Checkpoint, want: str) -> ImageToImageNet:
     if want == "translate" and net.io_convention != "tanh":
         raise CheckpointError(f"not an image translation model ({arch} is a x{net.scale} upscaler: use 'ganeditor upscale')",
                               ckpt.path)
+    if getattr(net, "restore_stage", "") in ("faces", "inpaint"):  # e.g. GFPGAN or LaMa read through spandrel
+        raise CheckpointError(f"not an image-to-image model for whole photos ({arch} restores {net.restore_stage}: "
+                              f"use 'ganeditor restore --model {net.restore_stage}=...')", ckpt.path)
     if want == "upscale" and net.io_convention == "tanh":
         raise CheckpointError(f"not an upscaling model ({arch} translates images: use 'ganeditor translate')", ckpt.path)
     return net
@@ -198,19 +202,22 @@ def run_batch(
     fn: Callable[[LoadedImage, Task], LoadedImage],
     task: Task | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,  # decompression-bomb guard for each input
+    step: Step | tuple[Step, ...] | None = None,  # the generative operation(s), recorded in each output (core.provenance)
 ) -> BatchReport:
     """Apply ``fn`` to each input and write each output atomically; per-file errors are collected,
     cancellation stops at once and leaves no partial file."""
     assert len(inputs) == len(outputs)
     task = task or null_task()
     report = BatchReport()
+    steps = () if step is None else (step if isinstance(step, tuple) else (step,))
     n = len(inputs)
     for k, (src, dst) in enumerate(zip(inputs, outputs)):
         task.report(k, n, src.name)
         try:
             img = read_image(src, max_pixels)
             res = fn(img, task.sub(k, 1, n))
-            notes = write_image(dst, res.pixels, res.alpha, res.bit_depth, res.icc_profile, res.exif)
+            notes = write_image(dst, res.pixels, res.alpha, res.bit_depth, res.icc_profile, res.exif, xmp=img.xmp,
+                                provenance=edited(*steps, source=src) if steps else None)  # fmt: skip
             report.written.append(dst)
             report.notes += [f"{src.name}: {m}" for m in res.notes + notes]
         except Cancelled:
