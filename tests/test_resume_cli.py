@@ -6,21 +6,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from ganeditor.formats import load_checkpoint
+from test_train_resume_all import folders  # noqa: F401  (the same tiny image folders and generator)
 
-INVERT = Path(__file__).parent / "data" / "invert"
 STEPS = 8
 
 RECIPES = {
@@ -30,20 +27,6 @@ RECIPES = {
                               pl_weight=2.0, pl_interval=2, r1_interval=2, ada=True, ada_speed_images=8)),
     "encoder": (["A"], dict(generator="g16.safetensors", channel_base=128, channel_max=16, w_stat_samples=200)),
 }  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    root = tmp_path_factory.mktemp("resume_cli")
-    x = np.linspace(0, 6, 40)
-    for name, k in (("A", 1), ("B", 2)):
-        (root / name).mkdir()
-        for i in range(3):
-            rng = np.random.default_rng(i + 10 * k)
-            a = np.sin(x[None, :, None] * (i + k) + x[:, None, None]) * 90 + 128 + rng.normal(0, 6, (40, 40, 3))
-            Image.fromarray(a.clip(0, 255).astype(np.uint8)).save(root / name / f"{i}.png")
-    shutil.copy(INVERT / "g16.safetensors", root / "g16.safetensors")
-    return root
 
 
 def _command(recipe: str, root: Path, out: Path, resume: bool = False) -> list[str]:
