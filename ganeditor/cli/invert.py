@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ganeditor.cli.common import add_device_option, progress_task
+from ganeditor.cli.common import add_device_option, add_overwrite_option, guard_outputs, progress_task
 from ganeditor.core.device import pick_device
 from ganeditor.core.errors import GanEditorError
 from ganeditor.core.imageio import write_image
 from ganeditor.core.model_store import companion
+from ganeditor.core.provenance import generated, record
 from ganeditor.pipelines.edit import save_latent
 from ganeditor.pipelines.invert import METHODS, invert, run_inversion
 from ganeditor.pipelines.invert_loss import make_inversion_loss
@@ -53,12 +54,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="reconstruction loss (auto: LPIPS if VGG16 weights exist, else D features, else pixel+SSIM)")  # fmt: skip
     p.add_argument("--seed", type=int, default=303, help="seed of the noise initialisation")
     add_device_option(p)
+    add_overwrite_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.steps < 1 or args.pti_steps < 1:
         raise GanEditorError("--steps and --pti-steps must be positive")
+    outs = [Path(args.outdir) / n for n in ("target.png", "reconstruction.png", "projected_w.npz", "pti_delta.safetensors")]
+    guard_outputs([args.photo, args.network, args.encoder], outs, args.overwrite)
     device = pick_device(args.device)
     ckpt, G = load_stylegan(args.network, device)
     encoder = args.encoder
@@ -80,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
     with progress_task(f"invert ({args.method})", 1.0) as task:
         result = run_inversion(invert(G, target, loss, args.method, args.steps, args.pti_steps, E=E, seed=args.seed, task=task))
     write_image(outdir / "target.png", target)
-    write_image(outdir / "reconstruction.png", result.image)
+    step = record("invert", ckpt.path, {"method": args.method, "steps": args.steps, "loss": result.loss_name,
+                                        "encoder": Path(str(encoder)).stem if encoder else None})  # fmt: skip
+    write_image(outdir / "reconstruction.png", result.image, provenance=generated(step))
     save_latent(outdir / "projected_w.npz", result.ws, result.noise)
     if result.G_tuned is not None:
         save_pti_delta(outdir / "pti_delta.safetensors", G, result.G_tuned)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -34,6 +35,7 @@ from ganeditor.core.errors import Cancelled, CheckpointError, GanEditorError
 from ganeditor.core.imageio import (CYCLEGAN_CONVENTION, DEFAULT_MAX_PIXELS, SR_CONVENTION, WRITE_FORMATS,
                                     LoadedImage, PixelConvention, read_image, resize_lanczos, write_image)
 from ganeditor.core.progress import Task, null_task
+from ganeditor.core.provenance import Step, edited
 from ganeditor.core.tiling import run_tiled
 from ganeditor.core.tiling_common import TileOptions
 from ganeditor.formats import Checkpoint
@@ -72,6 +74,9 @@ def check_model(ckpt: Checkpoint, want: str) -> ImageToImageNet:
     if want == "translate" and net.io_convention != "tanh":
         raise CheckpointError(f"not an image translation model ({arch} is a x{net.scale} upscaler: use 'ganeditor upscale')",
                               ckpt.path)
+    if getattr(net, "restore_stage", "") in ("faces", "inpaint"):  # e.g. GFPGAN or LaMa read through spandrel
+        raise CheckpointError(f"not an image-to-image model for whole photos ({arch} restores {net.restore_stage}: "
+                              f"use 'ganeditor restore --model {net.restore_stage}=...')", ckpt.path)
     if want == "upscale" and net.io_convention == "tanh":
         raise CheckpointError(f"not an upscaling model ({arch} translates images: use 'ganeditor translate')", ckpt.path)
     return net
@@ -104,6 +109,29 @@ def tile_options(net: ImageToImageNet, options: Image2ImageOptions) -> tuple[Til
     return opts, notes
 
 
+SMALL_SIDE = 64  # images with a side under this may be too small for a network: failures are explained
+
+
+def _explain_small(run: Callable, pixels: np.ndarray) -> np.ndarray:
+    """``run(pixels)``; when a small image fails inside the network, find the smallest square size
+    that works (gray probes) and say so: "too small for this model, at least NxN"."""
+    h, w = pixels.shape[:2]
+    try:
+        return run(pixels)
+    except (RuntimeError, ValueError, IndexError):
+        if min(h, w) >= SMALL_SIDE:
+            raise
+        for s in range(2, SMALL_SIDE + 1):
+            try:
+                run(np.full((s, s, pixels.shape[2]), pixels.max() // 2, pixels.dtype))
+            except (RuntimeError, ValueError, IndexError):
+                continue
+            if h < s or w < s:
+                raise GanEditorError(f"image is {w}x{h}: too small for this model, at least {s}x{s}") from None
+            break
+        raise
+
+
 def image_to_image(net: ImageToImageNet, image: LoadedImage, options: Image2ImageOptions | None = None, *,
                     task: Task | None = None) -> LoadedImage:
     """Any image-to-image network (already checked) over an image at full size, alpha resized alongside."""
@@ -111,7 +139,7 @@ def image_to_image(net: ImageToImageNet, image: LoadedImage, options: Image2Imag
     opts, notes = tile_options(net, options)
     scale = int(net.scale)
     h, w = image.pixels.shape[:2]
-    out = run_tiled(net, image.pixels, scale, opts, task=task or null_task())
+    out = _explain_small(lambda px: run_tiled(net, px, scale, opts, task=task or null_task()), image.pixels)
     size = (w * scale, h * scale)
     if options.outscale is not None and options.outscale != scale:
         size = (max(1, int(w * options.outscale)), max(1, int(h * options.outscale)))
@@ -174,25 +202,29 @@ def run_batch(
     fn: Callable[[LoadedImage, Task], LoadedImage],
     task: Task | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,  # decompression-bomb guard for each input
+    step: Step | tuple[Step, ...] | None = None,  # the generative operation(s), recorded in each output (core.provenance)
 ) -> BatchReport:
     """Apply ``fn`` to each input and write each output atomically; per-file errors are collected,
     cancellation stops at once and leaves no partial file."""
     assert len(inputs) == len(outputs)
     task = task or null_task()
     report = BatchReport()
+    steps = () if step is None else (step if isinstance(step, tuple) else (step,))
     n = len(inputs)
     for k, (src, dst) in enumerate(zip(inputs, outputs)):
         task.report(k, n, src.name)
         try:
             img = read_image(src, max_pixels)
             res = fn(img, task.sub(k, 1, n))
-            notes = write_image(dst, res.pixels, res.alpha, res.bit_depth, res.icc_profile, res.exif)
+            notes = write_image(dst, res.pixels, res.alpha, res.bit_depth, res.icc_profile, res.exif, xmp=img.xmp,
+                                provenance=edited(*steps, source=src) if steps else None)  # fmt: skip
             report.written.append(dst)
             report.notes += [f"{src.name}: {m}" for m in res.notes + notes]
         except Cancelled:
             raise
         except GanEditorError as e:
-            report.failed.append((src, " ".join(str(e).split())))
+            msg = " ".join(str(e).split())
+            report.failed.append((src, msg if e.path is not None else f"{src}: {msg}"))
         except (OSError, ValueError, RuntimeError, MemoryError) as e:
             report.failed.append((src, f"{src}: {' '.join(str(e).split()) or type(e).__name__}"))
     task.report(n, n, "done")
