@@ -7,6 +7,7 @@ CPU build), interleaved rounds, one child process per implementation (``bench/pe
     python bench/bench_image2image.py --cases cyclegan-4000x3000 --rounds 1 --original ...
     python bench/bench_image2image.py --memory 4000x3000    # ours only: peak RSS vs output bytes + 1 GiB
     python bench/bench_image2image.py --cli 640x480          # whole CLI path vs the network's own forward
+    python bench/bench_image2image.py --cancel               # largest gap between cancel checks per engine
 
 ``--original`` takes checkouts (repeatable): junyanz/pytorch-CycleGAN-and-pix2pix (``models/networks.py``:
 ``define_G``, its test transform and ``util.tensor2im``), xinntao/Real-ESRGAN (``realesrgan/utils.py``
@@ -312,6 +313,50 @@ def cli_table(size: str, threads: int) -> None:
                   f"{fwd / (flops(model, size) / peak):.2f} |", flush=True)
 
 
+def cancel_table(threads: int) -> None:
+    """Largest gap between two cancel checks (wall and CPU) per engine, on real model sizes: what a
+    Cancel waits for at most (plus the time to unwind)."""
+    import torch
+
+    import ganeditor.core.tiling as tiling
+    import ganeditor.core.tiling_cancel as tc
+    from ganeditor.core.progress import Task
+    from ganeditor.pipelines.image2image import Image2ImageOptions, tile_options
+
+    class Gaps(tc.CancelPoints):
+        made: list = []
+
+        def __init__(self, task, max_flops=None):
+            super().__init__(task, max_flops)
+            self.last, self.gap = (time.perf_counter(), time.process_time()), (0.0, 0.0)
+            Gaps.made.append(self)
+
+        def check(self):
+            now = (time.perf_counter(), time.process_time())
+            self.gap = (max(self.gap[0], now[0] - self.last[0]), max(self.gap[1], now[1] - self.last[1]))
+            self.last = now
+            super().check()
+
+    torch.set_num_threads(threads)
+    tiling.CancelPoints = Gaps
+    print("| engine | model, input | checks | largest gap wall / CPU (ms) | run wall s |\n|---|---|---|---|---|")
+    for engine, model, size, opts in (
+            ("instance norm, whole image", "cyclegan64", "768x576", Image2ImageOptions()),
+            ("instance norm, bands", "cyclegan64", "1024x768", Image2ImageOptions(tile=64)),
+            ("SR plan, whole image", "srgan", "640x480", Image2ImageOptions()),
+            ("SR plan, automatic", "x4plus", "160x120", Image2ImageOptions()),
+            ("SR plan, 24-row bands (blocks in place)", "x4plus", "160x120", Image2ImageOptions(tile=24)),
+            ("SR plan, whole image", "animev3", "1280x960", Image2ImageOptions()),
+            ("2-D tiles (blended)", "animev3", "640x480", Image2ImageOptions(tile=128, tile_pad=10))):
+        net, img = our_net(model), photo(size)
+        topts, _ = tile_options(net, opts)
+        t = time.perf_counter()
+        tiling.run_tiled(net, img, int(net.scale), topts, task=Task())
+        g = Gaps.made[-1]
+        print(f"| {engine} | {model} {size} | {g.checks} | {g.gap[0] * 1e3:.0f} / {g.gap[1] * 1e3:.0f} | "
+              f"{time.perf_counter() - t:.1f} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", nargs="+", default=DEFAULT, choices=list(CASES), metavar="CASE",
@@ -324,6 +369,7 @@ def main() -> None:
     ap.add_argument("--memory", metavar="WxH", help="ours only: peak RSS of one exact run per model at this size")
     ap.add_argument("--models", nargs="+", default=["cyclegan64", "daynight", "animev3", "srgan", "x4plus"])
     ap.add_argument("--cli", metavar="WxH", help="the whole CLI path vs the network's own forward, per shipped model")
+    ap.add_argument("--cancel", action="store_true", help="largest gap between cancel checks per engine")
     ap.add_argument("--serve", nargs=2, metavar=("CASE", "IMPL"), help=argparse.SUPPRESS)
     ap.add_argument("--weights", help=argparse.SUPPRESS)
     ap.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
@@ -340,6 +386,8 @@ def main() -> None:
         memory_table(a.memory, a.models, a.threads)
     elif a.cli:
         cli_table(a.cli, a.threads)
+    elif a.cancel:
+        cancel_table(a.threads)
     else:
         peak = pc.conv_peak(a.threads, a.metric)
         rows = []

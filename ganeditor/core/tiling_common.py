@@ -28,7 +28,7 @@ RADIUS_CAP = 64  # larger receptive fields get blended tiles with this much cont
 CPU_WORK_CAP = 512 * 2**20  # most working memory (tiles, bands) on CPU
 CPU_STORE_CAP = 384 * 2**20  # most RAM for stored activations on CPU; beyond, temporary files
 PEAK_ABOVE_OUTPUT = 2**30  # a run keeps the process under output bytes + this (shared/PERFORMANCE.md)
-MIN_BUDGET = 96 * 2**20  # budgets never go below this (a process already above its target still works)
+MIN_ENGINE = 448 * 2**20  # the engines always get this much (work + stores), whatever the process holds
 LUMA = (0.299, 0.587, 0.114)
 
 NetFn = Callable[[torch.Tensor], torch.Tensor]
@@ -95,16 +95,16 @@ def process_rss() -> int:
 def engine_budget(device: torch.device | str = "cpu", out_bytes: int = 0) -> tuple[int, int]:
     """(work bytes, stored-activation bytes) a run may use.  CUDA: shares of free device memory.  CPU:
     what keeps the whole process under ``out_bytes + PEAK_ABOVE_OUTPUT`` given what it already holds
-    (torch and its libraries -- 0.7 GiB for the CUDA build -- and the model), within the caps and a
-    quarter of free memory; never below MIN_BUDGET."""
+    (the model, and torch itself: 0.7 GiB of libraries in the CUDA build), but never less than
+    MIN_ENGINE, and within the caps and a quarter of free memory."""
     device = torch.device(device)
     free = available_memory(device)
     if device.type == "cuda":
         return int(free * 0.6), 0
     room = out_bytes + PEAK_ABOVE_OUTPUT - process_rss() - 64 * 2**20
-    total = max(2 * MIN_BUDGET, min(room, int(free * 0.25), CPU_WORK_CAP + CPU_STORE_CAP))
-    work = max(MIN_BUDGET, min(CPU_WORK_CAP, int(total * 0.6)))
-    return work, max(0, min(CPU_STORE_CAP, total - work))
+    total = min(max(room, MIN_ENGINE), int(free * 0.25), CPU_WORK_CAP + CPU_STORE_CAP)
+    work = min(CPU_WORK_CAP, max(int(total * 0.6), total - CPU_STORE_CAP))
+    return work, max(0, total - work)
 
 
 def work_budget(device: torch.device | str = "cpu", out_bytes: int = 0) -> int:

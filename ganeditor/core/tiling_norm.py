@@ -149,7 +149,7 @@ def whole_image_bytes(ops: list[Op], c: int, h: int, w: int) -> float:
     peak = 0.0
     for op in ops:
         co, ho, wo = _shape_after([op], c, h, w)
-        pad = op.pad if op.kind == "conv" else 0
+        pad = op.pad if op.kind == "conv" and op.pad_mode != "constant" else 0  # zero padding: done by the conv
         inner = whole_image_bytes(op.inner, c, h, w) if op.kind == "block" else 0.0
         now = 4.0 * (c * h * w + co * ho * wo + (c * (h + 2 * pad) * (w + 2 * pad) if pad else 0))
         peak = max(peak, now, inner + 4.0 * c * h * w)

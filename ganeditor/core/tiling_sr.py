@@ -69,7 +69,7 @@ def chain_bytes(ops: list[Op], c: int, h: int, w: int) -> float:
         co = co // op.pad**2 if op.kind == "shuffle" else co * op.pad**2 if op.kind == "unshuffle" else co
         ho, wo = out_size(op, h), out_size(op, w)
         now = 4.0 * (c * h * w + co * ho * wo)
-        if op.kind == "conv" and op.pad:
+        if op.kind == "conv" and op.pad and op.pad_mode != "constant":  # zero padding is done by the conv
             now += 4.0 * c * (h + 2 * op.pad) * (w + 2 * op.pad)
         elif op.kind == "block":
             now = 4.0 * c * h * w + chain_bytes(op.inner, c, h, w)
