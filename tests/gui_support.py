@@ -45,6 +45,42 @@ def wait_idle(qtbot, lane, timeout_ms: int = 60000) -> None:
     qtbot.waitUntil(lambda: not lane.busy() and lane.current is None, timeout=timeout_ms)
 
 
+def make_window(qtbot, tmp_path, monkeypatch, **kw):
+    """A MainWindow with its own settings file and autosave folder; message boxes are collected in
+    ``win.errors`` and questions answered by ``win.answers`` (a list, first answer first)."""
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QMessageBox
+
+    from ganeditor.qt.main_window import MainWindow
+    from ganeditor.qt.settings import Settings
+
+    settings = Settings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    errors = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a: errors.append(a[1:3]))
+    win = MainWindow(settings, kw.pop("autosave_dir", tmp_path / "autosave"), **kw)
+    win.errors, win.answers, win.questions = errors, [], []
+
+    def ask(title, text, buttons, default):
+        win.questions.append((title, text))
+        return win.answers.pop(0) if win.answers else QMessageBox.StandardButton.Cancel
+
+    win.ask = ask
+    qtbot.addWidget(win)
+    win.show()
+    wait_window_idle(qtbot, win)
+    return win
+
+
+def wait_window_idle(qtbot, win, timeout_ms: int = 60000) -> None:
+    """Until the window's device and I/O lanes are idle (models scanned and loaded, files opened)."""
+    qtbot.waitUntil(win.idle, timeout=timeout_ms)
+
+
+def open_and_wait(qtbot, win, path) -> None:
+    assert win.open_path(str(path))
+    wait_window_idle(qtbot, win)
+
+
 class Heartbeat:
     """A 10 ms QTimer on the GUI thread; ``max_gap`` is the longest time between two ticks (seconds)."""
 

@@ -4,13 +4,8 @@
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QMessageBox
-
-from ganeditor.qt.main_window import MainWindow
-from ganeditor.qt.settings import Settings
 from ganeditor.worlds.portraits import render_portrait
-from gui_support import Heartbeat, wait_idle, write_photo, write_tiny_models
+from gui_support import Heartbeat, make_window, open_and_wait, wait_idle, wait_window_idle, write_photo, write_tiny_models
 
 
 @pytest.fixture(scope="module")
@@ -22,16 +17,11 @@ def models_dir(tmp_path_factory):
 def window(qtbot, tmp_path, models_dir, monkeypatch):
     """A MainWindow on the tiny models, with its own settings file; errors are collected, not shown."""
     monkeypatch.setenv("GANEDITOR_MODELS", str(models_dir))
-    errors = []
-    monkeypatch.setattr(QMessageBox, "warning", lambda *a: errors.append(a[1:3]))
-    win = MainWindow(Settings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)))
-    win.errors = errors
-    qtbot.addWidget(win)
-    win.show()
+    win = make_window(qtbot, tmp_path, monkeypatch)
     win.models.select("generator", "tiny-stylegan2")
     win.models.select("translator", "tiny-cyclegan")
     win.models.select("upscaler", "tiny-sr")
-    wait_idle(qtbot, win.device_lane)
+    wait_window_idle(qtbot, win)
     yield win
     assert win.shutdown()
 
@@ -65,7 +55,7 @@ def test_portrait_points_invert_sliders_paste_and_undo(qtbot, window, tmp_path):
     path, lms = portrait_photo(tmp_path)
     assert not p.points_button.isEnabled()  # no photo yet, with the reason shown
     assert "Open a photo" in p.face_hint.text()
-    assert win.open_image(str(path))
+    open_and_wait(qtbot, win, path)
     place_points(qtbot, win, lms)
     assert p.target_thumb.pixels.shape == (16, 16, 3) and p.invert_button.isEnabled()
     assert not p.sliders.isEnabled()
@@ -96,7 +86,7 @@ def test_portrait_points_invert_sliders_paste_and_undo(qtbot, window, tmp_path):
 def test_inversion_cancel_keeps_the_best_result_and_the_gui_stays_responsive(qtbot, window, tmp_path):
     win, p = window, window.portrait
     path, lms = portrait_photo(tmp_path)
-    win.open_image(str(path))
+    open_and_wait(qtbot, win, path)
     place_points(qtbot, win, lms)
     p.method_box.setCurrentIndex(p.method_box.findData("wplus"))
     p.steps_box.setValue(5000)
@@ -122,7 +112,7 @@ def test_manual_points_are_offered_when_detection_is_unavailable(qtbot, window, 
     win, p = window, window.portrait
     p.set_generator(win.models.current("generator"), win.models.entries)
     wait_idle(qtbot, win.device_lane)
-    win.open_image(str(portrait_photo(tmp_path)[0]))
+    open_and_wait(qtbot, win, portrait_photo(tmp_path)[0])
     assert not p.detect_button.isEnabled() and p.points_button.isEnabled()
     assert "Place 5 points" in p.face_hint.text() and "MTCNN" in p.detect_button.toolTip()
 
@@ -130,7 +120,7 @@ def test_manual_points_are_offered_when_detection_is_unavailable(qtbot, window, 
 def test_scene_translate_and_upscale_are_undoable(qtbot, window, tmp_path):
     win, s = window, window.scene
     assert not s.translate_button.isEnabled() and "Open a photo" in s.translate_hint.text()
-    win.open_image(str(write_photo(tmp_path / "street.png", (40, 28))))
+    open_and_wait(qtbot, win, write_photo(tmp_path / "street.png", (40, 28)))
     original = win.doc.current
     s.direction_box.setCurrentIndex(1)
     s.run_translate()
@@ -174,17 +164,3 @@ def test_train_panel_runs_a_tiny_run_to_completion(qtbot, window, tmp_path):
     assert t.sample.pixels is not None
     assert (tmp_path / "run" / "model.safetensors").is_file()
     assert t.start_button.isEnabled()
-
-
-def test_closing_the_window_cancels_and_joins_workers(qtbot, window, tmp_path):
-    win, p = window, window.portrait
-    path, lms = portrait_photo(tmp_path)
-    win.open_image(str(path))
-    place_points(qtbot, win, lms)
-    p.steps_box.setValue(5000)
-    p.invert()
-    qtbot.waitUntil(lambda: win.device_lane.current is not None and win.device_lane._thread is not None, timeout=10000)
-    thread = win.device_lane._thread
-    win.close()
-    assert thread.isFinished()
-    assert win.device_lane.shutdown()

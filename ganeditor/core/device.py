@@ -31,6 +31,25 @@ def pick_device(name: str | None = "auto") -> torch.device:
     raise GanEditorError(f"unknown device '{name}' (choose from {', '.join(DEVICE_CHOICES)})")
 
 
+def available_devices() -> list[str]:
+    """The device names that work on this machine ('auto' first), for choosers."""
+    names = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        names.append("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        names.append("mps")
+    return names
+
+
+def describe_device(device: torch.device) -> str:
+    """A device for people: 'CPU (2 threads)', 'CUDA: NVIDIA H200', 'MPS'."""
+    if device.type == "cuda":
+        return f"CUDA: {torch.cuda.get_device_name(device)}"
+    if device.type == "cpu":
+        return f"CPU ({torch.get_num_threads()} threads)"
+    return device.type.upper()
+
+
 def cpu_has_bf16() -> bool:
     """True when this CPU computes bf16 natively (AVX-512 BF16 or AMX), so bf16 autocast pays."""
     try:

@@ -16,6 +16,7 @@ from typing import Any
 
 from safetensors import safe_open
 
+from ganeditor.core.errors import CheckpointError
 from ganeditor.core.model_store import companion, list_models
 from ganeditor.formats import load_checkpoint
 from ganeditor.formats.base import PRIMARY_ROLES
@@ -80,6 +81,22 @@ def classify(name: str, path: Path) -> ModelEntry:
     if suffix == ".param":
         return ModelEntry(name, path, "upscaler", "ncnn")
     return ModelEntry(name, path, "unknown", suffix[1:])
+
+
+def identify(path: str | Path) -> ModelEntry:
+    """A ModelEntry for a file from anywhere, checked by loading it (CheckpointError when it is broken
+    or holds nothing the app can use)."""
+    path = Path(path)
+    entry = classify(path.stem, path)
+    if entry.kind == "directions":
+        return entry
+    ckpt = load_checkpoint(path)
+    arch = getattr(ckpt.primary, "arch_name", type(ckpt.primary).__name__)
+    kind = ARCH_KINDS.get(arch, "other")
+    if kind == "other":
+        raise CheckpointError(f"holds a {arch} ({', '.join(ckpt.nets)}), not a generator, translator, upscaler "
+                              "or inversion encoder", path)  # fmt: skip
+    return ModelEntry(path.stem, path, kind, arch, list(ckpt.nets), entry.meta or dict(ckpt.meta))
 
 
 def _json(text: str | None) -> dict:

@@ -55,21 +55,25 @@ def screenshot(out: str, path: str | None = None, panel: str | None = None, size
     app = create_app()
     with tempfile.TemporaryDirectory(prefix="ganeditor-shot-") as tmp:
         settings = Settings(QSettings(str(Path(tmp) / "settings.ini"), QSettings.Format.IniFormat))
-        win = MainWindow(settings, autosave_dir=Path(tmp) / "autosave")
+        win = MainWindow(settings, Path(tmp) / "autosave")
+        win._discard = True  # never ask anything: nobody is there to answer
         win.resize(*size)
         win.show()
         if panel and not win.show_panel(panel):
             win.discard_and_close()
             raise GanEditorError(f"--panel: no panel {panel!r} (panels: {', '.join(win.panel_names())})")
-        if path and not win.open_path(path, remember=False):
-            win.discard_and_close()
-            raise GanEditorError("cannot open this file", path)
+        if path:
+            win.open_path(path, remember=False)
         deadline = time.monotonic() + timeout_s
         settle = 0
         while settle < 5 and time.monotonic() < deadline:  # idle for a few consecutive checks
             app.processEvents()
             settle = settle + 1 if win.idle() else 0
             time.sleep(0.05)
+        if path and not win.doc.is_open:
+            message = win.statusBar().currentMessage() or "cannot open this file"
+            win.discard_and_close()
+            raise GanEditorError(message)
         if panel:
             win.show_panel(panel)
         for _ in range(5):

@@ -28,6 +28,7 @@ class ImageView(QWidget):
         self.setMouseTracking(True)
         self.after: QPixmap | None = None
         self.before: QPixmap | None = None
+        self._pixmaps: dict[int, tuple[np.ndarray, QPixmap]] = {}  # id(array) -> (array, its pixmap)
         self.scale = 1.0
         self.center = QPointF(0, 0)  # image point shown at the widget's centre
         self.auto_fit = True
@@ -44,13 +45,23 @@ class ImageView(QWidget):
     def set_images(self, after: np.ndarray | None, before: np.ndarray | None = None) -> None:
         """Show ``after`` (the result); ``before`` is what compare shows (None: no compare)."""
         old = None if self.after is None else self.after.size()
-        self.after = None if after is None else QPixmap.fromImage(qimage_from_array(after))
-        self.before = None if before is None else QPixmap.fromImage(qimage_from_array(before))
+        self.after, self.before = self._pixmap(after), self._pixmap(before)
+        self._pixmaps = {k: v for k, v in self._pixmaps.items() if k in (id(after), id(before))}
         if self.after is None or old != self.after.size():
             self.auto_fit = True
         if self.auto_fit:
             self.fit()
         self.update()
+
+    def _pixmap(self, pixels: np.ndarray | None) -> QPixmap | None:
+        """The pixmap of ``pixels``, converted once per array (undo/redo and compare reuse it)."""
+        if pixels is None:
+            return None
+        hit = self._pixmaps.get(id(pixels))
+        if hit is None or hit[0] is not pixels:
+            hit = (pixels, QPixmap.fromImage(qimage_from_array(pixels)))
+            self._pixmaps[id(pixels)] = hit
+        return hit[1]
 
     def set_overlay(self, boxes=(), points=()) -> None:
         """Face boxes (x1, y1, x2, y2) and labelled points (x, y, label), in image pixels."""

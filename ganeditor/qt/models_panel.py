@@ -60,15 +60,32 @@ class ModelsPanel(QWidget):
         lay.addWidget(self.tree, 2)
         lay.addWidget(self.describe_button)
         lay.addWidget(self.facts, 1)
-        self.refresh()
+        self.empty.setText("Looking for models…")
+        for box in self.pickers.values():
+            box.setEnabled(False)
         self._show_entry(None)
 
     # ------------------------------------------------------------------------------ public
+    @staticmethod
+    def scan(extra: list[str] = ()) -> list[ModelEntry]:
+        """Every model of the library folders plus ``extra`` files (reads headers only; any thread)."""
+        entries = catalog()
+        known = {e.path for e in entries}
+        for p in extra:
+            path = Path(p)
+            if path.is_file() and path not in known:
+                entries.append(classify(path.stem, path))
+        return entries
+
     def refresh(self, prefer: dict[str, str] | None = None) -> None:
-        """Re-scan the model folders; keep (or set from ``prefer``) the chosen models by name."""
+        """Re-scan the model folders here on the calling thread (tests; the window scans on a worker)."""
+        self.set_entries(self.scan([str(e.path) for e in self.extra]), prefer)
+
+    def set_entries(self, entries: list[ModelEntry], prefer: dict[str, str] | None = None) -> None:
+        """Show ``entries``; keep (or set from ``prefer``) the chosen models by name."""
         keep = {r: self.current_name(r) for r in ROLES}
         keep.update({k: v for k, v in (prefer or {}).items() if v})
-        self.entries = catalog() + self.extra
+        self.entries = entries
         self.tree.clear()
         for kind, title in GROUPS:
             items = [e for e in self.entries if e.kind == kind]
@@ -104,12 +121,11 @@ class ModelsPanel(QWidget):
         for role in ROLES:
             emit(self.selection_changed, role, self.current(role))
 
-    def add_file(self, path: str) -> ModelEntry:
-        """Add a model file from anywhere for this session and select it in its role."""
-        e = classify(Path(path).stem, Path(path))
+    def add_entry(self, e: ModelEntry) -> None:
+        """Add a (checked) model file from anywhere and select it in its role."""
         self.extra = [x for x in self.extra if x.path != e.path] + [e]
-        self.refresh(prefer={e.kind: e.name} if e.kind in ROLES else None)
-        return e
+        entries = [x for x in self.entries if x.path != e.path] + [e]
+        self.set_entries(entries, prefer={e.kind: e.name} if e.kind in ROLES else None)
 
     def current(self, role: str) -> ModelEntry | None:
         return self.pickers[role].currentData()

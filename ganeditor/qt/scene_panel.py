@@ -114,8 +114,10 @@ class ScenePanel(QWidget):
         self.direction_box.setEnabled(self.translator is not None)
 
     def _submit(self, label: str, fn: Callable[[Checkpoint, LoadedImage, JobTask], LoadedImage], entry: ModelEntry,
-                role: str | None = None) -> None:
+                role: str | None = None, **settings: Any) -> None:
         opts = self.options()
+        op = {"op": label.split(" ")[0].lower(), "model": entry.name, "model_path": str(entry.path),
+              **({"network": role} if role else {}), "tile": opts.get("tile"), "fast": bool(opts.get("fast")), **settings}
         image = self.doc.as_loaded()
         cache, device = self.cache, opts.get("device", "auto")
 
@@ -128,7 +130,7 @@ class ScenePanel(QWidget):
             return {"pixels": out.pixels, "alpha": out.alpha, "notes": out.notes}
 
         def done(r: dict[str, Any]) -> None:
-            self.doc.apply_result(r["pixels"], r["alpha"], label)
+            self.doc.apply_result(r["pixels"], r["alpha"], label, op)
 
         self.lane.submit(Job(work, key="scene", label=label, on_result=done,
                              on_error=lambda e: emit(self.error, label, str(e))))  # fmt: skip
@@ -150,4 +152,4 @@ class ScenePanel(QWidget):
         scale = self.scale_box.currentData()
         self._submit(f"Upscale ×{scale}",
                      lambda ck, img, t: upscale(ck, img, opts.get("tile"), float(scale), t, opts.get("fast", False)),
-                     self.upscaler)
+                     self.upscaler, scale=scale)

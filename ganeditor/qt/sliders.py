@@ -3,27 +3,22 @@
 from __future__ import annotations
 
 import itertools
+import time
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QToolButton,
                                QVBoxLayout, QWidget)
 
+from ganeditor.pipelines.directions import pretty_name
 from ganeditor.qt.commands import ResetSlidersCommand, SliderCommand
 from ganeditor.qt.document import EditState
 from ganeditor.qt.compat import emit
 
 SCALE = 100  # slider ticks per unit of α
 RANGE = 3.0  # α from -RANGE to +RANGE (σ units for most directions)
+WHEEL_MERGE_S = 0.8  # wheel notches closer than this merge into one undo step
 _drags = itertools.count(1)
-
-
-def pretty(name: str) -> str:
-    """'hair_colour' -> 'Hair colour'; 'sefa_coarse_2' -> 'SeFa coarse 2'."""
-    text = name.replace("_", " ").strip()
-    for raw, nice in (("sefa", "SeFa"), ("ganspace", "GANSpace"), ("cond", "(cond.)")):
-        text = text.replace(raw, nice)
-    return text[:1].upper() + text[1:]
 
 
 class SliderRow(QWidget):
@@ -35,7 +30,7 @@ class SliderRow(QWidget):
         super().__init__(parent)
         self.name = name
         self._drag = 0
-        self.label = QLabel(pretty(name))
+        self.label = QLabel(pretty_name(name))
         self.label.setMinimumWidth(110)
         self.label.setToolTip(name)
         self.slider = QSlider(Qt.Orientation.Horizontal)
@@ -45,22 +40,40 @@ class SliderRow(QWidget):
         self.value_label = QLabel("0.00")
         self.value_label.setMinimumWidth(40)
         self.value_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        self.reset = QToolButton(text="↺", toolTip=f"Reset {pretty(name)} to 0", autoRaise=True)
+        self.reset = QToolButton(text="↺", toolTip=f"Reset {pretty_name(name)} to 0", autoRaise=True)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         for w in (self.label, self.slider, self.value_label, self.reset):
             lay.addWidget(w)
         lay.setStretch(1, 1)
+        self._wheel_until = 0.0  # wheel notches before this time (monotonic s) continue one undo step
+        self._in_wheel = False
+        self.slider.installEventFilter(self)
         self.slider.sliderPressed.connect(self._new_drag)
         self.slider.valueChanged.connect(self._changed)
         self.reset.clicked.connect(lambda: self.slider.setValue(0))
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt API
+        """Wheel notches in quick succession (< WHEEL_MERGE_S apart) are one undo step, like a drag."""
+        if obj is self.slider and event.type() == QEvent.Type.Wheel:
+            now = time.monotonic()
+            if now > self._wheel_until:
+                self._new_drag()
+            self._wheel_until = now + WHEEL_MERGE_S
+            self._in_wheel = True
+            try:
+                self.slider.wheelEvent(event)  # handled here so the value change knows it came from the wheel
+            finally:
+                self._in_wheel = False
+            return True
+        return super().eventFilter(obj, event)
 
     def _new_drag(self) -> None:
         self._drag = next(_drags)
 
     def _changed(self, ticks: int) -> None:
-        if not self.slider.isSliderDown():
-            self._new_drag()  # keyboard, wheel, reset: one undo step each
+        if not self.slider.isSliderDown() and not self._in_wheel:
+            self._new_drag()  # keyboard, reset: one undo step each
         self.value_label.setText(f"{ticks / SCALE:+.2f}" if ticks else "0.00")
         emit(self.moved, self.name, ticks / SCALE, self._drag)
 
