@@ -3,7 +3,6 @@ the job bar says "Cancelling…" at once; cancel stops each kind of job within a
 
 import time
 
-import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtWidgets import QMessageBox

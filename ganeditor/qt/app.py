@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QApplication
 from ganeditor import __version__
 from ganeditor.core.errors import GanEditorError
 from ganeditor.core.resources import resource
+from ganeditor.qt.settings import Settings
 
 
 def create_app(argv: list[str] | None = None) -> QApplication:
@@ -50,7 +51,6 @@ def screenshot(out: str, path: str | None = None, panel: str | None = None, size
     """Render the real window offscreen (fresh settings, models loaded, ``panel`` in front) to a PNG."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from ganeditor.qt.main_window import MainWindow  # deferred: see run_app
-    from ganeditor.qt.settings import Settings
 
     app = create_app()
     with tempfile.TemporaryDirectory(prefix="ganeditor-shot-") as tmp:

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from PySide6.QtCore import QElapsedTimer, Qt
 from PySide6.QtGui import QAction, QIcon, QKeySequence
-from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QScrollArea,
+from PySide6.QtWidgets import (QApplication, QDockWidget, QLabel, QMainWindow, QMessageBox, QScrollArea,
                                QToolButton, QUndoView, QWidget)
 
 from ganeditor import __version__
 from ganeditor.core.device import describe_device, pick_device
 from ganeditor.core.errors import GanEditorError
 from ganeditor.core.resources import resource, sample_photos
-from ganeditor.pipelines.catalog import ROLES, identify
 from ganeditor.pipelines.portrait import WeightPaths, warm_up
 from ganeditor.qt.autosave import Autosaver, autosave_dir
 from ganeditor.qt.document import Document
@@ -28,8 +28,8 @@ from ganeditor.qt.scene_panel import ScenePanel
 from ganeditor.qt.settings import Key, Settings
 from ganeditor.qt.train_panel import TrainPanel
 from ganeditor.qt.window_files import FileActions
+from ganeditor.qt.window_models import ROLE_KEYS, ModelActions
 
-MODEL_FILTER = "Models (*.safetensors *.pkl *.pt *.pth *.param);;All files (*)"
 QUIET_JOBS = ("preview", "warmup", "describe", "autosave", "scan")  # jobs that are not the user's work
 DEFAULT_SIZE = (1360, 860)
 
@@ -42,7 +42,7 @@ def icon(name: str) -> QIcon:
         return QIcon()
 
 
-class MainWindow(FileActions, QMainWindow):
+class MainWindow(FileActions, ModelActions, QMainWindow):
     """Top-level window of GAN Editor."""
 
     def __init__(self, settings: Settings | None = None, autosave_folder: Path | None = None,
@@ -62,9 +62,9 @@ class MainWindow(FileActions, QMainWindow):
         self.view = ImageView()
         self.setCentralWidget(self.view)
         self.models = ModelsPanel(self.device_lane)
-        self.portrait = PortraitPanel(self.device_lane, self.doc, self.view, self._device_name, self._weight_paths)
+        self.portrait = PortraitPanel(self.device_lane, self.doc, self.view, self._device, self._weight_paths)
         self.scene = ScenePanel(self.device_lane, self.doc, self._scene_options)
-        self.train = TrainPanel(self.train_lane, self._device_name)
+        self.train = TrainPanel(self.train_lane, lambda: str(self._device()))
         self.history = QUndoView(self.doc.undo_stack)
         self.history.setEmptyLabel("Opened photo")
         self.docks: dict[str, QDockWidget] = {}
@@ -90,7 +90,7 @@ class MainWindow(FileActions, QMainWindow):
         self._connect()
         self._fit_screen()
         self.statusBar().showMessage("Open a photo to start (File ▸ Open…), or try one of File ▸ Open sample")
-        self.scan_models(prefer={r: self.settings.get(k) for r, k in self._role_keys().items()})
+        self.scan_models(prefer={r: self.settings.get(k) for r, k in ROLE_KEYS.items()})
         self.device_lane.submit(Job(lambda task: warm_up(task), key="warmup", label="Preparing engines", grad=True))
 
     def _connect(self) -> None:
@@ -310,66 +310,23 @@ class MainWindow(FileActions, QMainWindow):
         if not any(job.key.startswith(k) for k in QUIET_JOBS):
             self.autosaver.save_now()
 
-    # ------------------------------------------------------------------------------ models
-    @staticmethod
-    def _role_keys() -> dict[str, Key]:
-        return {"generator": Key.GENERATOR, "translator": Key.TRANSLATOR, "upscaler": Key.UPSCALER}
-
-    def scan_models(self, prefer: dict[str, str] | None = None) -> None:
-        """Re-read the model folders on the I/O lane, then refresh the Models panel."""
-        extra = list(self.settings.get(Key.EXTRA_MODELS))
-        self.io_lane.submit(Job(lambda task: self.models.scan(extra), key="scan", label="Scanning models",
-                                on_result=lambda entries: self.models.set_entries(entries, prefer),
-                                on_error=lambda e: self.show_error("Model library", str(e))))  # fmt: skip
-
-    def add_model(self, path: str) -> None:
-        """Check a model file (loaded on the I/O lane), add it to the library and choose it for its role;
-        a broken or unknown file is refused with a message and changes nothing."""
-        def added(entry) -> None:
-            self.settings.set(Key.EXTRA_MODELS, [p for p in self.settings.get(Key.EXTRA_MODELS) if p != str(entry.path)]
-                              + [str(entry.path)])  # fmt: skip
-            self.models.add_entry(entry)
-            role = "chosen as the " + entry.kind if entry.kind in ROLES else f"a {entry.kind}"
-            self.statusBar().showMessage(f"Added {entry.name} to the model library ({role})", 8000)
-
-        self.io_lane.submit(Job(lambda task: identify(path), key=f"add:{path}", label=f"Checking {Path(path).name}",
-                                on_result=added, on_error=lambda e: self.show_error("Cannot use this model", str(e))))  # fmt: skip
-
-    def _training_finished(self, how: str) -> None:
-        model = Path(self.train.out.text()) / "model.safetensors"
-        if how == "done" and model.is_file():
-            self.add_model(str(model))
-
-    def _model_chosen(self, role: str, entry) -> None:
-        self.settings.set(self._role_keys()[role], entry.name if entry else "")
-        if role == "generator":
-            current = self.portrait.generator
-            if entry is None or current is None or entry.path != current.path:
-                self.portrait.set_generator(entry, self.models.entries)
-        else:
-            self.scene.set_model(role, entry)
-
-    def _generator_failed(self, entry, message: str) -> None:
-        """A generator did not load: the one in use (if any) stays chosen, with its inversion and edits."""
-        current = self.portrait.generator
-        self.models.select("generator", current.name if current else "", quiet=True)
-        if message:
-            self.show_error(f"Cannot use {entry.name}", message)
-
-    def _open_model_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open model", "", MODEL_FILTER)
-        if path:
-            self.add_model(path)
-
     def _device_name(self) -> str:
         return self.settings.get(Key.DEVICE)
 
     def _weight_paths(self) -> WeightPaths:
         return WeightPaths(vgg16=self.settings.get(Key.VGG16_PATH), mtcnn_dir=self.settings.get(Key.MTCNN_DIR))
 
+    def _device(self) -> torch.device:
+        """The compute device for a job about to start (resolved once per job; the CPU when the chosen one is gone)."""
+        try:
+            return pick_device(self._device_name())
+        except GanEditorError as e:
+            self.statusBar().showMessage(f"{e}: using the CPU", 10000)
+            return torch.device("cpu")
+
     def _scene_options(self) -> dict:
         tile = self.settings.get(Key.TILE_SIZE)
-        return {"device": self._device_name(), "tile": tile or None, "fast": self.settings.get(Key.FAST_MODE)}
+        return {"device": self._device(), "tile": tile or None, "fast": self.settings.get(Key.FAST_MODE)}
 
     def _preferences(self) -> None:
         if PreferencesDialog(self.settings, self).exec():

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
+import torch
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
@@ -40,10 +43,11 @@ class PortraitPanel(QWidget):
     inverted_changed = Signal()  # an inversion finished (or was restored)
     wants_generator = Signal(object)  # ModelEntry a project needs
 
-    def __init__(self, lane: Lane, doc: Document, view: ImageView, device_name=lambda: "auto",
-                 weight_paths=lambda: WeightPaths(), parent: QWidget | None = None) -> None:
+    def __init__(self, lane: Lane, doc: Document, view: ImageView,
+                 device: Callable[[], torch.device] = lambda: pick_device("auto"),
+                 weight_paths: Callable[[], WeightPaths] = WeightPaths, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.lane, self.doc, self.view, self.device_name = lane, doc, view, device_name
+        self.lane, self.doc, self.view, self.device = lane, doc, view, device
         self.weight_paths = weight_paths
         self.session = PortraitSession()  # used only inside jobs on the lane's worker thread
         self.edits = EditState(self)
@@ -143,7 +147,7 @@ class PortraitPanel(QWidget):
             return
         lib = directions_for(entries, entry)
         encoders = [e.path for e in entries if e.kind == "encoder"]
-        device = pick_device(self.device_name())
+        device = self.device()  # the session keeps it for every job on this generator
         previous = self.model_label.text()
         self.model_label.setText(f"Loading {entry.name}…")
 

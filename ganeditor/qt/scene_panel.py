@@ -8,7 +8,8 @@ from typing import Any, Callable
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
-from ganeditor.core.device import pick_device
+import torch
+
 from ganeditor.core.imageio import LoadedImage
 from ganeditor.formats import Checkpoint, load_checkpoint
 from ganeditor.pipelines.image2image import translate, upscale
@@ -26,12 +27,12 @@ class CheckpointCache:
         self.size = size
         self._items: dict[tuple[str, str], Checkpoint] = {}
 
-    def get(self, path: Path, device: str) -> Checkpoint:
-        key = (str(path), device)
+    def get(self, path: Path, device: torch.device) -> Checkpoint:
+        key = (str(path), str(device))
         if key not in self._items:
             while len(self._items) >= self.size:
                 self._items.pop(next(iter(self._items)))
-            self._items[key] = load_checkpoint(path, pick_device(device))
+            self._items[key] = load_checkpoint(path, device)
         return self._items[key]
 
 
@@ -119,7 +120,7 @@ class ScenePanel(QWidget):
         op = {"op": label.split(" ")[0].lower(), "model": entry.name, "model_path": str(entry.path),
               **({"network": role} if role else {}), "tile": opts.get("tile"), "fast": bool(opts.get("fast")), **settings}
         image = self.doc.as_loaded()
-        cache, device = self.cache, opts.get("device", "auto")
+        cache, device = self.cache, opts["device"]  # resolved once, when the job is submitted
 
         def work(task: JobTask) -> dict[str, Any]:
             task.report(0, None, "loading model")

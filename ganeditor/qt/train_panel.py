@@ -9,23 +9,11 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit, QPushButton,
                                QSpinBox, QVBoxLayout, QWidget)
 
-from ganeditor.pipelines.train.engine import TrainConfig, TrainEvent, train
+from ganeditor.pipelines.train.engine import RECIPES, TrainConfig, TrainEvent, train
 from ganeditor.qt.jobs import Job, JobTask, Lane
 from ganeditor.qt.loss_plot import LossPlot
 from ganeditor.qt.widgets import Thumb, hint, section
 from ganeditor.qt.compat import emit
-
-RECIPES = {  # name -> (label, folders needed, folder captions, explanation)
-    "cyclegan": ("CycleGAN (two unpaired folders)", 2, ("Folder A", "Folder B"),
-                 "Learns A → B and B → A from two folders of unpaired photos (e.g. day and night)."),
-    "srgan": ("SRGAN upscaler (one folder)", 1, ("Photos", ""),
-              "Learns ×4 upscaling from a folder of high-resolution photos."),
-    "stylegan2": ("StyleGAN2 generator (one folder)", 1, ("Images", ""),
-                  "Learns to generate images like the folder's (aligned faces work best)."),
-    "encoder": ("Inversion encoder for a generator", 0, ("Real images (optional)", ""),
-                "Learns instant inversion for a generator: set {\"generator\": \"path or model name\"} in Options."),
-}
-
 
 def _fmt_eta(s: float | None) -> str:
     if s is None:
@@ -71,8 +59,8 @@ class TrainPanel(QWidget):
         self.job: Job | None = None
         self.last_event: TrainEvent | None = None
         self.recipe_box = QComboBox()
-        for k, (label, *_rest) in RECIPES.items():
-            self.recipe_box.addItem(label, k)
+        for k, info in RECIPES.items():
+            self.recipe_box.addItem(info.label, k)
         self.recipe_hint = hint()
         self.folder_a, self.folder_b = FolderField("folder of images"), FolderField("folder of images")
         self.out = FolderField("run folder (checkpoints, samples, model.safetensors)")
@@ -131,7 +119,7 @@ class TrainPanel(QWidget):
     def config(self) -> TrainConfig:
         """The TrainConfig the form describes (ValueError with a readable message when invalid)."""
         recipe = self.recipe_box.currentData()
-        need = RECIPES[recipe][1]
+        need = RECIPES[recipe].folders
         data = [f.text() for f in (self.folder_a, self.folder_b)[: max(need, 1)] if f.text()]
         try:
             options = json.loads(self.options.text() or "{}")
@@ -145,7 +133,8 @@ class TrainPanel(QWidget):
 
     def _recipe_changed(self) -> None:
         recipe = self.recipe_box.currentData()
-        _label, need, captions, text = RECIPES[recipe]
+        info = RECIPES[recipe]
+        need, captions, text = info.folders, info.captions, info.about
         self.recipe_hint.setText(text)
         self.form.labelForField(self.folder_a).setText(captions[0] + ":")
         self.folder_b.setVisible(need == 2)
@@ -155,8 +144,8 @@ class TrainPanel(QWidget):
     def _update_state(self) -> None:
         running = self.job is not None
         recipe = self.recipe_box.currentData()
-        need = RECIPES[recipe][1]
-        missing = [c for f, c in zip((self.folder_a, self.folder_b), RECIPES[recipe][2]) if c and not f.text()][:need]
+        need = RECIPES[recipe].folders
+        missing = [c for f, c in zip((self.folder_a, self.folder_b), RECIPES[recipe].captions) if c and not f.text()][:need]
         ready = not missing and bool(self.out.text())
         self.start_button.setEnabled(not running and ready)
         self.start_button.setToolTip("" if ready else "Fill in: " + ", ".join(missing + ([] if self.out.text() else ["run folder"])))

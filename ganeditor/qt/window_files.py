@@ -4,6 +4,7 @@ the GUI thread only swaps arrays in."""
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -28,8 +29,6 @@ Answer = QMessageBox.StandardButton
 
 def read_project(path: str | Path) -> tuple[Project, LoadedImage | None]:
     """(project, its original photo or None when neither embedded nor at its path); worker thread."""
-    import tempfile  # deferred: only opening a project needs it
-
     pr = load_project(path)
     if pr.photo.data is not None:
         with tempfile.TemporaryDirectory(prefix="ganedit-") as tmp:

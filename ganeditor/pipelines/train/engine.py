@@ -28,12 +28,29 @@ from ganeditor.pipelines.train import dist as D
 from ganeditor.pipelines.train.recipe import Recipe, TrainContext
 from ganeditor.pipelines.train.run_dir import RunDir
 
-# Explicit table (no folder scanning): recipe name -> "module:Class".
+@dataclass(frozen=True)
+class RecipeInfo:
+    """What the CLI and the Train panel know about a recipe before importing it."""
+
+    target: str  # "module:Class" (imported on use)
+    label: str  # for people
+    folders: int  # data folders it needs (0: optional)
+    captions: tuple[str, str]  # what each folder holds
+    about: str  # one sentence
+
+
+# Explicit table (no folder scanning): the one list of recipes.
 RECIPES = {
-    "cyclegan": "ganeditor.pipelines.train.cyclegan:CycleGANRecipe",
-    "srgan": "ganeditor.pipelines.train.srgan:SRGANRecipe",
-    "stylegan2": "ganeditor.pipelines.train.stylegan2:StyleGAN2Recipe",
-    "encoder": "ganeditor.pipelines.train.encoder:EncoderRecipe",
+    "cyclegan": RecipeInfo("ganeditor.pipelines.train.cyclegan:CycleGANRecipe", "CycleGAN (two unpaired folders)", 2,
+                           ("Folder A", "Folder B"),
+                           "Learns A → B and B → A from two folders of unpaired photos (e.g. day and night)."),
+    "srgan": RecipeInfo("ganeditor.pipelines.train.srgan:SRGANRecipe", "SRGAN upscaler (one folder)", 1, ("Photos", ""),
+                        "Learns ×4 upscaling from a folder of high-resolution photos."),
+    "stylegan2": RecipeInfo("ganeditor.pipelines.train.stylegan2:StyleGAN2Recipe", "StyleGAN2 generator (one folder)", 1,
+                            ("Images", ""), "Learns to generate images like the folder's (aligned faces work best)."),
+    "encoder": RecipeInfo("ganeditor.pipelines.train.encoder:EncoderRecipe", "Inversion encoder for a generator", 0,
+                          ("Real images (optional)", ""),
+                          "Learns instant inversion for a generator: set {\"generator\": \"path or model name\"} in Options."),
 }
 
 
@@ -76,7 +93,7 @@ def recipe_class(name: str) -> type[Recipe]:
     """The Recipe class registered under ``name``."""
     if name not in RECIPES:
         raise GanEditorError(f"unknown recipe {name!r} (choose from {', '.join(RECIPES)})")
-    mod, cls = RECIPES[name].split(":")
+    mod, cls = RECIPES[name].target.split(":")
     return getattr(importlib.import_module(mod), cls)
 
 
