@@ -16,7 +16,7 @@ from ganeditor.core.model_store import resolve_model
 from ganeditor.core.progress import Task
 from ganeditor.core.errors import GanEditorError
 from ganeditor.formats import Checkpoint, load_checkpoint
-from ganeditor.pipelines.image2image import check_model, plan_batch, run_batch, translate
+from ganeditor.pipelines.image2image import Image2ImageOptions, check_model, plan_batch, run_batch, translate
 
 
 def _positive(text: str) -> int:
@@ -62,7 +62,7 @@ def run_image2image(args: argparse.Namespace, kind: str,
     if role is not None:
         ckpt.nets = {role: ckpt.nets[role]}
     check_model(ckpt, kind)
-    with progress_task(kind, len(srcs)) as task:
+    with progress_task(kind, len(srcs), graceful="cancelling (the image in progress is not written)") as task:
         report = run_batch(srcs, dsts, lambda img, t: fn(ckpt, img, t), task, int(args.max_megapixels * 1e6))
     for note in dict.fromkeys(report.notes):
         print(f"note: {note}", file=sys.stderr)
@@ -90,4 +90,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_image2image(args, "translate", lambda ckpt, img, task: translate(ckpt, img, args.tile, task, args.fast))
+    options = Image2ImageOptions(tile=args.tile, fast=args.fast)
+    return run_image2image(args, "translate", lambda ckpt, img, task: translate(ckpt, img, options, task=task))
