@@ -82,7 +82,7 @@ def test_closing_during_a_job_asks_then_stops_and_joins_every_thread(qtbot, wind
     win.answers = [A.Cancel]
     win.close()
     assert win.isVisible() and running(win, kind)  # "no": the work goes on
-    assert "still running" in win.questions[-1][1]
+    assert "Still running" in win.questions[-1][1] and ("checkpoint" in win.questions[-1][1]) == (kind == "training")
     threads = [ln._thread for ln in (win.device_lane, win.train_lane, win.io_lane) if ln._thread is not None]
     win.answers = [A.Yes, A.Discard]
     t0 = time.monotonic()

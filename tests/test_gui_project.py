@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import zipfile
 
 import numpy as np
@@ -284,8 +283,6 @@ def test_autosave_survives_kill_9_and_is_recovered(qtbot, tmp_path, monkeypatch,
     assert np.array_equal(win.doc.current, expected) and win.doc.is_modified
     assert np.array_equal(win.doc.original, np.asarray(Image.open(photo)))
     assert [o["label"] for o in win.doc.operations()] == []  # the history starts at the recovered result
-    t0 = time.monotonic()
     qtbot.waitUntil(lambda: any(p.name == f"autosave-{os.getpid()}.ganedit" for p in (tmp_path / "autosave").iterdir()), timeout=20000)
-    assert time.monotonic() - t0 < 20
     win.discard_and_close()
     assert not list((tmp_path / "autosave").glob("autosave-*.ganedit"))  # a clean exit leaves nothing behind

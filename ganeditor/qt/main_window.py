@@ -361,8 +361,9 @@ class MainWindow(FileActions, ModelActions, QMainWindow):
             return
         running = self.running_jobs()
         if running and not self._discard:
-            a = self.ask("Quit GAN Editor", f"{', '.join(running)} still running. Stop and quit? "
-                         "(Training stops with a checkpoint, so it can resume.)",
+            training = " Training stops after its current step and writes a checkpoint, so it can resume." \
+                if self.train_lane.busy("train") else ""  # fmt: skip
+            a = self.ask("Quit GAN Editor", f"Still running: {', '.join(running)}. Stop and quit?{training}",
                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)  # fmt: skip
             if a != QMessageBox.StandardButton.Yes:
                 event.ignore()
