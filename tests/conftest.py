@@ -18,3 +18,22 @@ def data_dir():
     from pathlib import Path
 
     return Path(DATA)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """A folder with a 16 px StyleGAN2, a tiny CycleGAN and a tiny x4 SRResNet (tests/gui_support.py)."""
+    from gui_support import write_tiny_models
+
+    return write_tiny_models(tmp_path_factory.mktemp("tiny-models"))
+
+
+@pytest.fixture
+def tiny_window(qtbot, tmp_path, monkeypatch, tiny_models):
+    """The main window on the tiny models (own settings and autosave folder; questions answered by
+    ``win.answers``, message boxes collected in ``win.errors``)."""
+    from gui_support import tiny_window as make
+
+    win = make(qtbot, tmp_path, monkeypatch, tiny_models)
+    yield win
+    win.discard_and_close()

@@ -4,29 +4,16 @@ the job bar says "Cancelling…" at once; cancel stops each kind of job within a
 import time
 
 import pytest
-from PIL import Image
 from PySide6.QtWidgets import QMessageBox
 
-from ganeditor.worlds.portraits import render_portrait
-from gui_support import make_window, open_and_wait, wait_window_idle, write_photo, write_tiny_models
+from gui_support import align_portrait, fill_train_form, open_and_wait, write_photo
 
 A = QMessageBox.StandardButton
 
 
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory):
-    return write_tiny_models(tmp_path_factory.mktemp("models"))
-
-
 @pytest.fixture
-def window(qtbot, tmp_path, models_dir, monkeypatch):
-    monkeypatch.setenv("GANEDITOR_MODELS", str(models_dir))
-    win = make_window(qtbot, tmp_path, monkeypatch)
-    for role, name in (("generator", "tiny-stylegan2"), ("translator", "tiny-cyclegan"), ("upscaler", "tiny-sr")):
-        win.models.select(role, name)
-    wait_window_idle(qtbot, win)
-    yield win
-    win.discard_and_close()
+def window(tiny_window):
+    return tiny_window
 
 
 def start_upscale(qtbot, win, tmp_path):
@@ -35,33 +22,17 @@ def start_upscale(qtbot, win, tmp_path):
 
 
 def start_inversion(qtbot, win, tmp_path):
-    img, _a, lms = render_portrait(3, 128, return_landmarks=True)
-    Image.fromarray(img).save(tmp_path / "face.png")
-    open_and_wait(qtbot, win, tmp_path / "face.png")
+    align_portrait(qtbot, win, tmp_path)
     p = win.portrait
-    p.points_button.setChecked(True)
-    for x, y in lms:
-        win.view.point_picked.emit(float(x), float(y))
-    qtbot.waitUntil(lambda: p.aligned is not None, timeout=20000)
     p.method_box.setCurrentIndex(p.method_box.findData("wplus"))
     p.steps_box.setValue(5000)
     p.invert()
 
 
 def start_training(qtbot, win, tmp_path):
-    t = win.train
-    for d, seed in (("A", 0), ("B", 10)):
-        (tmp_path / d).mkdir()
-        for i in range(3):
-            write_photo(tmp_path / d / f"{i}.png", (34, 30), seed + i)
-    t.folder_a.edit.setText(str(tmp_path / "A"))
-    t.folder_b.edit.setText(str(tmp_path / "B"))
-    t.out.edit.setText(str(tmp_path / "run"))
-    t.steps.setValue(100000)
-    t.batch.setValue(1)
-    t.checkpoint_every.setValue(100000)
-    t.options.setText('{"ngf": 4, "ndf": 4, "n_blocks": 1, "crop_size": 24, "load_size": 26, "n_layers_d": 2}')
-    t.start()
+    fill_train_form(win.train, tmp_path, steps=100000, batch=1)
+    win.train.checkpoint_every.setValue(100000)
+    win.train.start()
 
 
 STARTERS = {"upscale": start_upscale, "inversion": start_inversion, "training": start_training}

@@ -3,42 +3,13 @@
 
 import numpy as np
 import pytest
-from PIL import Image
-from ganeditor.worlds.portraits import render_portrait
-from gui_support import Heartbeat, make_window, open_and_wait, wait_idle, wait_window_idle, write_photo, write_tiny_models
-
-
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory):
-    return write_tiny_models(tmp_path_factory.mktemp("models"))
+from gui_support import (Heartbeat, fill_train_form, open_and_wait, place_points, portrait_photo, wait_idle,
+                         wait_window_idle, write_photo)
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, models_dir, monkeypatch):
-    """A MainWindow on the tiny models, with its own settings file; errors are collected, not shown."""
-    monkeypatch.setenv("GANEDITOR_MODELS", str(models_dir))
-    win = make_window(qtbot, tmp_path, monkeypatch)
-    win.models.select("generator", "tiny-stylegan2")
-    win.models.select("translator", "tiny-cyclegan")
-    win.models.select("upscaler", "tiny-sr")
-    wait_window_idle(qtbot, win)
-    yield win
-    assert win.shutdown()
-
-
-def portrait_photo(tmp_path):
-    img, _attrs, lms = render_portrait(3, 128, return_landmarks=True)
-    p = tmp_path / "portrait.png"
-    Image.fromarray(img).save(p)
-    return p, lms
-
-
-def place_points(qtbot, win, lms):
-    win.portrait.points_button.setChecked(True)
-    for x, y in lms:
-        win.view.point_picked.emit(float(x), float(y))
-    qtbot.waitUntil(lambda: win.portrait.aligned is not None, timeout=20000)
-    wait_idle(qtbot, win.device_lane)
+def window(tiny_window):
+    return tiny_window
 
 
 def test_models_panel_sorts_models_by_kind(window):
@@ -141,17 +112,8 @@ def test_scene_translate_and_upscale_are_undoable(qtbot, window, tmp_path):
 def test_train_panel_runs_a_tiny_run_to_completion(qtbot, window, tmp_path):
     t = window.train
     assert not t.start_button.isEnabled()
-    for d, seed in (("A", 0), ("B", 10)):
-        (tmp_path / d).mkdir()
-        for i in range(3):
-            write_photo(tmp_path / d / f"{i}.png", (34, 30), seed + i)
-    t.folder_a.edit.setText(str(tmp_path / "A"))
-    t.folder_b.edit.setText(str(tmp_path / "B"))
-    t.out.edit.setText(str(tmp_path / "run"))
-    t.steps.setValue(2)
-    t.batch.setValue(2)
+    fill_train_form(t, tmp_path, steps=2)
     t.sample_every.setValue(1)
-    t.options.setText('{"ngf": 4, "ndf": 4, "n_blocks": 1, "crop_size": 24, "load_size": 26, "n_layers_d": 2}')
     assert t.start_button.isEnabled()
     done = []
     t.finished.connect(done.append)
@@ -164,3 +126,5 @@ def test_train_panel_runs_a_tiny_run_to_completion(qtbot, window, tmp_path):
     assert t.sample.pixels is not None
     assert (tmp_path / "run" / "model.safetensors").is_file()
     assert t.start_button.isEnabled()
+    wait_window_idle(qtbot, window)  # the finished run's model joins the library at once
+    assert any(e.path == tmp_path / "run" / "model.safetensors" for e in window.models.entries)

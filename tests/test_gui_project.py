@@ -15,39 +15,20 @@ from PySide6.QtWidgets import QMessageBox
 
 from ganeditor.pipelines.project import VERSION, load_project
 from ganeditor.qt.settings import Key
-from ganeditor.worlds.portraits import render_portrait
-from gui_support import make_window, open_and_wait, wait_window_idle, write_photo, write_tiny_models
+from gui_support import align_portrait, make_window, open_and_wait, tiny_window, wait_window_idle, write_photo
 
 A = QMessageBox.StandardButton
 
 
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory):
-    return write_tiny_models(tmp_path_factory.mktemp("models"))
-
-
 @pytest.fixture
-def window(qtbot, tmp_path, models_dir, monkeypatch):
-    monkeypatch.setenv("GANEDITOR_MODELS", str(models_dir))
-    win = make_window(qtbot, tmp_path, monkeypatch)
-    for role, name in (("generator", "tiny-stylegan2"), ("translator", "tiny-cyclegan"), ("upscaler", "tiny-sr")):
-        win.models.select(role, name)
-    wait_window_idle(qtbot, win)
-    yield win
-    win.discard_and_close()
+def window(tiny_window):
+    return tiny_window
 
 
 def edit_session(qtbot, win, tmp_path):
     """Open a portrait, align (5 points), invert (W, 20 steps), move a slider, paste, translate."""
-    img, _attrs, lms = render_portrait(3, 128, return_landmarks=True)
-    path = tmp_path / "portrait.png"
-    Image.fromarray(img).save(path)
-    open_and_wait(qtbot, win, path)
+    path = align_portrait(qtbot, win, tmp_path)
     p = win.portrait
-    p.points_button.setChecked(True)
-    for x, y in lms:
-        win.view.point_picked.emit(float(x), float(y))
-    qtbot.waitUntil(lambda: p.aligned is not None, timeout=20000)
     p.method_box.setCurrentIndex(p.method_box.findData("w"))
     p.steps_box.setValue(20)
     p.invert()
@@ -64,7 +45,7 @@ def edit_session(qtbot, win, tmp_path):
     return path, name
 
 
-def test_project_round_trip_is_exact(qtbot, window, tmp_path, monkeypatch):
+def test_project_round_trip_is_exact(qtbot, window, tmp_path, monkeypatch, tiny_models):
     win = window
     photo, name = edit_session(qtbot, win, tmp_path)
     assert win.doc.is_modified and "*" in win.windowTitle()
@@ -78,9 +59,7 @@ def test_project_round_trip_is_exact(qtbot, window, tmp_path, monkeypatch):
     current, aligned = win.doc.current, win.portrait.aligned.image
     recon, sliders = win.portrait.reconstruction, dict(win.portrait.edits.active())
     edited = win.portrait.edited
-    other = make_window(qtbot, tmp_path / "second", monkeypatch)
-    other.models.select("generator", "tiny-stylegan2")
-    wait_window_idle(qtbot, other)
+    other = tiny_window(qtbot, tmp_path / "second", monkeypatch, tiny_models)
     photo.rename(tmp_path / "moved.png")  # the embedded copy is used
     open_and_wait(qtbot, other, out)
     q = other.portrait
@@ -226,12 +205,12 @@ def test_a_broken_model_leaves_the_working_setup_intact(qtbot, window, tmp_path)
     assert win.models.current("generator").name == "tiny-stylegan2"
 
 
-def test_a_dropped_checkpoint_joins_the_library_and_is_chosen(qtbot, window, tmp_path, models_dir):
+def test_a_dropped_checkpoint_joins_the_library_and_is_chosen(qtbot, window, tmp_path, tiny_models):
     import shutil
 
     win = window
     copy = tmp_path / "my-upscaler.safetensors"
-    shutil.copy(models_dir / "tiny-sr.safetensors", copy)
+    shutil.copy(tiny_models / "tiny-sr.safetensors", copy)
     win.add_model(str(copy))
     wait_window_idle(qtbot, win)
     assert win.models.current("upscaler").name == "my-upscaler" and win.scene.upscaler.path == copy
@@ -261,8 +240,8 @@ while True:
 """
 
 
-def test_autosave_survives_kill_9_and_is_recovered(qtbot, tmp_path, monkeypatch, models_dir):
-    monkeypatch.setenv("GANEDITOR_MODELS", str(models_dir))
+def test_autosave_survives_kill_9_and_is_recovered(qtbot, tmp_path, monkeypatch, tiny_models):
+    monkeypatch.setenv("GANEDITOR_MODELS", str(tiny_models))
     photo = write_photo(tmp_path / "p.png", (64, 48))
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)

@@ -104,7 +104,29 @@ def test_gui_screenshot_renders_the_real_window_offscreen_and_exits_0(tmp_path):
     assert r.returncode == 0, r.stderr
     with Image.open(out) as im:
         assert im.size == (1200, 760)
-        assert len(set(im.convert("L").getdata())) > 20  # a drawn window, not a blank image
+        assert len(np.unique(np.asarray(im.convert("L")))) > 20  # a drawn window, not a blank image
     r = subprocess.run([sys.executable, "-m", "ganeditor", "gui", "--screenshot", str(out), "--panel", "nope"],
                        env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "no panel 'nope'" in r.stderr
+
+
+def test_fits_1280x800_shows_the_device_and_offers_only_existing_devices(qtbot, tmp_path, monkeypatch):
+    from ganeditor.core.device import available_devices
+    from ganeditor.qt.prefs_dialog import PreferencesDialog
+
+    win = make_window(qtbot, tmp_path, monkeypatch)
+    hint = win.minimumSizeHint()
+    assert hint.width() <= 1280 and hint.height() <= 800 - 40  # room for a desktop panel
+    win.resize(1280, 760)
+    qtbot.waitUntil(lambda: win.width() == 1280)
+    for panel in ("portrait", "scene", "train"):
+        win.show_panel(panel)
+        button = {"portrait": win.portrait.invert_button, "scene": win.scene.upscale_button,
+                  "train": win.train.start_button}[panel]
+        top_left = button.mapTo(win, button.rect().topLeft())
+        assert 0 <= top_left.y() < win.height() - win.statusBar().height(), panel  # the action button is on screen
+    assert win.statusBar().isVisible() and win.statusBar().geometry().bottom() <= win.height()
+    assert "CPU" in win.device_label.text() or "CUDA" in win.device_label.text()
+    dlg = PreferencesDialog(win.settings, win)
+    assert [dlg.device.itemText(i) for i in range(dlg.device.count())] == available_devices()
+    win.close()

@@ -4,26 +4,16 @@ the engines' warm-up, translate/upscale set-up, detection-free alignment, invers
 
 import threading
 
-import pytest
-from PIL import Image
-
 import ganeditor.pipelines.catalog as catalog
 import ganeditor.pipelines.portrait as portrait
 import ganeditor.qt.main_window as main_window
 import ganeditor.qt.models_panel as models_panel
 import ganeditor.qt.scene_panel as scene_panel
 import ganeditor.qt.window_files as window_files
-from ganeditor.worlds.portraits import render_portrait
-from gui_support import make_window, open_and_wait, wait_window_idle, write_tiny_models
+from gui_support import align_portrait, open_and_wait, tiny_window, wait_window_idle
 
 
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory):
-    return write_tiny_models(tmp_path_factory.mktemp("models"))
-
-
-def test_slow_calls_never_run_on_the_gui_thread(qtbot, tmp_path, models_dir, monkeypatch):
-    monkeypatch.setenv("GANEDITOR_MODELS", str(models_dir))
+def test_slow_calls_never_run_on_the_gui_thread(qtbot, tmp_path, tiny_models, monkeypatch):
     calls: dict[str, list[threading.Thread]] = {}
 
     def spy(module, name):
@@ -41,18 +31,9 @@ def test_slow_calls_never_run_on_the_gui_thread(qtbot, tmp_path, models_dir, mon
                          (portrait, "load_checkpoint"), (portrait, "align_face"), (portrait, "invert"),
                          (portrait, "paste_back")):  # fmt: skip
         spy(module, name)
-    win = make_window(qtbot, tmp_path, monkeypatch)
-    for role, name in (("generator", "tiny-stylegan2"), ("translator", "tiny-cyclegan"), ("upscaler", "tiny-sr")):
-        win.models.select(role, name)
-    wait_window_idle(qtbot, win)
-    img, _a, lms = render_portrait(3, 128, return_landmarks=True)
-    Image.fromarray(img).save(tmp_path / "face.png")
-    open_and_wait(qtbot, win, tmp_path / "face.png")
+    win = tiny_window(qtbot, tmp_path, monkeypatch, tiny_models)
+    align_portrait(qtbot, win, tmp_path)
     p = win.portrait
-    p.points_button.setChecked(True)
-    for x, y in lms:
-        win.view.point_picked.emit(float(x), float(y))
-    qtbot.waitUntil(lambda: p.aligned is not None, timeout=20000)
     p.method_box.setCurrentIndex(p.method_box.findData("w"))
     p.steps_box.setValue(5)
     p.invert()
@@ -66,7 +47,7 @@ def test_slow_calls_never_run_on_the_gui_thread(qtbot, tmp_path, models_dir, mon
     win.save_project(str(tmp_path / "w.ganedit"), wait=True)
     win.models.tree.setCurrentItem(win.models.tree.topLevelItem(0).child(0))
     win.models.describe_button.click()
-    win.add_model(str(models_dir / "tiny-sr.safetensors"))
+    win.add_model(str(tiny_models / "tiny-sr.safetensors"))
     wait_window_idle(qtbot, win)
     win.answers = [window_files.Answer.Discard]
     open_and_wait(qtbot, win, tmp_path / "w.ganedit")

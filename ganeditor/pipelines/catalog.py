@@ -87,7 +87,7 @@ def identify(path: str | Path) -> ModelEntry:
     """A ModelEntry for a file from anywhere, checked by loading it (CheckpointError when it is broken
     or holds nothing the app can use)."""
     path = Path(path)
-    entry = classify(path.stem, path)
+    entry = classify(model_name(path), path)
     if entry.kind == "directions":
         return entry
     ckpt = load_checkpoint(path)
@@ -96,7 +96,12 @@ def identify(path: str | Path) -> ModelEntry:
     if kind == "other":
         raise CheckpointError(f"holds a {arch} ({', '.join(ckpt.nets)}), not a generator, translator, upscaler "
                               "or inversion encoder", path)  # fmt: skip
-    return ModelEntry(path.stem, path, kind, arch, list(ckpt.nets), entry.meta or dict(ckpt.meta))
+    return ModelEntry(entry.name, path, kind, arch, list(ckpt.nets), entry.meta or dict(ckpt.meta))
+
+
+def model_name(path: Path) -> str:
+    """The name a file goes by in the library: its stem, or its folder's name for ``<run>/model.safetensors``."""
+    return path.parent.name if path.name == "model.safetensors" and path.parent.name else path.stem
 
 
 def _json(text: str | None) -> dict:

@@ -16,7 +16,6 @@ import platformdirs
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from ganeditor.pipelines.project import Project, save_project
-from ganeditor.qt.compat import emit
 from ganeditor.qt.jobs import Job, Lane
 
 NAME = re.compile(r"autosave-(\d+)\.ganedit$")
@@ -87,12 +86,12 @@ class Autosaver(QObject):
         def done(p: str) -> None:
             self.saved_revision = revision
             self._warned = False
-            emit(self.saved, p)
+            self.saved.emit(p)
 
         def fail(e: BaseException) -> None:
             if not self._warned:  # say it once, not every minute
                 self._warned = True
-                emit(self.failed, str(e))
+                self.failed.emit(str(e))
 
         self.lane.submit(Job(write, key="autosave", label="Autosaving", on_result=done, on_error=fail))
 

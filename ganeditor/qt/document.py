@@ -17,7 +17,6 @@ from PySide6.QtGui import QUndoStack
 from ganeditor.core.imageio import LoadedImage, read_image, write_image
 from ganeditor.pipelines.project import file_sha256
 from ganeditor.qt.commands import HistoryCommand, SetImageCommand
-from ganeditor.qt.compat import emit
 
 DEFAULT_UNDO_MEMORY = 1 << 30  # bytes of image data the history may hold
 
@@ -75,13 +74,13 @@ class Document(QObject):
         self._dirty = False
         self.undo_stack.setClean()
         self._changed()
-        emit(self.opened, str(path or project_path or ""))
-        emit(self.image_changed)
+        self.opened.emit(str(path or project_path or ""))
+        self.image_changed.emit()
 
     def set_original(self, img: LoadedImage, path: str | Path) -> None:
         """The original photo was found later (a project whose photo had moved); history is kept."""
         self.path, self.source = Path(path), img
-        emit(self.image_changed)
+        self.image_changed.emit()
 
     def as_loaded(self) -> LoadedImage:
         """The current result with the original's metadata (input of translate/upscale)."""
@@ -102,7 +101,7 @@ class Document(QObject):
     def set_current(self, pixels: np.ndarray, alpha: np.ndarray | None) -> None:
         """Replace the current result (called by undo commands)."""
         self.current, self.current_alpha = pixels, alpha
-        emit(self.image_changed)
+        self.image_changed.emit()
 
     def export(self, path: str | Path, quality: int = 95) -> list[str]:
         """Write the current result atomically, keeping ICC profile, EXIF and bit depth; returns notes."""
@@ -114,16 +113,16 @@ class Document(QObject):
         if self.is_open:
             self._dirty = True
             self._changed()
-            emit(self.modified_changed, True)
+            self.modified_changed.emit(True)
 
     def mark_saved(self, project_path: str | Path) -> None:
         self.project_path = Path(project_path)
         self._dirty = False
         self.undo_stack.setClean()
-        emit(self.modified_changed, self.is_modified)
+        self.modified_changed.emit(self.is_modified)
 
     def _clean_changed(self, _clean: bool) -> None:
-        emit(self.modified_changed, self.is_modified)
+        self.modified_changed.emit(self.is_modified)
 
     def _changed(self, *_: Any) -> None:
         if not self._rebuilding:
@@ -198,7 +197,7 @@ class EditState(QObject):
     def set_names(self, names: list[str]) -> None:
         """A new set of directions, all at 0."""
         self.values = {n: 0.0 for n in names}
-        emit(self.changed, "", 0.0)
+        self.changed.emit("", 0.0)
 
     def value(self, name: str) -> float:
         return self.values.get(name, 0.0)
@@ -206,11 +205,11 @@ class EditState(QObject):
     def set_value(self, name: str, value: float) -> None:
         if name in self.values and self.values[name] != value:
             self.values[name] = float(value)
-            emit(self.changed, name, float(value))
+            self.changed.emit(name, float(value))
 
     def set_all(self, values: dict[str, float]) -> None:
         self.values.update({k: float(v) for k, v in values.items() if k in self.values})
-        emit(self.changed, "", 0.0)
+        self.changed.emit("", 0.0)
 
     def active(self) -> dict[str, float]:
         """Non-zero values only."""

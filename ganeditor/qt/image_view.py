@@ -9,7 +9,6 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QWidget
 
 from ganeditor.qt.convert import qimage_from_array
-from ganeditor.qt.compat import emit
 
 ZOOM_STEP = 1.25
 MIN_SCALE, MAX_SCALE = 0.02, 32.0
@@ -109,7 +108,7 @@ class ImageView(QWidget):
     def _set_scale(self, s: float) -> None:
         if s != self.scale:
             self.scale = s
-            emit(self.zoom_changed, s)
+            self.zoom_changed.emit(s)
 
     def to_image(self, p: QPointF) -> QPointF:
         """Widget coordinates -> image coordinates (pixel edges at integers)."""
@@ -138,7 +137,7 @@ class ImageView(QWidget):
         pos = event.position()
         if self.pick_mode:
             q = self.to_image(pos)
-            emit(self.point_picked, q.x() - 0.5, q.y() - 0.5)
+            self.point_picked.emit(q.x() - 0.5, q.y() - 0.5)
             return
         kind = "split" if self._near_divider(pos.x()) else "pan"
         self._drag = (kind, pos, QPointF(self.center))

@@ -10,9 +10,9 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QHeaderView, QLabel, QPus
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from ganeditor.core.model_store import model_dirs, user_models_dir
-from ganeditor.pipelines.catalog import ROLES, CheckpointFacts, ModelEntry, catalog, classify, describe, format_fact, of_kind
+from ganeditor.pipelines.catalog import (ROLES, CheckpointFacts, ModelEntry, catalog, classify, describe, format_fact,
+                                         model_name, of_kind)
 from ganeditor.qt.jobs import Job, Lane
-from ganeditor.qt.compat import emit
 
 GROUPS = (("generator", "Generators"), ("translator", "Translators"), ("upscaler", "Upscalers"),
           ("encoder", "Inversion encoders"), ("directions", "Direction libraries"), ("other", "Other"),
@@ -74,7 +74,7 @@ class ModelsPanel(QWidget):
         for p in extra:
             path = Path(p)
             if path.is_file() and path not in known:
-                entries.append(classify(path.stem, path))
+                entries.append(classify(model_name(path), path))
         return entries
 
     def refresh(self, prefer: dict[str, str] | None = None) -> None:
@@ -119,7 +119,7 @@ class ModelsPanel(QWidget):
             self.empty.setText("No models found. Put .safetensors, .pkl, .pt or .pth files in "
                                f"{user_models_dir()} (or set GANEDITOR_MODELS) and choose File ▸ Rescan models.")
         for role in ROLES:
-            emit(self.selection_changed, role, self.current(role))
+            self.selection_changed.emit(role, self.current(role))
 
     def add_entry(self, e: ModelEntry) -> None:
         """Add a (checked) model file from anywhere and select it in its role."""
@@ -148,7 +148,7 @@ class ModelsPanel(QWidget):
     # ---------------------------------------------------------------------------- internal
     def _picked(self, role: str) -> None:
         self._mark_chosen()
-        emit(self.selection_changed, role, self.current(role))
+        self.selection_changed.emit(role, self.current(role))
 
     def _mark_chosen(self) -> None:
         """Chosen models in bold in the tree."""

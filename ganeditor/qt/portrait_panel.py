@@ -24,7 +24,6 @@ from ganeditor.qt.jobs import Job, Lane
 from ganeditor.qt.preview import PreviewScheduler
 from ganeditor.qt.sliders import DirectionSliders
 from ganeditor.qt.widgets import Thumb, hint, section
-from ganeditor.qt.compat import emit
 
 SHORT_NAMES = ("L eye", "R eye", "nose", "L mouth", "R mouth")
 
@@ -66,7 +65,7 @@ class PortraitPanel(QWidget):
         self.detector_ok, self.detector_reason = True, ""
         self.scheduler = PreviewScheduler(lane, lambda alphas, task: self.session.render(alphas), parent=self)
         self.scheduler.frame.connect(self._frame)
-        self.scheduler.failed.connect(lambda e: emit(self.error, "Preview failed", str(e)))
+        self.scheduler.failed.connect(lambda e: self.error.emit("Preview failed", str(e)))
         self._build()
         self.edits.changed.connect(lambda *_: self._request_preview())
         doc.opened.connect(lambda _p: self._photo_changed())
@@ -168,12 +167,12 @@ class PortraitPanel(QWidget):
             elif self.aligned is not None or self.picked:
                 self._realign()
             self._update_state()
-            emit(self.generator_loaded, entry)
+            self.generator_loaded.emit(entry)
 
         def failed(exc: BaseException | None) -> None:  # None: the load was cancelled
             self.model_label.setText(previous if self.loaded else f"Cannot use {entry.name}.")
             self._update_state()
-            emit(self.generator_failed, entry, "" if exc is None else str(exc))
+            self.generator_failed.emit(entry, "" if exc is None else str(exc))
 
         paths = self.weight_paths()
         self.lane.submit(Job(lambda task: self.session.load_generator(entry.path, device, lib.path if lib else None,
@@ -216,7 +215,7 @@ class PortraitPanel(QWidget):
             self._update_state()
 
         self.lane.submit(Job(lambda task: self.session.detect(photo, paths), key="portrait-detect", label="Detecting faces",
-                             on_result=found, on_error=lambda e: emit(self.error, "Face detection", str(e))))
+                             on_result=found, on_error=lambda e: self.error.emit("Face detection", str(e))))
 
     def _face_chosen(self, index: int) -> None:
         if not 0 <= index < len(self.faces):
@@ -250,13 +249,13 @@ class PortraitPanel(QWidget):
             self._ask_point(n)
             return
         self.points_button.setChecked(False)
-        emit(self.message, "5 points placed: aligning")
+        self.message.emit("5 points placed: aligning")
         self._realign()
 
     def _ask_point(self, n: int) -> None:
         text = f"Click the {LANDMARK_NAMES[n]} on the photo ({n + 1} of 5)."
         self.face_hint.setText(text)
-        emit(self.message, text)
+        self.message.emit(text)
 
     def _realign(self) -> None:
         if not self.loaded or len(self.picked) < 4 or self.doc.current is None:
@@ -274,7 +273,7 @@ class PortraitPanel(QWidget):
             self._update_state()
 
         self.lane.submit(Job(lambda task: self.session.align(photo, pts), key="portrait-align", label="Aligning face",
-                             on_result=aligned, on_error=lambda e: emit(self.error, "Alignment", str(e))))
+                             on_result=aligned, on_error=lambda e: self.error.emit("Alignment", str(e))))
 
     # --------------------------------------------------------------------------- inversion
     def invert(self) -> None:
@@ -299,13 +298,13 @@ class PortraitPanel(QWidget):
             self.invert_hint.setText(f"PSNR {stages}; {r.stages[-1].seconds:.1f} s; loss {r.loss}{note}")
             self._request_preview()
             self._update_state()
-            emit(self.inverted_changed)
+            self.inverted_changed.emit()
 
         self.invert_hint.setText("Inverting…")
         self.lane.submit(Job(lambda task: self.session.invert(target, method, steps, steps, task, paths),
                              key="portrait-invert",
                              label=f"Inverting ({method})", grad=True, on_preview=preview, on_result=done,
-                             on_error=lambda e: (emit(self.error, "Inversion", str(e)), self._update_state()),
+                             on_error=lambda e: (self.error.emit("Inversion", str(e)), self._update_state()),
                              on_cancelled=self._update_state))  # fmt: skip
 
     # ----------------------------------------------------------------------------- editing
@@ -333,7 +332,7 @@ class PortraitPanel(QWidget):
                              label="Pasting the face back",
                              on_result=lambda px: (self.doc.apply_result(px, alpha, f"Paste face ({label})", op),
                                                    self.view.set_overlay()),
-                             on_error=lambda e: emit(self.error, "Paste-back", str(e))))  # fmt: skip
+                             on_error=lambda e: self.error.emit("Paste-back", str(e))))  # fmt: skip
 
     # ------------------------------------------------------------------------------ project
     def project_state(self) -> PortraitState | None:
@@ -366,7 +365,7 @@ class PortraitPanel(QWidget):
                 self._pending = None
                 problem = f"the project's generator '{name}' is not in the model library: its inversion was not restored"
             else:
-                emit(self.wants_generator, wanted)  # restored once it has loaded
+                self.wants_generator.emit(wanted)  # restored once it has loaded
         if self._pending is not None and self.info and self.info.fingerprint == state.latent.fingerprint:
             self._restore_latent()
         self._update_state()
@@ -388,7 +387,7 @@ class PortraitPanel(QWidget):
 
         self.lane.submit(Job(lambda task: self.session.restore_latent(latent), key="portrait-invert",
                              label="Restoring the inversion", on_result=done,
-                             on_error=lambda e: emit(self.error, "Project", f"the inversion was not restored: {e}")))  # fmt: skip
+                             on_error=lambda e: self.error.emit("Project", f"the inversion was not restored: {e}")))  # fmt: skip
 
     # ------------------------------------------------------------------------------- state
     def _update_state(self) -> None:

@@ -17,7 +17,6 @@ from ganeditor.pipelines.image2image import Image2ImageOptions, translate, upsca
 from ganeditor.qt.document import Document
 from ganeditor.qt.jobs import Job, JobTask, Lane
 from ganeditor.qt.widgets import hint, section
-from ganeditor.qt.compat import emit
 
 
 class CheckpointCache:
@@ -134,7 +133,7 @@ class ScenePanel(QWidget):
             self.doc.apply_result(r["pixels"], r["alpha"], label, op)
 
         self.lane.submit(Job(work, key="scene", label=label, on_result=done,
-                             on_error=lambda e: emit(self.error, label, str(e))))  # fmt: skip
+                             on_error=lambda e: self.error.emit(label, str(e))))  # fmt: skip
         self.update_state()
 
     def run_translate(self) -> None:

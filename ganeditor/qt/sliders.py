@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPushButton, QSli
 from ganeditor.pipelines.directions import pretty_name
 from ganeditor.qt.commands import ResetSlidersCommand, SliderCommand
 from ganeditor.qt.document import EditState
-from ganeditor.qt.compat import emit
 
 SCALE = 100  # slider ticks per unit of α
 RANGE = 3.0  # α from -RANGE to +RANGE (σ units for most directions)
@@ -75,7 +74,7 @@ class SliderRow(QWidget):
         if not self.slider.isSliderDown() and not self._in_wheel:
             self._new_drag()  # keyboard, reset: one undo step each
         self.value_label.setText(f"{ticks / SCALE:+.2f}" if ticks else "0.00")
-        emit(self.moved, self.name, ticks / SCALE, self._drag)
+        self.moved.emit(self.name, ticks / SCALE, self._drag)
 
     def show_value(self, value: float) -> None:
         """Programmatic update (undo/redo): no feedback loop."""
