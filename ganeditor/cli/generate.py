@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import io
 from pathlib import Path
 
-from PIL import Image
-
 from ganeditor.cli.common import add_device_option, parse_range, parse_vec2, progress_task
-from ganeditor.core.atomic import atomic_write
 from ganeditor.core.device import pick_device
 from ganeditor.core.errors import GanEditorError
+from ganeditor.core.imageio import write_image
+from ganeditor.core.provenance import generated, record
 from ganeditor.pipelines.generate import generate
 from ganeditor.pipelines.portrait import load_stylegan
 
@@ -32,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
-    _ckpt, G = load_stylegan(args.network, device)
+    ckpt, G = load_stylegan(args.network, device)
     outdir = Path(args.outdir)
     try:
         outdir.mkdir(parents=True, exist_ok=True)
@@ -41,9 +39,10 @@ def run(args: argparse.Namespace) -> int:
     with progress_task("generate", len(args.seeds)) as task:
         for seed, img in generate(G, args.seeds, args.truncation_psi, args.noise_mode, args.class_idx,
                                   args.translate, args.rotate, task):
-            buf = io.BytesIO()
-            Image.fromarray(img if img.shape[2] != 1 else img[:, :, 0]).save(buf, format="PNG")
-            with atomic_write(outdir / f"seed{seed:04d}.png") as f:
-                f.write(buf.getvalue())
+            step = record("generate", ckpt.path, {"seed": seed, "truncation": args.truncation_psi,
+                                                  "noise": args.noise_mode, "class": args.class_idx,
+                                                  "translate": args.translate if any(args.translate) else None,
+                                                  "rotate": args.rotate or None})  # fmt: skip
+            write_image(outdir / f"seed{seed:04d}.png", img, provenance=generated(step))
     print(f"wrote {len(args.seeds)} image(s) to {outdir}")
     return 0

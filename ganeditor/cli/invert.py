@@ -17,6 +17,7 @@ from ganeditor.core.device import pick_device
 from ganeditor.core.errors import GanEditorError
 from ganeditor.core.imageio import write_image
 from ganeditor.core.model_store import companion
+from ganeditor.core.provenance import generated, record
 from ganeditor.pipelines.edit import save_latent
 from ganeditor.pipelines.invert import METHODS, invert, run_inversion
 from ganeditor.pipelines.invert_loss import make_inversion_loss
@@ -80,7 +81,9 @@ def run(args: argparse.Namespace) -> int:
     with progress_task(f"invert ({args.method})", 1.0) as task:
         result = run_inversion(invert(G, target, loss, args.method, args.steps, args.pti_steps, E=E, seed=args.seed, task=task))
     write_image(outdir / "target.png", target)
-    write_image(outdir / "reconstruction.png", result.image)
+    step = record("invert", ckpt.path, {"method": args.method, "steps": args.steps, "loss": result.loss_name,
+                                        "encoder": Path(str(encoder)).stem if encoder else None})  # fmt: skip
+    write_image(outdir / "reconstruction.png", result.image, provenance=generated(step))
     save_latent(outdir / "projected_w.npz", result.ws, result.noise)
     if result.G_tuned is not None:
         save_pti_delta(outdir / "pti_delta.safetensors", G, result.G_tuned)

@@ -14,6 +14,7 @@ from ganeditor.core.device import pick_device
 from ganeditor.core.imageio import DEFAULT_MAX_PIXELS, LoadedImage
 from ganeditor.core.model_store import resolve_model
 from ganeditor.core.progress import Task
+from ganeditor.core.provenance import record
 from ganeditor.core.errors import GanEditorError
 from ganeditor.formats import Checkpoint, load_checkpoint
 from ganeditor.pipelines.image2image import Image2ImageOptions, check_model, plan_batch, run_batch, translate
@@ -53,8 +54,9 @@ def select_role(ckpt: Checkpoint, net: str | None, direction: str | None) -> str
 
 
 def run_image2image(args: argparse.Namespace, kind: str,
-                    fn: Callable[[Checkpoint, LoadedImage, Task], LoadedImage]) -> int:
-    """Load the model, check its kind, process INPUT -> OUTPUT; exit 2 if any file failed."""
+                    fn: Callable[[Checkpoint, LoadedImage, Task], LoadedImage], settings: dict) -> int:
+    """Load the model, check its kind, process INPUT -> OUTPUT (``settings`` are recorded in each
+    output's provenance); exit 2 if any file failed."""
     srcs, dsts = plan_batch(args.input, args.output)
     device = pick_device(args.device)
     ckpt = load_checkpoint(resolve_model(args.checkpoint), device)
@@ -62,8 +64,9 @@ def run_image2image(args: argparse.Namespace, kind: str,
     if role is not None:
         ckpt.nets = {role: ckpt.nets[role]}
     check_model(ckpt, kind)
+    step = record(kind, ckpt.path, {"network": ckpt.primary_role, **settings, "tile": args.tile, "fast": args.fast})
     with progress_task(kind, len(srcs), graceful="cancelling (the image in progress is not written)") as task:
-        report = run_batch(srcs, dsts, lambda img, t: fn(ckpt, img, t), task, int(args.max_megapixels * 1e6))
+        report = run_batch(srcs, dsts, lambda img, t: fn(ckpt, img, t), task, int(args.max_megapixels * 1e6), step)
     for note in dict.fromkeys(report.notes):
         print(f"note: {note}", file=sys.stderr)
     for _src, msg in report.failed:
@@ -91,4 +94,4 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     options = Image2ImageOptions(tile=args.tile, fast=args.fast)
-    return run_image2image(args, "translate", lambda ckpt, img, task: translate(ckpt, img, options, task=task))
+    return run_image2image(args, "translate", lambda ckpt, img, task: translate(ckpt, img, options, task=task), {})

@@ -25,4 +25,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     options = Image2ImageOptions(tile=args.tile, tile_pad=args.tile_pad, pre_pad=args.pre_pad, outscale=args.outscale,
                                  fast=args.fast)
-    return run_image2image(args, "upscale", lambda ckpt, img, task: upscale(ckpt, img, options, task=task))
+    return run_image2image(args, "upscale", lambda ckpt, img, task: upscale(ckpt, img, options, task=task),
+                           {"outscale": args.outscale, "tile_pad": args.tile_pad, "pre_pad": args.pre_pad})

@@ -7,9 +7,11 @@ PNG/TIFF kept at 16 bits, float TIFF mapped to 16 bits, animated files read at t
 truncated or non-image files refused with one line.  Pillow reduces 16-bit RGB to 8 bits when it
 unpacks; we decode such files twice with the high- and the low-byte unpacker and join the bytes.
 
-``write_image`` writes PNG, JPEG, TIFF or WebP atomically, keeping ICC profile and EXIF, and 16 bits
-for PNG and TIFF.  ``to_tensor``/``from_tensor`` take a ``PixelConvention`` that names the value
-range and the rounding of the upstream code a model comes from.
+``write_image`` writes PNG, JPEG, TIFF or WebP atomically, keeping ICC profile, EXIF and XMP, and 16
+bits for PNG and TIFF; given a ``core.provenance.Provenance`` it stamps the AI source type and history
+into the XMP (and embeds a C2PA manifest when signing is configured).  ``to_tensor``/``from_tensor``
+take a ``PixelConvention`` that names the value range and the rounding of the upstream code a model
+comes from.
 """
 
 from __future__ import annotations
@@ -21,17 +23,23 @@ import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, PngImagePlugin
 
 from ganeditor.core.atomic import atomic_write
 from ganeditor.core.errors import ImageError
 from ganeditor.core.imageio_raw import encode_png16, encode_tiff16
+from ganeditor.core.xmp import clean_xmp
+
+if TYPE_CHECKING:
+    from ganeditor.core.provenance import Provenance
 
 DEFAULT_MAX_PIXELS = 200_000_000  # 200 MP: larger files are refused unless the caller raises it
 ORIENTATION_TAG = 0x0112
+JPEG_MAX_XMP = 65_000  # bytes of XMP that fit in a JPEG APP1 segment with its header
 WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
 _OPEN_LOCK = threading.Lock()  # guards Pillow's global MAX_IMAGE_PIXELS while a header is read
 
@@ -46,6 +54,7 @@ class LoadedImage:
     icc_profile: bytes | None = None
     exif: bytes | None = None
     notes: list[str] = field(default_factory=list)
+    xmp: bytes | None = None  # the file's XMP packet, without orientation and pixel sizes (core.xmp)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -214,7 +223,7 @@ def _decode(path: Path, im: Image.Image) -> LoadedImage:
     alpha = None
     if a.shape[2] in (2, 4):
         alpha, a = np.ascontiguousarray(a[:, :, -1]), np.ascontiguousarray(a[:, :, :-1])
-    return LoadedImage(a, alpha, bit_depth, icc, exif, notes)
+    return LoadedImage(a, alpha, bit_depth, icc, exif, notes, clean_xmp(im.info.get("xmp")))
 
 
 def _to_8bit(im: Image.Image, icc: bytes | None, notes: list[str]) -> tuple[Image.Image, np.ndarray, bytes | None]:
@@ -262,8 +271,11 @@ def write_image(
     icc_profile: bytes | None = None,
     exif: bytes | None = None,
     quality: int = 95,
+    xmp: bytes | None = None,
+    provenance: Provenance | None = None,
 ) -> list[str]:
-    """Write atomically; the format comes from the suffix. Returns notes on what the format dropped."""
+    """Write atomically; the format comes from the suffix. Returns notes on what the format dropped.
+    ``xmp``: the packet to keep (e.g. the input's); ``provenance``: what made the image (core.provenance)."""
     path = Path(path)
     fmt = WRITE_FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -286,13 +298,21 @@ def write_image(
         notes.append("EXIF not written to TIFF")
     a = pixels if alpha is None else np.concatenate([pixels, alpha[:, :, None].astype(pixels.dtype)], axis=2)
     a = _to_depth(a, bit_depth)
+    kept_xmp = xmp
+    if provenance is not None:
+        xmp = provenance.xmp_packet(kept_xmp)
+    if xmp and fmt == "JPEG" and len(xmp) > JPEG_MAX_XMP:  # one APP1 segment
+        notes.append("the input's XMP is too large for JPEG: not kept")
+        xmp = None if provenance is None else provenance.xmp_packet(None)
     if bit_depth == 16 and a.shape[2] == 2 and fmt == "TIFF":  # Pillow cannot read 16-bit gray+alpha TIFF
         a = a[:, :, [0, 0, 0, 1]]
         notes.append("16-bit gray with alpha stored as RGBA in TIFF")
     if bit_depth == 16 and (a.shape[2] > 1):
-        data = encode_png16(a, icc_profile, exif) if fmt == "PNG" else encode_tiff16(a, icc_profile)
+        data = encode_png16(a, icc_profile, exif, xmp) if fmt == "PNG" else encode_tiff16(a, icc_profile, xmp)
     else:
-        data = _encode_pillow(a, fmt, icc_profile, exif, quality)
+        data = _encode_pillow(a, fmt, icc_profile, exif, quality, xmp)
+    if provenance is not None:
+        data = provenance.seal(data, fmt, path.name, kept_xmp)
     try:
         with atomic_write(path) as f:
             f.write(data)
@@ -309,7 +329,8 @@ def _to_depth(a: np.ndarray, bit_depth: int) -> np.ndarray:
     return a.astype(np.uint8, copy=False)
 
 
-def _encode_pillow(a: np.ndarray, fmt: str, icc: bytes | None, exif: bytes | None, quality: int) -> bytes:
+def _encode_pillow(a: np.ndarray, fmt: str, icc: bytes | None, exif: bytes | None, quality: int,
+                   xmp: bytes | None = None) -> bytes:
     c = a.shape[2]
     if a.dtype == np.uint16:
         im = Image.fromarray(np.ascontiguousarray(a[:, :, 0]))  # I;16
@@ -320,6 +341,13 @@ def _encode_pillow(a: np.ndarray, fmt: str, icc: bytes | None, exif: bytes | Non
         kw["icc_profile"] = icc
     if exif:
         kw["exif"] = exif
+    if xmp and fmt in ("JPEG", "WEBP"):
+        kw["xmp"] = xmp
+    elif xmp and fmt == "PNG":
+        kw["pnginfo"] = PngImagePlugin.PngInfo()
+        kw["pnginfo"].add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8"))
+    elif xmp:
+        kw["tiffinfo"] = {700: xmp}
     if fmt == "JPEG":
         kw.update(quality=quality, subsampling=0 if quality >= 90 else 2)
     elif fmt == "WEBP":

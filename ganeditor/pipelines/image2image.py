@@ -34,6 +34,7 @@ from ganeditor.core.errors import Cancelled, CheckpointError, GanEditorError
 from ganeditor.core.imageio import (CYCLEGAN_CONVENTION, DEFAULT_MAX_PIXELS, SR_CONVENTION, WRITE_FORMATS,
                                     LoadedImage, PixelConvention, read_image, resize_lanczos, write_image)
 from ganeditor.core.progress import Task, null_task
+from ganeditor.core.provenance import Step, edited
 from ganeditor.core.tiling import run_tiled
 from ganeditor.core.tiling_common import TileOptions
 from ganeditor.formats import Checkpoint
@@ -174,6 +175,7 @@ def run_batch(
     fn: Callable[[LoadedImage, Task], LoadedImage],
     task: Task | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,  # decompression-bomb guard for each input
+    step: Step | None = None,  # the generative operation, recorded in each output (core.provenance)
 ) -> BatchReport:
     """Apply ``fn`` to each input and write each output atomically; per-file errors are collected,
     cancellation stops at once and leaves no partial file."""
@@ -186,7 +188,8 @@ def run_batch(
         try:
             img = read_image(src, max_pixels)
             res = fn(img, task.sub(k, 1, n))
-            notes = write_image(dst, res.pixels, res.alpha, res.bit_depth, res.icc_profile, res.exif)
+            notes = write_image(dst, res.pixels, res.alpha, res.bit_depth, res.icc_profile, res.exif, xmp=img.xmp,
+                                provenance=edited(step, source=src) if step is not None else None)  # fmt: skip
             report.written.append(dst)
             report.notes += [f"{src.name}: {m}" for m in res.notes + notes]
         except Cancelled:
