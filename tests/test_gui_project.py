@@ -49,13 +49,16 @@ def test_project_round_trip_is_exact(qtbot, window, tmp_path, monkeypatch, tiny_
     win = window
     photo, name = edit_session(qtbot, win, tmp_path)
     assert win.doc.is_modified and "*" in win.windowTitle()
+    exported = win.export(str(tmp_path / "edited.png"))
+    qtbot.waitUntil(lambda: exported.state == "done", timeout=30000)
+    assert b"compositeWithTrainedAlgorithmicMedia" in (tmp_path / "edited.png").read_bytes()  # marked as AI-edited
     out = tmp_path / "work.ganedit"
     assert win.save_project(str(out), wait=True)
     assert not win.doc.is_modified and win.windowTitle().startswith("work.ganedit — ")
     pr = load_project(out)
-    assert [o["op"] for o in pr.operations] == ["paste", "translate"]
+    assert [o["op"] for o in pr.operations] == ["paste-back", "translate"]
     assert pr.operations[1]["model"] == "tiny-cyclegan" and pr.operations[1]["network"] == "G_A"
-    assert pr.operations[0]["directions"] == {name: 1.5} and pr.operations[0]["generator"] == "tiny-stylegan2"
+    assert pr.operations[0]["directions"] == {name: 1.5} and pr.operations[0]["model_path"].endswith("tiny-stylegan2.safetensors")
     current, aligned = win.doc.current, win.portrait.aligned.image
     recon, sliders = win.portrait.reconstruction, dict(win.portrait.edits.active())
     edited = win.portrait.edited

@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
 from ganeditor.core.imageio import LoadedImage, read_image, write_image
+from ganeditor.core.provenance import edited, record
 from ganeditor.pipelines.project import file_sha256
 from ganeditor.qt.commands import HistoryCommand, SetImageCommand
 
@@ -86,7 +87,7 @@ class Document(QObject):
         """The current result with the original's metadata (input of translate/upscale)."""
         assert self.source is not None and self.current is not None
         s = self.source
-        return LoadedImage(self.current, self.current_alpha, s.bit_depth, s.icc_profile, s.exif, [])
+        return LoadedImage(self.current, self.current_alpha, s.bit_depth, s.icc_profile, s.exif, [], s.xmp)
 
     def apply_result(self, pixels: np.ndarray, alpha: np.ndarray | None, text: str,
                      op: dict[str, Any] | None = None) -> None:
@@ -105,7 +106,7 @@ class Document(QObject):
 
     def export(self, path: str | Path, quality: int = 95) -> list[str]:
         """Write the current result atomically, keeping ICC profile, EXIF and bit depth; returns notes."""
-        return export_image(self.as_loaded(), path, quality)
+        return export_image(self.as_loaded(), path, quality, self.operations(), self.path)
 
     # ------------------------------------------------------------------------- modification
     def mark_modified(self) -> None:
@@ -179,10 +180,16 @@ class Document(QObject):
             self._dirty = True  # the clean state may have been among the dropped steps
 
 
-def export_image(image: LoadedImage, path: str | Path, quality: int = 95) -> list[str]:
-    """Write ``image`` atomically at its own bit depth with its ICC profile and EXIF (any thread)."""
+def export_image(image: LoadedImage, path: str | Path, quality: int = 95, operations: list[dict[str, Any]] = (),
+                 source: str | Path | None = None) -> list[str]:
+    """Write ``image`` atomically at its own bit depth with its ICC profile, EXIF and XMP; when models
+    changed it (``operations`` of the history), the file says so (core.provenance).  Worker thread:
+    the models are hashed here."""
+    steps = [record(o["op"], o["model_path"], {k: v for k, v in o.items() if k not in ("op", "label", "model_path")})
+             for o in operations if o.get("model_path")]  # fmt: skip
     bit_depth = 16 if image.pixels.dtype == np.uint16 else 8
-    return write_image(path, image.pixels, image.alpha, bit_depth, image.icc_profile, image.exif, quality)
+    return write_image(path, image.pixels, image.alpha, bit_depth, image.icc_profile, image.exif, quality,
+                       xmp=image.xmp, provenance=edited(*steps, source=source) if steps else None)  # fmt: skip
 
 
 class EditState(QObject):

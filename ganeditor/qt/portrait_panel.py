@@ -325,7 +325,7 @@ class PortraitPanel(QWidget):
             return
         photo, edited, alpha = self.doc.current, self.edited, self.doc.current_alpha
         aligned, recon = self.aligned, self.reconstruction
-        op = {"op": "paste", "generator": self.generator.name if self.generator else "",
+        op = {"op": "paste-back", "model_path": str(self.generator.path) if self.generator else "",
               "directions": dict(self.edits.active()), "landmarks": [list(p) for p in self.picked]}  # fmt: skip
         label = ", ".join(f"{pretty_name(k)} {v:+.1f}" for k, v in self.edits.active().items()) or "reconstruction"
         self.lane.submit(Job(lambda task: self.session.paste(photo, edited, aligned, recon), key="portrait-paste",

@@ -211,12 +211,12 @@ class FileActions:
         """Write the current result atomically on the I/O lane (ICC, EXIF and bit depth kept where the format can)."""
         if not self.doc.is_open:
             return None
-        image = self.doc.as_loaded()
+        image, ops, source = self.doc.as_loaded(), self.doc.operations(), self.doc.path
 
         def done(notes: list[str]) -> None:
             self.statusBar().showMessage(f"Exported {Path(path).name}" + (f" ({'; '.join(notes)})" if notes else ""), 8000)
 
-        return self.io_lane.submit(Job(lambda task: export_image(image, path), key=f"export:{path}",
+        return self.io_lane.submit(Job(lambda task: export_image(image, path, operations=ops, source=source), key=f"export:{path}",
                                        label=f"Exporting {Path(path).name}", on_result=done,
                                        on_error=lambda e: self.show_error("Cannot export", str(e))))  # fmt: skip
 
