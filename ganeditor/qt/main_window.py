@@ -95,6 +95,7 @@ class MainWindow(FileActions, ModelActions, QMainWindow):
 
     def _connect(self) -> None:
         self.doc.image_changed.connect(self._show_document)
+        self.doc.opened.connect(self._history_start)
         self.doc.modified_changed.connect(lambda _m: self._update_title())
         self.doc.undo_stack.indexChanged.connect(lambda _i: self.autosaver.edited())
         self.models.selection_changed.connect(self._model_chosen)
@@ -281,6 +282,13 @@ class MainWindow(FileActions, ModelActions, QMainWindow):
             edits = d.undo_stack.index()
             self.size_label.setText(f"{w}×{h}" + (f" · {edits} edit{'s' if edits != 1 else ''}" if edits else ""))
         self._update_doc_actions()
+
+    def _history_start(self, _path: str) -> None:
+        d = self.doc
+        if d.project_path is not None:
+            self.history.setEmptyLabel(f"Opened {d.project_path.name}")
+        else:
+            self.history.setEmptyLabel(f"Opened {d.path.name}" if d.path else "Recovered work")
 
     def _update_title(self) -> None:
         d = self.doc

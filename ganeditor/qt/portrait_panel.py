@@ -158,7 +158,7 @@ class PortraitPanel(QWidget):
             self.model_label.setText(
                 f"Generator <b>{entry.name}</b>: {info.resolution} px, {info.num_ws}×{info.w_dim} W+; "
                 f"{len(info.directions)} directions from {info.source}" + ("; encoder found" if info.encoder else ""))
-            if info.encoder:
+            if info.encoder and self._pending is None:  # a project's own method choice wins
                 self.method_box.setCurrentIndex(self.method_box.findData("progressive"))
             for t in (self.recon_thumb, self.edit_thumb):
                 t.set_image(None)
