@@ -177,14 +177,17 @@ class Lane(QObject):
             if key is None or j.key == key:
                 j.cancel()
 
-    def shutdown(self, timeout_ms: int = 15000) -> bool:
-        """Supersede everything and join the worker thread; True when it stopped in time."""
+    def shutdown(self, timeout_ms: int | None = 15000) -> bool:
+        """Supersede everything and join the worker thread (``None``: however long the work takes to
+        reach its next cancel check); True when it stopped in time."""
         self._closed = True
         for j in [*self._queue, *([self.current] if self.current else [])]:
             j.supersede()
         self._queue.clear()
         t = self._thread
-        return True if t is None else t.wait(timeout_ms)
+        if t is None:
+            return True
+        return t.wait() if timeout_ms is None else t.wait(timeout_ms)
 
     # ----------------------------------------------------------------------------- internal
     def _start_next(self) -> None:

@@ -388,8 +388,10 @@ class MainWindow(FileActions, ModelActions, QMainWindow):
         self._closed = True
         super().closeEvent(event)
 
-    def shutdown(self, timeout_ms: int = 60000) -> bool:
-        """Cancel all jobs and join the worker threads (training writes its checkpoint); True when all stopped."""
+    def shutdown(self, timeout_ms: int | None = None) -> bool:
+        """Cancel all jobs and join the worker threads (training writes its checkpoint); True when all
+        stopped.  By default it waits for every thread: a QThread must never be destroyed while it runs,
+        and every job either checks its cancel token or is short (warm-up, scans)."""
         self.autosaver.timer.stop()
         ok = [lane.shutdown(timeout_ms) for lane in (self.device_lane, self.train_lane, self.io_lane)]
         return all(ok)

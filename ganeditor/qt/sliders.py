@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import time
 
-from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QToolButton,
                                QVBoxLayout, QWidget)
@@ -92,6 +92,7 @@ class DirectionSliders(QWidget):
         self.edits, self.undo = edits, undo
         self.rows: dict[str, SliderRow] = {}
         self.groups: dict[str, list[str]] = {}
+        self._pending: list[str] = []  # rows of the shown group still to build
         self.group_box = QComboBox(toolTip="Which family of directions to show")
         self.group_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.group_box.setMinimumContentsLength(12)
@@ -113,18 +114,14 @@ class DirectionSliders(QWidget):
         edits.changed.connect(self._sync)
 
     def set_directions(self, names: list[str], groups: list[str]) -> None:
-        """Rebuild the rows (all at 0)."""
+        """Rebuild the rows (all at 0).  Rows are built when their group is first shown, so a library
+        of a hundred directions does not stall the GUI thread."""
         for row in self.rows.values():
             row.deleteLater()
         self.rows.clear()
         self.groups = {}
         for n, g in zip(names, groups):
             self.groups.setdefault(_group_label(g), []).append(n)
-        for n in names:
-            row = SliderRow(n, self.rows_widget)
-            row.moved.connect(self._moved)
-            self.rows_layout.addWidget(row)
-            self.rows[n] = row
         self.edits.set_names(names)
         self.group_box.blockSignals(True)
         self.group_box.clear()
@@ -133,9 +130,27 @@ class DirectionSliders(QWidget):
         self._show_group(self.group_box.currentText())
 
     def _show_group(self, group: str) -> None:
-        members = set(self.groups.get(group, []))
+        members = self.groups.get(group, [])
         for n, row in self.rows.items():
             row.setVisible(n in members)
+        self._pending = [n for n in members if n not in self.rows]
+        self._build_some()
+
+    def _build_some(self) -> None:
+        """Build pending rows for at most ~30 ms, then let the event loop run and continue (styled
+        widgets cost milliseconds each; a hundred of them at once would freeze the window)."""
+        t0 = time.monotonic()
+        while self._pending and time.monotonic() - t0 < 0.03:
+            n = self._pending.pop(0)
+            if n in self.rows:
+                continue
+            row = SliderRow(n, self.rows_widget)
+            row.moved.connect(self._moved)
+            row.show_value(self.edits.value(n))
+            self.rows_layout.addWidget(row)
+            self.rows[n] = row
+        if self._pending:
+            QTimer.singleShot(0, self._build_some)
 
     def _moved(self, name: str, value: float, drag_id: int) -> None:
         self.undo.push(SliderCommand(self.edits, name, value, drag_id))
