@@ -9,8 +9,10 @@ from ganeditor.core.errors import GanEditorError
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
-def pick_device(name: str | None = "auto") -> torch.device:
-    """Return the torch device for ``name`` ('auto' prefers CUDA, then MPS, then CPU)."""
+def pick_device(name: str | torch.device | None = "auto") -> torch.device:
+    """Return the torch device for ``name`` ('auto' prefers CUDA, then MPS, then CPU; a device is kept)."""
+    if isinstance(name, torch.device):
+        return name
     name = (name or "auto").lower()
     if name == "auto":
         if torch.cuda.is_available():

@@ -17,11 +17,12 @@ from typing import Any
 from safetensors import safe_open
 
 from ganeditor.core.errors import CheckpointError
+from ganeditor.archs.generator_api import is_stylegan
 from ganeditor.core.model_store import companion, list_models
 from ganeditor.formats import load_checkpoint
 from ganeditor.formats.base import PRIMARY_ROLES
 
-KINDS = ("generator", "translator", "upscaler", "encoder", "directions", "other", "unknown")
+KINDS = ("generator", "translator", "upscaler", "restorer", "encoder", "directions", "other", "unknown")
 ARCH_KINDS = {
     "stylegan2-generator": "generator",
     "stylegan3-generator": "generator",
@@ -31,7 +32,12 @@ ARCH_KINDS = {
     "msrresnet": "upscaler",
     "ncnn-graph": "upscaler",
     "latent-encoder": "encoder",
+    "scratch-detector": "restorer",
+    "inpaint-unet": "restorer",
+    "restore-unet": "restorer",
+    "colorize-unet": "restorer",
 }
+SPANDREL_KINDS = {"upscaler": "upscaler", "restorer": "restorer", "face restorer": "restorer", "inpainter": "restorer"}
 ROLES = ("generator", "translator", "upscaler")  # the kinds a user chooses one model of
 
 
@@ -83,20 +89,40 @@ def classify(name: str, path: Path) -> ModelEntry:
     return ModelEntry(name, path, "unknown", suffix[1:])
 
 
-def identify(path: str | Path) -> ModelEntry:
-    """A ModelEntry for a file from anywhere, checked by loading it (CheckpointError when it is broken
-    or holds nothing the app can use)."""
+def _identified(entry: ModelEntry, ckpt) -> ModelEntry:
+    """``entry`` with the kind, architecture and roles of its loaded checkpoint."""
+    net = ckpt.primary
+    arch = getattr(net, "arch_name", type(net).__name__)
+    kind = ARCH_KINDS.get(arch) or SPANDREL_KINDS.get(getattr(net, "kind", ""), "")
+    if not kind:
+        kind = "generator" if is_stylegan(net) else ("upscaler" if getattr(net, "io_convention", None) == "unit"
+                                                     else "other")
+    meta = dict(entry.meta, **{k: ckpt.meta[k] for k in ("kind", "scale", "purpose") if k in ckpt.meta})
+    return ModelEntry(entry.name, entry.path, kind, arch, list(ckpt.nets), meta)
+
+
+def identify(entry: ModelEntry, device: str = "cpu") -> ModelEntry:
+    """``entry`` with its kind found by loading the file through the safe readers (for files ``classify``
+    cannot place from their name or header, e.g. .pth files only spandrel knows); unreadable: unchanged."""
+    try:
+        ckpt = load_checkpoint(entry.path, device)
+    except Exception:  # noqa: BLE001 - an unreadable file stays 'unknown' (its description says why)
+        return entry
+    return _identified(entry, ckpt)
+
+
+def check_model(path: str | Path) -> ModelEntry:
+    """A ModelEntry for a file from anywhere (drop, Open model, a training run), checked by loading it:
+    CheckpointError when it is broken or holds nothing the app can use."""
     path = Path(path)
     entry = classify(model_name(path), path)
     if entry.kind == "directions":
         return entry
-    ckpt = load_checkpoint(path)
-    arch = getattr(ckpt.primary, "arch_name", type(ckpt.primary).__name__)
-    kind = ARCH_KINDS.get(arch, "other")
-    if kind == "other":
-        raise CheckpointError(f"holds a {arch} ({', '.join(ckpt.nets)}), not a generator, translator, upscaler "
-                              "or inversion encoder", path)  # fmt: skip
-    return ModelEntry(entry.name, path, kind, arch, list(ckpt.nets), entry.meta or dict(ckpt.meta))
+    found = _identified(entry, load_checkpoint(path))
+    if found.kind == "other":
+        raise CheckpointError(f"holds a {found.arch} ({', '.join(found.roles)}), not a generator, translator, "
+                              "upscaler, restorer or inversion encoder", path)  # fmt: skip
+    return found
 
 
 def model_name(path: Path) -> str:

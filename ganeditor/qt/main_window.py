@@ -24,6 +24,7 @@ from ganeditor.qt.jobs import Job, Lane
 from ganeditor.qt.models_panel import ModelsPanel
 from ganeditor.qt.portrait_panel import PortraitPanel
 from ganeditor.qt.prefs_dialog import PreferencesDialog
+from ganeditor.qt.restore_panel import RestorePanel
 from ganeditor.qt.scene_panel import ScenePanel
 from ganeditor.qt.settings import Key, Settings
 from ganeditor.qt.train_panel import TrainPanel
@@ -65,16 +66,19 @@ class MainWindow(FileActions, ModelActions, QMainWindow):
         self.portrait = PortraitPanel(self.device_lane, self.doc, self.view, self._device, self._weight_paths)
         self.scene = ScenePanel(self.device_lane, self.doc, self._scene_options)
         self.train = TrainPanel(self.train_lane, lambda: str(self._device()))
+        self.restore = RestorePanel(self.device_lane, self.doc, self.view, self._scene_options)
         self.history = QUndoView(self.doc.undo_stack)
         self.history.setEmptyLabel("Opened photo")
         self.docks: dict[str, QDockWidget] = {}
         self._dock("Models", self.models, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock("History", self.history, Qt.DockWidgetArea.LeftDockWidgetArea)
-        for title, panel in (("Portrait", self.portrait), ("Scene", self.scene), ("Train", self.train)):
+        for title, panel in (("Portrait", self.portrait), ("Scene", self.scene), ("Restore", self.restore),
+                             ("Train", self.train)):
             self._dock(title, panel, Qt.DockWidgetArea.RightDockWidgetArea, scroll=True)
         self.tabifyDockWidget(self.docks["Models"], self.docks["History"])
         self.tabifyDockWidget(self.docks["Portrait"], self.docks["Scene"])
-        self.tabifyDockWidget(self.docks["Scene"], self.docks["Train"])
+        self.tabifyDockWidget(self.docks["Scene"], self.docks["Restore"])
+        self.tabifyDockWidget(self.docks["Restore"], self.docks["Train"])
         self.docks["Models"].raise_()
         self.docks["Portrait"].raise_()
         self.resizeDocks([self.docks["Models"], self.docks["Portrait"]], [280, 420], Qt.Orientation.Horizontal)
@@ -99,8 +103,9 @@ class MainWindow(FileActions, ModelActions, QMainWindow):
         self.doc.modified_changed.connect(lambda _m: self._update_title())
         self.doc.undo_stack.indexChanged.connect(lambda _i: self.autosaver.edited())
         self.models.selection_changed.connect(self._model_chosen)
-        for p in (self.portrait, self.scene, self.train):
+        for p in (self.portrait, self.scene, self.restore, self.train):
             p.error.connect(self.show_error)
+        self.restore.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
         self.portrait.generator_failed.connect(self._generator_failed)
         self.portrait.wants_generator.connect(lambda e: self.models.select("generator", e.name))
         self.portrait.inverted_changed.connect(self.doc.mark_modified)

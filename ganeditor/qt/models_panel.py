@@ -11,11 +11,11 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QHeaderView, QLabel, QPus
 
 from ganeditor.core.model_store import model_dirs, user_models_dir
 from ganeditor.pipelines.catalog import (ROLES, CheckpointFacts, ModelEntry, catalog, classify, describe, format_fact,
-                                         model_name, of_kind)
+                                         identify, model_name, of_kind)
 from ganeditor.qt.jobs import Job, Lane
 
 GROUPS = (("generator", "Generators"), ("translator", "Translators"), ("upscaler", "Upscalers"),
-          ("encoder", "Inversion encoders"), ("directions", "Direction libraries"), ("other", "Other"),
+          ("restorer", "Restoration models"), ("encoder", "Inversion encoders"), ("directions", "Direction libraries"), ("other", "Other"),
           ("unknown", "Not yet identified"))  # fmt: skip
 
 
@@ -29,6 +29,7 @@ class ModelsPanel(QWidget):
         self.lane = lane
         self.entries: list[ModelEntry] = []
         self.extra: list[ModelEntry] = []  # opened from elsewhere this session
+        self.identified: dict[Path, ModelEntry] = {}  # files whose kind was found by loading them
         self.pickers: dict[str, QComboBox] = {}
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
@@ -85,7 +86,8 @@ class ModelsPanel(QWidget):
         """Show ``entries``; keep (or set from ``prefer``) the chosen models by name."""
         keep = {r: self.current_name(r) for r in ROLES}
         keep.update({k: v for k, v in (prefer or {}).items() if v})
-        self.entries = entries
+        self.entries = [self.identified.get(e.path, e) for e in entries]
+        self._identify_unknown()
         self.tree.clear()
         for kind, title in GROUPS:
             items = [e for e in self.entries if e.kind == kind]
@@ -120,6 +122,20 @@ class ModelsPanel(QWidget):
                                f"{user_models_dir()} (or set GANEDITOR_MODELS) and choose File ▸ Rescan models.")
         for role in ROLES:
             self.selection_changed.emit(role, self.current(role))
+
+    def _identify_unknown(self) -> None:
+        """Load the files the header did not place (e.g. .pth only spandrel knows) in the background,
+        then show them under their kind."""
+        todo = [e for e in self.entries if e.kind == "unknown" and e.path not in self.identified]
+        if not todo:
+            return
+
+        def found(entries: list[ModelEntry]) -> None:
+            self.identified.update({e.path: e for e in entries})
+            self.set_entries(self.entries)
+
+        self.lane.submit(Job(lambda task: [identify(e) for e in todo], key="identify", label="Identifying models",
+                             on_result=found))
 
     def add_entry(self, e: ModelEntry) -> None:
         """Add a (checked) model file from anywhere and select it in its role."""

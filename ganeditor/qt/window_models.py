@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog
 
-from ganeditor.pipelines.catalog import ROLES, identify
+from ganeditor.pipelines.catalog import ROLES, check_model
 from ganeditor.qt.jobs import Job
 from ganeditor.qt.settings import Key
 
@@ -35,7 +35,7 @@ class ModelActions:
             role = "chosen as the " + entry.kind if entry.kind in ROLES else f"a {entry.kind}"
             self.statusBar().showMessage(f"Added {entry.name} to the model library ({role})", 8000)
 
-        self.io_lane.submit(Job(lambda task: identify(path), key=f"add:{path}", label=f"Checking {Path(path).name}",
+        self.io_lane.submit(Job(lambda task: check_model(path), key=f"add:{path}", label=f"Checking {Path(path).name}",
                                 on_result=added, on_error=lambda e: self.show_error("Cannot use this model", str(e))))  # fmt: skip
 
     def _training_finished(self, how: str) -> None:

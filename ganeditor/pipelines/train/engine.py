@@ -51,6 +51,14 @@ RECIPES = {
     "encoder": RecipeInfo("ganeditor.pipelines.train.encoder:EncoderRecipe", "Inversion encoder for a generator", 0,
                           ("Real images (optional)", ""),
                           "Learns instant inversion for a generator: set {\"generator\": \"path or model name\"} in Options."),
+    "scratches": RecipeInfo("ganeditor.pipelines.train.restoration:ScratchRecipe", "Scratch detector (one folder)", 1,
+                            ("Photos", ""), "Learns to find scratches and dust on old photos (damage drawn on clean photos)."),
+    "inpaint": RecipeInfo("ganeditor.pipelines.train.restoration:InpaintRecipe", "Inpainter (one folder)", 1,
+                          ("Photos", ""), "Learns to fill holes and scratches from a folder of clean photos."),
+    "restore": RecipeInfo("ganeditor.pipelines.train.restoration:RestoreRecipe", "Old-photo restorer (one folder)", 1,
+                          ("Photos", ""), "Learns to undo noise, blur and fading from a folder of clean photos."),
+    "colorize": RecipeInfo("ganeditor.pipelines.train.restoration:ColorizeRecipe", "Colouriser (one folder)", 1,
+                           ("Photos", ""), "Learns to colour black-and-white photos from a folder of colour photos."),
 }
 
 
