@@ -84,21 +84,26 @@ def main() -> int:
     from ganeditor.qt.main_window import MainWindow  # the import is part of start-up
 
     win = MainWindow(Settings(QSettings(str(tmp / "s.ini"), QSettings.Format.IniFormat)), tmp / "autosave")
-    win._discard = True
+    win._discard = True  # never ask (nobody answers)
     build_s = time.perf_counter() - t0
     print(f"{'window built (not shown yet)':<28} {build_s * 1000:7.0f} ms (import + construction, before the event loop)")
     phase("start-up (scan, warm-up, load)", win.show, win.idle)
     win.models.select("upscaler", args.upscaler)
-    street = str(resource("samples/street-day.png"))
-    phase("open photo 640x480", lambda: win.open_path(street), lambda: win.doc.is_open and win.idle())
-    phase("first translate", win.scene.run_translate, lambda: win.doc.undo_stack.count() == 1 and win.idle())
-    phase(f"upscale x4 ({args.upscaler})", win.scene.run_upscale, lambda: win.doc.undo_stack.count() == 2 and win.idle())
-    phase("export PNG " + "x".join(map(str, win.doc.current.shape[1::-1])), lambda: win.export(str(tmp / "big.png")), win.idle)
+    street = Image.open(resource("samples/street-day.png")).convert("RGB")
+    street.resize((320, 240), Image.LANCZOS).save(tmp / "street-320.png")
+    phase("open photo 640x480", lambda: win.open_path(str(resource("samples/street-day.png"))),
+          lambda: win.doc.is_open and win.idle())
+    phase("first translate 640x480", win.scene.run_translate, lambda: win.doc.undo_stack.count() == 1 and win.idle())
+    phase("open photo 320x240", lambda: win.open_path(str(tmp / "street-320.png")), lambda: win.doc.is_open and win.idle())
+    phase(f"upscale x4 ({args.upscaler}) to 1280x960", win.scene.run_upscale,
+          lambda: win.doc.undo_stack.count() == 1 and win.idle())
+    big = np.asarray(street.resize((2560, 1920), Image.LANCZOS))
+    phase("show a 2560x1920 result", lambda: win.doc.apply_result(big, None, "Resize"), win.idle)
+    phase("export PNG 2560x1920", lambda: win.export(str(tmp / "big.png")), win.idle)
     phase("save project", lambda: win.save_project(str(tmp / "work.ganedit")), win.idle)
     img, _attrs, lms = render_portrait(7, 256, return_landmarks=True)
     Image.fromarray(img).save(tmp / "face.png")
-    win.answers = []
-    phase("open portrait", lambda: win.open_path(str(tmp / "face.png"), ask=False), lambda: win.doc.is_open and win.idle())
+    phase("open portrait", lambda: win.open_path(str(tmp / "face.png")), lambda: win.doc.is_open and win.idle())
     p = win.portrait
 
     def place() -> None:
