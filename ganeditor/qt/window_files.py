@@ -35,8 +35,11 @@ def read_project(path: str | Path) -> tuple[Project, LoadedImage | None]:
             p = Path(tmp) / ("photo" + Path(pr.photo.path).suffix.lower())
             p.write_bytes(pr.photo.data)
             return pr, read_image(p)
+    path_ok = bool(pr.photo.path) and Path(pr.photo.path).is_file()
+    if not path_ok or (pr.photo.sha256 and file_sha256(pr.photo.path) != pr.photo.sha256):
+        return pr, None  # moved, or another file now has its name: the window asks for it
     try:
-        return pr, read_image(pr.photo.path) if pr.photo.path and Path(pr.photo.path).is_file() else None
+        return pr, read_image(pr.photo.path)
     except GanEditorError:
         return pr, None
 
@@ -105,11 +108,7 @@ class FileActions:
                         recovered: bool = False) -> None:
         self.doc.set_source(photo or pr.result, pr.photo.path if photo else None, current=pr.result,
                             project_path=None if recovered else path, sha256=pr.photo.sha256)
-        problems = []
-        if photo is None:
-            problems.append(f"the original photo {pr.photo.path} was not found: comparing shows the result")
-        if pr.portrait is not None:
-            problems.append(self.portrait.restore(pr.portrait))
+        problem = self.portrait.restore(pr.portrait) if pr.portrait is not None else ""
         if recovered:
             self.doc.mark_modified()
         if remember and path:
@@ -120,8 +119,8 @@ class FileActions:
         self._update_title()
         if photo is None and not self._discard:
             self._locate_photo(pr.photo)
-        elif any(problems):
-            self.show_error("Project", "; ".join(p for p in problems if p))
+        if problem:
+            self.show_error("Project", problem)
 
     def _locate_photo(self, ref: PhotoRef) -> None:
         """The project's photo has moved: ask for it (the rest of the project is already open)."""
