@@ -27,6 +27,7 @@ COMMANDS = [
     "ganeditor.cli.directions",
     "ganeditor.cli.edit",
     "ganeditor.cli.gui",
+    "ganeditor.cli.desktop",
 ]
 
 
@@ -52,6 +53,9 @@ def _one_line(e: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``ganeditor`` console script."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv == ["--version"]:  # answered before the commands (and torch) are imported
+        print(f"ganeditor {__version__}")
+        return 0
     parser = build_parser()
     args = parser.parse_args(argv or ["gui"])
     if args.command is None:

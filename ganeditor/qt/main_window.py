@@ -23,6 +23,7 @@ from ganeditor.qt.prefs_dialog import PreferencesDialog
 from ganeditor.qt.scene_panel import ScenePanel
 from ganeditor.qt.settings import Key, Settings
 from ganeditor.qt.train_panel import TrainPanel
+from ganeditor.qt.welcome import install_welcome
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.webp *.bmp *.gif);;All files (*)"
 EXPORT_FILTER = "PNG (*.png);;JPEG (*.jpg *.jpeg);;TIFF (*.tif *.tiff);;WebP (*.webp)"
@@ -89,6 +90,7 @@ class MainWindow(QMainWindow):
         self._restore_layout()
         self.statusBar().showMessage("Open a photo to start (File ▸ Open…), or try one of File ▸ Open sample")
         self.device_lane.submit(Job(lambda task: warm_up(task), key="warmup", label="Preparing engines", grad=True))
+        self.welcome = install_welcome(self)
 
     # ------------------------------------------------------------------------------ layout
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea, scroll: bool = False) -> None:

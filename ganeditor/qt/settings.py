@@ -11,6 +11,8 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from ganeditor.core.paths import settings_file
+
 MAX_RECENT = 10
 
 
@@ -29,6 +31,7 @@ class Key(Enum):
     UPSCALER = ("models/upscaler", "")
     WINDOW_GEOMETRY = ("window/geometry", b"")
     WINDOW_STATE = ("window/state", b"")
+    SHOW_WELCOME = ("window/show_welcome", True)  # the first-run welcome (qt/welcome.py)
 
     @property
     def path(self) -> str:
@@ -67,7 +70,7 @@ class Settings:
     """Typed access to the app's QSettings (pass one in for tests, e.g. an INI file in tmp)."""
 
     def __init__(self, qsettings: QSettings | None = None) -> None:
-        self.q = qsettings if qsettings is not None else QSettings("ganeditor", "ganeditor")
+        self.q = qsettings if qsettings is not None else QSettings(str(settings_file()), QSettings.Format.IniFormat)
 
     def get(self, key: Key) -> Any:
         """The value of ``key``, coerced to the type of its default."""
