@@ -23,6 +23,7 @@ COMMANDS = [
     "ganeditor.cli.train",
     "ganeditor.cli.translate",
     "ganeditor.cli.upscale",
+    "ganeditor.cli.restore",
     "ganeditor.cli.invert",
     "ganeditor.cli.directions",
     "ganeditor.cli.edit",

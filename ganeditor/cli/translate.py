@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Callable
 
 from ganeditor.cli.common import add_device_option, progress_task
@@ -17,7 +18,8 @@ from ganeditor.core.progress import Task
 from ganeditor.core.provenance import record
 from ganeditor.core.errors import GanEditorError
 from ganeditor.formats import Checkpoint, load_checkpoint
-from ganeditor.pipelines.image2image import Image2ImageOptions, check_model, plan_batch, run_batch, translate
+from ganeditor.pipelines.image2image import (BatchReport, Image2ImageOptions, check_model, plan_batch, run_batch,
+                                             translate)
 
 
 def _positive(text: str) -> int:
@@ -67,6 +69,11 @@ def run_image2image(args: argparse.Namespace, kind: str,
     step = record(kind, ckpt.path, {"network": ckpt.primary_role, **settings, "tile": args.tile, "fast": args.fast})
     with progress_task(kind, len(srcs), graceful="cancelling (the image in progress is not written)") as task:
         report = run_batch(srcs, dsts, lambda img, t: fn(ckpt, img, t), task, int(args.max_megapixels * 1e6), step)
+    return print_report(report, srcs, dsts, args.output)
+
+
+def print_report(report: BatchReport, srcs: list[Path], dsts: list[Path], output: str) -> int:
+    """Notes and failures of a batch on stderr, what was written on stdout; the exit status (2 if any failed)."""
     for note in dict.fromkeys(report.notes):
         print(f"note: {note}", file=sys.stderr)
     for _src, msg in report.failed:
@@ -76,7 +83,7 @@ def run_image2image(args: argparse.Namespace, kind: str,
             return 2
         print(f"ganeditor: {len(report.failed)} of {len(srcs)} files failed", file=sys.stderr)
         return 2
-    print(f"wrote {len(report.written)} image(s)" + (f" to {args.output}" if len(srcs) > 1 else f": {dsts[0]}"))
+    print(f"wrote {len(report.written)} image(s)" + (f" to {output}" if len(srcs) > 1 else f": {dsts[0]}"))
     return 0
 
 

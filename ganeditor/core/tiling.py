@@ -5,9 +5,11 @@ a network and writes the result straight into a preallocated uint8/uint16 array 
 It picks one of three engines, all exact (tiled == untiled up to float rounding) by default:
 
 * 2-D tiles (``tiling_conv``, convolutional networks): cores of ``tile`` x ``tile`` input pixels
-  with the receptive field as context (``tile_pad=None``: the sum of the conv radii, capped at
-  64), so the cropped cores are what the whole image gives.  An explicit small ``tile_pad``
-  (RealESRGANer uses 10) trades exactness for speed; linear ramps then hide the seams.
+  with the receptive field as context (``tile_pad=None``: the network's declared
+  ``receptive_radius``, else the sum of the conv radii, capped at 64), so the cropped cores are what
+  the whole image gives; networks declaring an unbounded field (None) get 64 pixels and blending.
+  An explicit small ``tile_pad`` (RealESRGANer uses 10) trades exactness for speed; linear ramps
+  then hide the seams.
 * Networks whose output depends on whole-image statistics (``global_stats``, instance norm) take
   the exact banded strategy of ``tiling_norm``.
 * RRDBNet (receptive field ~350 pixels) is streamed block by block by ``tiling_rrdb`` when
@@ -30,13 +32,12 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn as nn
 
 from ganeditor.core.device import is_oom
 from ganeditor.core.errors import Cancelled, GanEditorError
 from ganeditor.core.progress import Task, null_task
 from ganeditor.core.tiling_cancel import CancelPoints
-from ganeditor.core.tiling_common import (MIN_TILE, RADIUS_CAP, NetFn, TileOptions, compute_context, padded_index,
+from ganeditor.core.tiling_common import (MIN_TILE, NetFn, TileOptions, compute_context, padded_index,
                                           receptive_radius)
 from ganeditor.core.tiling_conv import auto_tile, run_conv_tiles
 from ganeditor.core.tiling_norm import NORM_FALLBACK_TILE, run_global_norm
@@ -63,8 +64,8 @@ def _dispatch(net_fn: NetFn, image: np.ndarray, scale: int, opts: TileOptions, t
     banded = opts.tile_pad is None and is_rrdbnet(net_fn)
     tile_pad, feather = opts.tile_pad, opts.feather
     if tile_pad is None and not banded:
-        tile_pad = receptive_radius(net_fn)
-        if feather is None and tile_pad < RADIUS_CAP and isinstance(net_fn, nn.Module):
+        tile_pad, exact = receptive_radius(net_fn)
+        if feather is None and exact:
             feather = 0  # the context covers the receptive field: tiles are exact, no blending needed
     tile = opts.tile
     if tile is None:

@@ -105,12 +105,18 @@ def probe_bytes_per_pixel(net_fn: NetFn, device: torch.device | str, channels: i
     return 4.0 * 4 * biggest[0] / (size * size)  # fp32, ~4 such tensors alive at once
 
 
-def receptive_radius(net_fn: NetFn, cap: int = RADIUS_CAP) -> int:
-    """Context (input pixels) that makes tiles exact: the radii of all convs summed, plus 2; 10 if unknown."""
+def receptive_radius(net_fn: NetFn, cap: int = RADIUS_CAP) -> tuple[int, bool]:
+    """(context in input pixels, whether tiles with it are exact).  A network may declare the fact
+    ``receptive_radius``: an int (exact tiles with that context, e.g. U-Nets whose strided levels the
+    sum below undercounts) or None (unbounded, e.g. global attention: ``cap`` and blended tiles).
+    Otherwise: the radii of all convs summed, plus 2, exact below ``cap``; 10 (blended) if unknown."""
     if not isinstance(net_fn, nn.Module):
-        return 10
+        return 10, False
+    if hasattr(net_fn, "receptive_radius"):
+        declared = net_fn.receptive_radius
+        return (cap, False) if declared is None else (int(declared), True)
     r = sum((m.kernel_size[0] // 2) * m.dilation[0] for m in net_fn.modules() if isinstance(m, nn.Conv2d))
-    return min(cap, r + 2)
+    return min(cap, r + 2), r + 2 < cap
 
 
 def reflect_index(n_out: int, n_in: int) -> np.ndarray:

@@ -65,12 +65,11 @@ def _load(path: Path) -> Checkpoint:
         raise CheckpointError(f"damaged safetensors file ({str(e).splitlines()[0]})", path) from None
     with f:
         md = f.metadata() or {}
-        if md.get(FORMAT_KEY) is None:
-            raise CheckpointError(
-                "safetensors file without GAN Editor metadata (architecture unknown); "
-                "convert it with 'ganeditor convert' from its original checkpoint",
-                path,
-            )
+        if md.get(FORMAT_KEY) is None:  # a foreign safetensors file: spandrel may know its architecture
+            from ganeditor.formats.spandrel_io import checkpoint_from_object
+
+            return checkpoint_from_object({k: f.get_tensor(k) for k in f.keys()}, path,
+                                          ours="safetensors file without GAN Editor metadata")
         if md[FORMAT_KEY] != FORMAT_VERSION:
             raise CheckpointError(f"GAN Editor format version {md[FORMAT_KEY]} is not supported", path)
         specs = json.loads(md["ganeditor.nets"])

@@ -34,6 +34,10 @@ _STAT_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 StateDict = dict[str, torch.Tensor]
 
 
+class UnknownLayout(CheckpointError):
+    """None of our key layouts matches (the file is then offered to spandrel)."""
+
+
 # ---------------------------------------------------------------------------------------------
 # Reading the file
 # ---------------------------------------------------------------------------------------------
@@ -265,7 +269,7 @@ def detect(sd: StateDict, path: Path | None = None) -> Detected:
     if "model.model.0.weight" in sd:
         raise CheckpointError("not an image-to-image model we support: junyanz U-Net generator (pix2pix)", path)
     sample = ", ".join(list(sd)[:3])
-    raise CheckpointError(f"not an image-to-image model: unrecognised keys ({sample}, ...)", path)
+    raise UnknownLayout(f"not an image-to-image model: unrecognised keys ({sample}, ...)", path)
 
 
 def load_into(net: nn.Module, sd: StateDict, path: Path | None = None) -> None:
@@ -306,7 +310,12 @@ def network_from_state_dict(sd: StateDict, path: Path | None = None) -> tuple[st
 def _load(path: Path) -> Checkpoint:
     obj = torch_load(path)
     sd, where = unwrap(obj, path)
-    role, net, meta = network_from_state_dict(sd, path)
+    try:
+        role, net, meta = network_from_state_dict(sd, path)
+    except UnknownLayout:
+        from ganeditor.formats.spandrel_io import checkpoint_from_object
+
+        return checkpoint_from_object(obj, path, ours="not an ESRGAN-family or CycleGAN layout")
     meta["container"] = where
     if isinstance(obj, dict) and "params_ema" in obj and "params" in obj:
         meta["container"] = "'params_ema' (preferred over 'params')"

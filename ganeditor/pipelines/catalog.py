@@ -16,11 +16,12 @@ from typing import Any
 
 from safetensors import safe_open
 
+from ganeditor.archs.generator_api import is_stylegan
 from ganeditor.core.model_store import companion, list_models
 from ganeditor.formats import load_checkpoint
 from ganeditor.formats.base import PRIMARY_ROLES
 
-KINDS = ("generator", "translator", "upscaler", "encoder", "directions", "other", "unknown")
+KINDS = ("generator", "translator", "upscaler", "restorer", "encoder", "directions", "other", "unknown")
 ARCH_KINDS = {
     "stylegan2-generator": "generator",
     "stylegan3-generator": "generator",
@@ -30,7 +31,12 @@ ARCH_KINDS = {
     "msrresnet": "upscaler",
     "ncnn-graph": "upscaler",
     "latent-encoder": "encoder",
+    "scratch-detector": "restorer",
+    "inpaint-unet": "restorer",
+    "restore-unet": "restorer",
+    "colorize-unet": "restorer",
 }
+SPANDREL_KINDS = {"upscaler": "upscaler", "restorer": "restorer", "face restorer": "restorer", "inpainter": "restorer"}
 ROLES = ("generator", "translator", "upscaler")  # the kinds a user chooses one model of
 
 
@@ -80,6 +86,23 @@ def classify(name: str, path: Path) -> ModelEntry:
     if suffix == ".param":
         return ModelEntry(name, path, "upscaler", "ncnn")
     return ModelEntry(name, path, "unknown", suffix[1:])
+
+
+def identify(entry: ModelEntry, device: str = "cpu") -> ModelEntry:
+    """``entry`` with its kind found by loading the file through the safe readers (for files ``classify``
+    cannot place from their name or header, e.g. .pth files only spandrel knows); unreadable: unchanged."""
+    try:
+        ckpt = load_checkpoint(entry.path, device)
+    except Exception:  # noqa: BLE001 - an unreadable file stays 'unknown' (its description says why)
+        return entry
+    net = ckpt.primary
+    arch = getattr(net, "arch_name", type(net).__name__)
+    kind = ARCH_KINDS.get(arch) or SPANDREL_KINDS.get(getattr(net, "kind", ""), "")
+    if not kind:
+        kind = "generator" if is_stylegan(net) else ("upscaler" if getattr(net, "io_convention", None) == "unit"
+                                                     else "other")
+    meta = dict(entry.meta, **{k: ckpt.meta[k] for k in ("kind", "scale", "purpose") if k in ckpt.meta})
+    return ModelEntry(entry.name, entry.path, kind, arch, list(ckpt.nets), meta)
 
 
 def _json(text: str | None) -> dict:

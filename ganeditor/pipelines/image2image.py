@@ -73,6 +73,9 @@ def check_model(ckpt: Checkpoint, want: str) -> ImageToImageNet:
     if want == "translate" and net.io_convention != "tanh":
         raise CheckpointError(f"not an image translation model ({arch} is a x{net.scale} upscaler: use 'ganeditor upscale')",
                               ckpt.path)
+    if getattr(net, "restore_stage", "") in ("faces", "inpaint"):  # e.g. GFPGAN or LaMa read through spandrel
+        raise CheckpointError(f"not an image-to-image model for whole photos ({arch} restores {net.restore_stage}: "
+                              f"use 'ganeditor restore --model {net.restore_stage}=...')", ckpt.path)
     if want == "upscale" and net.io_convention == "tanh":
         raise CheckpointError(f"not an upscaling model ({arch} translates images: use 'ganeditor translate')", ckpt.path)
     return net
@@ -175,13 +178,14 @@ def run_batch(
     fn: Callable[[LoadedImage, Task], LoadedImage],
     task: Task | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,  # decompression-bomb guard for each input
-    step: Step | None = None,  # the generative operation, recorded in each output (core.provenance)
+    step: Step | tuple[Step, ...] | None = None,  # the generative operation(s), recorded in each output (core.provenance)
 ) -> BatchReport:
     """Apply ``fn`` to each input and write each output atomically; per-file errors are collected,
     cancellation stops at once and leaves no partial file."""
     assert len(inputs) == len(outputs)
     task = task or null_task()
     report = BatchReport()
+    steps = () if step is None else (step if isinstance(step, tuple) else (step,))
     n = len(inputs)
     for k, (src, dst) in enumerate(zip(inputs, outputs)):
         task.report(k, n, src.name)
@@ -189,7 +193,7 @@ def run_batch(
             img = read_image(src, max_pixels)
             res = fn(img, task.sub(k, 1, n))
             notes = write_image(dst, res.pixels, res.alpha, res.bit_depth, res.icc_profile, res.exif, xmp=img.xmp,
-                                provenance=edited(step, source=src) if step is not None else None)  # fmt: skip
+                                provenance=edited(*steps, source=src) if steps else None)  # fmt: skip
             report.written.append(dst)
             report.notes += [f"{src.name}: {m}" for m in res.notes + notes]
         except Cancelled:

@@ -20,6 +20,7 @@ from ganeditor.qt.models_panel import ModelsPanel
 from ganeditor.qt.portrait_panel import PortraitPanel
 from ganeditor.pipelines.portrait import WeightPaths, warm_up
 from ganeditor.qt.prefs_dialog import PreferencesDialog
+from ganeditor.qt.restore_panel import RestorePanel
 from ganeditor.qt.scene_panel import ScenePanel
 from ganeditor.qt.settings import Key, Settings
 from ganeditor.qt.train_panel import TrainPanel
@@ -59,12 +60,15 @@ class MainWindow(QMainWindow):
         self.portrait = PortraitPanel(self.device_lane, self.doc, self.view, self._device_name, self._weight_paths)
         self.scene = ScenePanel(self.device_lane, self.doc, self._scene_options)
         self.train = TrainPanel(self.train_lane, self._device_name)
+        self.restore = RestorePanel(self.device_lane, self.doc, self.view, self._scene_options)
         self.docks: dict[str, QDockWidget] = {}
         self._dock("Models", self.models, Qt.DockWidgetArea.LeftDockWidgetArea)
-        for title, panel in (("Portrait", self.portrait), ("Scene", self.scene), ("Train", self.train)):
+        for title, panel in (("Portrait", self.portrait), ("Scene", self.scene), ("Restore", self.restore),
+                             ("Train", self.train)):
             self._dock(title, panel, Qt.DockWidgetArea.RightDockWidgetArea, scroll=True)
         self.tabifyDockWidget(self.docks["Portrait"], self.docks["Scene"])
-        self.tabifyDockWidget(self.docks["Scene"], self.docks["Train"])
+        self.tabifyDockWidget(self.docks["Scene"], self.docks["Restore"])
+        self.tabifyDockWidget(self.docks["Restore"], self.docks["Train"])
         self.docks["Portrait"].raise_()
         self.resizeDocks([self.docks["Models"], self.docks["Portrait"]], [300, 420], Qt.Orientation.Horizontal)
         self.job_bar = JobBar(self.device_lane)
@@ -75,8 +79,9 @@ class MainWindow(QMainWindow):
         self._build_status()
         self.doc.image_changed.connect(self._show_document)
         self.models.selection_changed.connect(self._model_chosen)
-        for p in (self.portrait, self.scene, self.train):
+        for p in (self.portrait, self.scene, self.restore, self.train):
             p.error.connect(self.show_error)
+        self.restore.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
         self.portrait.generator_failed.connect(self._generator_failed)
         self.portrait.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
         self.view.zoom_changed.connect(lambda s: self.zoom_label.setText(f"{s * 100:.0f} %"))

@@ -34,6 +34,10 @@ RECIPES = {
     "srgan": "ganeditor.pipelines.train.srgan:SRGANRecipe",
     "stylegan2": "ganeditor.pipelines.train.stylegan2:StyleGAN2Recipe",
     "encoder": "ganeditor.pipelines.train.encoder:EncoderRecipe",
+    "scratches": "ganeditor.pipelines.train.restoration:ScratchRecipe",
+    "inpaint": "ganeditor.pipelines.train.restoration:InpaintRecipe",
+    "restore": "ganeditor.pipelines.train.restoration:RestoreRecipe",
+    "colorize": "ganeditor.pipelines.train.restoration:ColorizeRecipe",
 }
 
 
