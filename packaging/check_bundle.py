@@ -62,7 +62,10 @@ def main() -> int:
         return 1
     inner = bundle / "_internal"
     print(f"bundle: {bundle}  {du(bundle) / 1e9:.2f} GB in {sum(1 for _ in bundle.rglob('*'))} files")
-    parts = sorted(((du(p) if p.is_dir() else p.stat().st_size, p.name) for p in inner.iterdir()), reverse=True)
+    parts = sorted(((du(p) if p.is_dir() else p.lstat().st_size, p.name) for p in inner.iterdir()), reverse=True)
+    dangling = [p.name for p in inner.iterdir() if p.is_symlink() and not p.exists()]
+    if dangling:
+        failures.append(f"dangling links in the bundle: {dangling}")
     for size, name in parts[:8]:
         print(f"  {size / 1e6:8.0f} MB  _internal/{name}")
 
@@ -85,9 +88,10 @@ def main() -> int:
                 failures.append(f"screenshot: {r.stderr.strip()[-500:]}")
             elif extra:
                 shutil.copyfile(shot, ROOT / "build" / "bundle-screenshot.png")
-        out = tmp / "night-x4.png"
-        r, dt = run([str(exe), "upscale", "srgan-x4", str(photo), str(out)], env)
-        print(f"upscale srgan-x4 640x480: {dt:.1f} s (rc {r.returncode})")
+        out = tmp / "cat-x4.png"
+        small = inner / "resources" / "samples" / "cat-small.jpg"
+        r, dt = run([str(exe), "upscale", "srgan-x4", str(small), str(out)], env)
+        print(f"upscale srgan-x4 225x150 -> 900x600: {dt:.1f} s (rc {r.returncode})")
         if r.returncode:
             failures.append(f"upscale: {r.stderr.strip()[-300:]}")
         elif shutil.which("exiftool"):

@@ -86,10 +86,11 @@ def test_pyinstaller_spec_bundles_models_resources_and_desktop_files(tmp_path):
             "share/mime/packages"} <= dests  # fmt: skip
     assert len({d for d in dests if d.startswith("share/icons/hicolor/")}) == 10  # 9 sizes + scalable, rendered
     assert all(not src.endswith(".py") for src, d in datas if d == "models")  # weights and cards, not scripts
-    assert {"ganeditor.cli.gui", "ganeditor.cli.desktop"} <= set(ns["a"].kwargs["hiddenimports"])
     from ganeditor.cli import COMMANDS
+    from ganeditor.pipelines.train.engine import RECIPES
 
-    assert set(COMMANDS) <= set(ns["a"].kwargs["hiddenimports"])  # every command reaches the bundle
+    recipes = set(re.findall(r"ganeditor\.[\w.]+(?=:)", repr(RECIPES)))
+    assert set(COMMANDS) | recipes <= set(ns["a"].kwargs["hiddenimports"])  # all imported by name reach the bundle
     assert ns["coll"].kwargs["name"] == "ganeditor" and ns["VERSION"] == __version__
 
 

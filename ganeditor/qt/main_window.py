@@ -274,7 +274,7 @@ class MainWindow(QMainWindow):
     def export(self, path: str) -> bool:
         """Write the current result atomically (ICC, EXIF and bit depth kept where the format can)."""
         try:
-            notes = self.doc.export(path)
+            notes = self.doc.export(path, options=self.settings.provenance_options())
         except GanEditorError as e:
             self.show_error("Cannot export", str(e))
             return False

@@ -21,10 +21,11 @@ def make_icons(out: Path, source: Path = SOURCE, sizes: tuple[int, ...] = SIZES)
     """Write the hicolor PNGs and the scalable SVG under ``out``; returns the files written."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import Qt
-    from PySide6.QtGui import QGuiApplication, QImage, QPainter
+    from PySide6.QtGui import QImage, QPainter
     from PySide6.QtSvg import QSvgRenderer
+    from PySide6.QtWidgets import QApplication
 
-    _app = QGuiApplication.instance() or QGuiApplication(sys.argv[:1])  # QImage painting needs one
+    _app = QApplication.instance() or QApplication(sys.argv[:1])  # painting needs one (a widget app serves all)
     renderer = QSvgRenderer(str(source))
     if not renderer.isValid():
         raise SystemExit(f"{source}: not a valid SVG")
