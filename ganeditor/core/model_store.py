@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from ganeditor.core.errors import CheckpointError
+from ganeditor.core.files import check_input_file
 from ganeditor.core.paths import user_data_dir
 from ganeditor.core.resources import bundled_models_dir
 
@@ -58,6 +59,8 @@ def resolve_model(name_or_path: str | Path) -> Path:
     """Return the file for a model path or a model name; raise CheckpointError if neither exists."""
     p = Path(os.path.expanduser(str(name_or_path)))
     if p.exists():
+        if not p.is_dir():  # a FIFO or device would block whoever reads it
+            check_input_file(p, CheckpointError, "a checkpoint file")
         return p
     if p.parent == Path(".") and p.suffix not in MODEL_SUFFIXES:
         for folder in model_dirs():

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from ganeditor.formats.torch_load import torch_load
 from ganeditor.pipelines.losses import find_vgg_weights
 
 LPIPS_SHIFT = (-0.030, -0.088, -0.188)
@@ -111,6 +112,6 @@ def load_lpips(device: torch.device | str = "cpu", vgg16: str | Path | None = No
     ``vgg16``: a chosen VGG16 weights file, tried before the usual places."""
     if lpips_unavailable_reason(vgg16) is not None:
         return None
-    vgg = torch.load(find_vgg_weights("vgg16", vgg16), map_location="cpu", weights_only=True)
-    heads = torch.load(find_lpips_heads(), map_location="cpu", weights_only=True)
+    vgg = torch_load(Path(find_vgg_weights("vgg16", vgg16)))
+    heads = torch_load(Path(find_lpips_heads()))
     return LPIPS(vgg, heads).to(device)
