@@ -3,6 +3,13 @@
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+if "GANEDITOR_DATA" not in os.environ:  # autosaves and added models of the tests never reach the user's folder
+    import atexit
+    import shutil
+    import tempfile
+
+    os.environ["GANEDITOR_DATA"] = tempfile.mkdtemp(prefix="ganeditor-test-data-")
+    atexit.register(shutil.rmtree, os.environ["GANEDITOR_DATA"], True)
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

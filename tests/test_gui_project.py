@@ -52,6 +52,11 @@ def test_project_round_trip_is_exact(qtbot, window, tmp_path, monkeypatch, tiny_
     exported = win.export(str(tmp_path / "edited.png"))
     qtbot.waitUntil(lambda: exported.state == "done", timeout=30000)
     assert b"compositeWithTrainedAlgorithmicMedia" in (tmp_path / "edited.png").read_bytes()  # marked as AI-edited
+    original = photo.read_bytes()
+    refused = win.export(str(photo))  # over the photo being edited: refused, the original stays
+    qtbot.waitUntil(lambda: refused.state == "done", timeout=30000)
+    assert photo.read_bytes() == original and win.errors and "photo being edited" in win.errors[-1][1]
+    win.errors.clear()
     out = tmp_path / "work.ganedit"
     assert win.save_project(str(out), wait=True)
     assert not win.doc.is_modified and win.windowTitle().startswith("work.ganedit — ")
@@ -74,6 +79,10 @@ def test_project_round_trip_is_exact(qtbot, window, tmp_path, monkeypatch, tiny_
     assert dict(q.edits.active()) == sliders and q.sliders.rows[name].slider.value() == 150
     assert np.array_equal(q.edited, edited)
     assert not other.doc.is_modified and other.errors == []
+    assert [o["op"] for o in other.doc.operations()] == ["paste-back", "translate"]  # kept: exports still say so
+    again = other.export(str(tmp_path / "again.png"))
+    qtbot.waitUntil(lambda: again.state == "done", timeout=30000)
+    assert b"compositeWithTrainedAlgorithmicMedia" in (tmp_path / "again.png").read_bytes()
     other.discard_and_close()
 
 
@@ -107,6 +116,7 @@ def test_history_memory_limit_drops_the_oldest_steps_and_undo_still_works(qtbot,
         doc.apply_result(r, None, f"Step {i}")
     assert doc.history_bytes() <= doc.memory_limit and doc.undo_stack.count() < 6
     assert doc.undo_stack.text(doc.undo_stack.count() - 1) == "Step 5" and doc.current is results[-1]
+    assert [o["label"] for o in doc.operations()] == [f"Step {i}" for i in range(6)]  # dropped steps stay recorded
     doc.undo_stack.undo()
     assert doc.current is results[-2]
     doc.undo_stack.redo()
@@ -264,7 +274,8 @@ def test_autosave_survives_kill_9_and_is_recovered(qtbot, tmp_path, monkeypatch,
     expected = 255 - np.asarray(Image.open(photo))
     assert np.array_equal(win.doc.current, expected) and win.doc.is_modified
     assert np.array_equal(win.doc.original, np.asarray(Image.open(photo)))
-    assert [o["label"] for o in win.doc.operations()] == []  # the history starts at the recovered result
+    assert win.doc.undo_stack.count() == 0  # the history starts at the recovered result...
+    assert [o["label"] for o in win.doc.operations()] == ["Invert colours"]  # ...which keeps its operations
     qtbot.waitUntil(lambda: any(p.name == f"autosave-{os.getpid()}.ganedit" for p in (tmp_path / "autosave").iterdir()), timeout=20000)
     win.discard_and_close()
     assert not list((tmp_path / "autosave").glob("autosave-*.ganedit"))  # a clean exit leaves nothing behind

@@ -12,9 +12,9 @@ import re
 from pathlib import Path
 from typing import Callable
 
-import platformdirs
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from ganeditor.core.paths import user_data_dir
 from ganeditor.pipelines.project import Project, save_project
 from ganeditor.qt.jobs import Job, Lane
 
@@ -22,9 +22,8 @@ NAME = re.compile(r"autosave-(\d+)\.ganedit$")
 
 
 def autosave_dir() -> Path:
-    """Where autosaves go: ``$GANEDITOR_AUTOSAVE`` or the user data folder's ``autosave``."""
-    env = os.environ.get("GANEDITOR_AUTOSAVE")
-    return Path(env).expanduser() if env else Path(platformdirs.user_data_dir("ganeditor", appauthor=False)) / "autosave"
+    """Where autosaves go: the user data folder's ``autosave`` (``core.paths``, ``$GANEDITOR_DATA``)."""
+    return user_data_dir() / "autosave"
 
 
 def _alive(pid: int) -> bool:

@@ -14,8 +14,9 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
+from ganeditor.core.errors import ImageError
 from ganeditor.core.imageio import LoadedImage, read_image, write_image
-from ganeditor.core.provenance import edited, record
+from ganeditor.core.provenance import ProvenanceOptions, from_operations
 from ganeditor.pipelines.project import file_sha256
 from ganeditor.qt.commands import HistoryCommand, SetImageCommand
 
@@ -41,6 +42,7 @@ class Document(QObject):
         self.memory_limit = DEFAULT_UNDO_MEMORY
         self.revision = 0
         self._dirty = False  # work outside the undo history (an inversion) not saved yet
+        self.base_operations: list[dict[str, Any]] = []  # operations already in the starting result
         self._rebuilding = False
         self.undo_stack.indexChanged.connect(self._changed)
         self.undo_stack.cleanChanged.connect(self._clean_changed)
@@ -65,9 +67,12 @@ class Document(QObject):
         return img
 
     def set_source(self, img: LoadedImage, path: str | Path | None, current: LoadedImage | None = None,
-                   project_path: str | Path | None = None, sha256: str = "") -> None:
-        """Start on a decoded photo (``current``: a result to start from, e.g. from a project)."""
+                   project_path: str | Path | None = None, sha256: str = "",
+                   operations: list[dict[str, Any]] = ()) -> None:
+        """Start on a decoded photo (``current``: a result to start from, e.g. from a project, made by
+        ``operations``: they stay in the document's operations, so exports still say what made it)."""
         self.path, self.source, self.sha256 = (Path(path) if path else None), img, sha256
+        self.base_operations = [dict(o) for o in operations]
         self.project_path = Path(project_path) if project_path else None
         cur = current or img
         self.current, self.current_alpha = cur.pixels, cur.alpha
@@ -104,9 +109,10 @@ class Document(QObject):
         self.current, self.current_alpha = pixels, alpha
         self.image_changed.emit()
 
-    def export(self, path: str | Path, quality: int = 95) -> list[str]:
-        """Write the current result atomically, keeping ICC profile, EXIF and bit depth; returns notes."""
-        return export_image(self.as_loaded(), path, quality, self.operations(), self.path)
+    def export(self, path: str | Path, quality: int = 95, options: ProvenanceOptions | None = None) -> list[str]:
+        """Write the current result atomically, keeping ICC profile, EXIF, XMP and bit depth, with the
+        provenance of the applied operations (``options``: history, C2PA signing); returns notes."""
+        return export_image(self.as_loaded(), path, quality, self.operations(), self.path, options)
 
     # ------------------------------------------------------------------------- modification
     def mark_modified(self) -> None:
@@ -130,8 +136,9 @@ class Document(QObject):
             self.revision += 1
 
     def operations(self) -> list[dict[str, Any]]:
-        """The applied operations up to the current step, oldest first (for project files)."""
-        out = []
+        """The applied operations up to the current step, oldest first (for project files and the
+        provenance of exports), including those of the starting result and of trimmed steps."""
+        out = list(self.base_operations)
         for i in range(self.undo_stack.index()):
             c = self.undo_stack.command(i)
             if isinstance(c, HistoryCommand) and c.op is not None:
@@ -167,6 +174,8 @@ class Document(QObject):
         stack = self.undo_stack
         index, clean = stack.index(), stack.isClean()
         cmds = [stack.command(i).clone() for i in range(drop, stack.count())]
+        gone = (stack.command(i) for i in range(drop))  # all applied (drop < index): their ops stay
+        self.base_operations += [{"label": c.text(), **c.op} for c in gone if isinstance(c, HistoryCommand) and c.op]
         self._rebuilding, HistoryCommand.muted = True, True
         try:
             stack.clear()
@@ -181,15 +190,16 @@ class Document(QObject):
 
 
 def export_image(image: LoadedImage, path: str | Path, quality: int = 95, operations: list[dict[str, Any]] = (),
-                 source: str | Path | None = None) -> list[str]:
+                 source: str | Path | None = None, options: ProvenanceOptions | None = None) -> list[str]:
     """Write ``image`` atomically at its own bit depth with its ICC profile, EXIF and XMP; when models
-    changed it (``operations`` of the history), the file says so (core.provenance).  Worker thread:
-    the models are hashed here."""
-    steps = [record(o["op"], o["model_path"], {k: v for k, v in o.items() if k not in ("op", "label", "model_path")})
-             for o in operations if o.get("model_path")]  # fmt: skip
+    changed it, the file says so: the ``provenance`` steps each operation recorded in its worker
+    (``core.provenance.from_operations``).  Never over ``source``, the photo being edited."""
+    if source is not None and Path(path).resolve() == Path(source).resolve():
+        raise ImageError(f"{Path(path).name} is the photo being edited: export to another file (the original "
+                         "would be lost)")  # fmt: skip
     bit_depth = 16 if image.pixels.dtype == np.uint16 else 8
     return write_image(path, image.pixels, image.alpha, bit_depth, image.icc_profile, image.exif, quality,
-                       xmp=image.xmp, provenance=edited(*steps, source=source) if steps else None)  # fmt: skip
+                       xmp=image.xmp, provenance=from_operations(list(operations), source, options))  # fmt: skip
 
 
 class EditState(QObject):

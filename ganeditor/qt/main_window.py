@@ -30,6 +30,7 @@ from ganeditor.qt.settings import Key, Settings
 from ganeditor.qt.train_panel import TrainPanel
 from ganeditor.qt.window_files import FileActions
 from ganeditor.qt.window_models import ROLE_KEYS, ModelActions
+from ganeditor.qt.welcome import install_welcome
 
 QUIET_JOBS = ("preview", "warmup", "describe", "autosave", "scan")  # jobs that are not the user's work
 DEFAULT_SIZE = (1360, 860)
@@ -96,6 +97,7 @@ class MainWindow(FileActions, ModelActions, QMainWindow):
         self.statusBar().showMessage("Open a photo to start (File ▸ Open…), or try one of File ▸ Open sample")
         self.scan_models(prefer={r: self.settings.get(k) for r, k in ROLE_KEYS.items()})
         self.device_lane.submit(Job(lambda task: warm_up(task), key="warmup", label="Preparing engines", grad=True))
+        self.welcome = install_welcome(self)
 
     def _connect(self) -> None:
         self.doc.image_changed.connect(self._show_document)

@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
 from ganeditor.core.device import pick_device
+from ganeditor.core.provenance import record, step_record
 from ganeditor.pipelines.align import AlignedFace
 from ganeditor.pipelines.catalog import ModelEntry, directions_for
 from ganeditor.pipelines.directions import pretty_name
@@ -328,10 +329,16 @@ class PortraitPanel(QWidget):
         op = {"op": "paste-back", "model_path": str(self.generator.path) if self.generator else "",
               "directions": dict(self.edits.active()), "landmarks": [list(p) for p in self.picked]}  # fmt: skip
         label = ", ".join(f"{pretty_name(k)} {v:+.1f}" for k, v in self.edits.active().items()) or "reconstruction"
-        self.lane.submit(Job(lambda task: self.session.paste(photo, edited, aligned, recon), key="portrait-paste",
-                             label="Pasting the face back",
-                             on_result=lambda px: (self.doc.apply_result(px, alpha, f"Paste face ({label})", op),
-                                                   self.view.set_overlay()),
+        model, settings = op["model_path"], {"directions": [f"{k}={v:g}" for k, v in op["directions"].items()]}
+
+        def work(task) -> tuple[np.ndarray, dict]:  # the model is hashed here, off the GUI thread
+            return self.session.paste(photo, edited, aligned, recon), step_record(record("paste-back", model, settings))
+
+        def done(r: tuple[np.ndarray, dict]) -> None:
+            self.doc.apply_result(r[0], alpha, f"Paste face ({label})", {**op, "provenance": [r[1]]})
+            self.view.set_overlay()
+
+        self.lane.submit(Job(work, key="portrait-paste", label="Pasting the face back", on_result=done,
                              on_error=lambda e: self.error.emit("Paste-back", str(e))))  # fmt: skip
 
     # ------------------------------------------------------------------------------ project

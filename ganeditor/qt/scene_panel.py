@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QPushButton, QVBoxLayout, 
 import torch
 
 from ganeditor.core.imageio import LoadedImage
+from ganeditor.core.provenance import record, step_record
 from ganeditor.formats import Checkpoint, load_checkpoint
 from ganeditor.pipelines.catalog import ModelEntry, translation_directions
 from ganeditor.pipelines.image2image import Image2ImageOptions, translate, upscale
@@ -117,7 +118,7 @@ class ScenePanel(QWidget):
                 role: str | None = None, **settings: Any) -> None:
         opts = self.options()
         op = {"op": label.split(" ")[0].lower(), "model": entry.name, "model_path": str(entry.path),
-              **({"network": role} if role else {}), "tile": opts.get("tile"), "fast": bool(opts.get("fast")), **settings}
+              "tile": opts.get("tile"), "fast": bool(opts.get("fast")), **settings}  # what a project records
         image = self.doc.as_loaded()
         cache, device = self.cache, opts["device"]  # resolved once, when the job is submitted
 
@@ -127,10 +128,13 @@ class ScenePanel(QWidget):
             if role is not None and role in ckpt.nets:
                 ckpt = Checkpoint(ckpt.format_id, ckpt.format_name, {role: ckpt.nets[role]}, ckpt.meta, ckpt.path)
             out = fn(ckpt, image, task)
-            return {"pixels": out.pixels, "alpha": out.alpha, "notes": out.notes}
+            step = record(op["op"], entry.path, {"network": ckpt.primary_role, **settings, "tile": op["tile"],
+                                                 "fast": op["fast"]})  # fmt: skip
+            return {"pixels": out.pixels, "alpha": out.alpha, "notes": out.notes, "step": step_record(step),
+                    "network": ckpt.primary_role}  # fmt: skip
 
         def done(r: dict[str, Any]) -> None:
-            self.doc.apply_result(r["pixels"], r["alpha"], label, op)
+            self.doc.apply_result(r["pixels"], r["alpha"], label, {**op, "network": r["network"], "provenance": [r["step"]]})
 
         self.lane.submit(Job(work, key="scene", label=label, on_result=done,
                              on_error=lambda e: self.error.emit(label, str(e))))  # fmt: skip
@@ -151,4 +155,5 @@ class ScenePanel(QWidget):
         opts = self.options()
         scale = self.scale_box.currentData()
         options = Image2ImageOptions(tile=opts.get("tile"), outscale=float(scale), fast=opts.get("fast", False))
-        self._submit(f"Upscale ×{scale}", lambda ck, img, t: upscale(ck, img, options, task=t), self.upscaler, scale=scale)
+        self._submit(f"Upscale ×{scale}", lambda ck, img, t: upscale(ck, img, options, task=t), self.upscaler,
+                     outscale=float(scale))

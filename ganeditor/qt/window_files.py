@@ -107,7 +107,8 @@ class FileActions:
     def _project_loaded(self, pr: Project, photo: LoadedImage | None, path: str | None, remember: bool,
                         recovered: bool = False) -> None:
         self.doc.set_source(photo or pr.result, pr.photo.path if photo else None, current=pr.result,
-                            project_path=None if recovered else path, sha256=pr.photo.sha256)
+                            project_path=None if recovered else path, sha256=pr.photo.sha256,
+                            operations=pr.operations)  # fmt: skip
         problem = self.portrait.restore(pr.portrait) if pr.portrait is not None else ""
         if recovered:
             self.doc.mark_modified()
@@ -211,11 +212,12 @@ class FileActions:
         if not self.doc.is_open:
             return None
         image, ops, source = self.doc.as_loaded(), self.doc.operations(), self.doc.path
+        options = self.settings.provenance_options()
 
         def done(notes: list[str]) -> None:
             self.statusBar().showMessage(f"Exported {Path(path).name}" + (f" ({'; '.join(notes)})" if notes else ""), 8000)
 
-        return self.io_lane.submit(Job(lambda task: export_image(image, path, operations=ops, source=source), key=f"export:{path}",
+        return self.io_lane.submit(Job(lambda task: export_image(image, path, operations=ops, source=source, options=options), key=f"export:{path}",
                                        label=f"Exporting {Path(path).name}", on_result=done,
                                        on_error=lambda e: self.show_error("Cannot export", str(e))))  # fmt: skip
 
