@@ -8,6 +8,7 @@ CPU build), interleaved rounds, one child process per implementation (``bench/pe
     python bench/bench_image2image.py --memory 4000x3000    # ours only: peak RSS vs output bytes + 1 GiB
     python bench/bench_image2image.py --cli 640x480 --models daynight srgan   # whole CLI path vs the forward
     python bench/bench_image2image.py --cancel               # largest gap between cancel checks per engine
+    python bench/bench_image2image.py --engines --rounds 2   # banded engines vs the whole-image pass
 
 ``--original`` takes checkouts (repeatable): junyanz/pytorch-CycleGAN-and-pix2pix (``models/networks.py``:
 ``define_G``, its test transform and ``util.tensor2im``), xinntao/Real-ESRGAN (``realesrgan/utils.py``
@@ -383,6 +384,32 @@ def cancel_table(threads: int) -> None:
               f"{time.perf_counter() - t:.1f} |", flush=True)
 
 
+def engines_table(threads: int, rounds: int) -> None:
+    """Cost per pixel of the banded engines against the whole-image pass on the same image (ours, one
+    process, interleaved rounds): what running at bounded memory costs."""
+    import torch
+
+    from ganeditor.core.imageio import LoadedImage
+    from ganeditor.pipelines.image2image import Image2ImageOptions, image_to_image
+
+    torch.set_num_threads(threads)
+    print("| model, input | bands | whole-image cpu s | banded cpu s | banded ÷ whole | max 8-bit diff |\n|---|---|---|---|---|---|")
+    for model, size, band in (("cyclegan64", "768x576", 192), ("srgan", "640x480", 120), ("x4plus", "160x120", 40)):
+        net, img = our_net(model), LoadedImage(photo(size))
+        runs = {"whole": Image2ImageOptions(), "banded": Image2ImageOptions(tile=band)}
+        times: dict[str, list[float]] = {k: [] for k in runs}
+        outs = {}
+        for i in range(rounds + 1):
+            for k, opts in runs.items():
+                c = time.process_time()
+                outs[k] = image_to_image(net, img, opts).pixels
+                if i:  # the first round warms up
+                    times[k].append(time.process_time() - c)
+        whole, banded = (float(np.median(times[k])) for k in runs)
+        diff = int(np.abs(outs["whole"].astype(np.int16) - outs["banded"]).max())
+        print(f"| {model} {size} | {band} rows | {whole:.2f} | {banded:.2f} | {banded / whole:.2f} | {diff} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", nargs="+", default=DEFAULT, choices=list(CASES), metavar="CASE",
@@ -396,6 +423,7 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["cyclegan64", "daynight", "animev3", "srgan", "x4plus"])
     ap.add_argument("--cli", metavar="WxH", help="the whole CLI path vs the network's own forward, per shipped model")
     ap.add_argument("--cancel", action="store_true", help="largest gap between cancel checks per engine")
+    ap.add_argument("--engines", action="store_true", help="banded engines vs the whole-image pass, per pixel")
     ap.add_argument("--serve", nargs=2, metavar=("CASE", "IMPL"), help=argparse.SUPPRESS)
     ap.add_argument("--weights", help=argparse.SUPPRESS)
     ap.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
@@ -414,6 +442,8 @@ def main() -> None:
         cli_table(a.cli, a.threads, a.models)
     elif a.cancel:
         cancel_table(a.threads)
+    elif a.engines:
+        engines_table(a.threads, a.rounds)
     else:
         peak = pc.conv_peak(a.threads, a.metric)
         print(f"3x3 conv peak here ({a.threads} thread(s), {a.metric} s): fp32 {peak['fp32']:.0f} GFLOP/s, "

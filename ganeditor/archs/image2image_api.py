@@ -12,8 +12,6 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from ganeditor.core.tiling_sr import TrunkPlan
-
 IO_CONVENTIONS = ("tanh", "unit")
 
 
@@ -29,11 +27,6 @@ class ImageToImageNet(Protocol):
     def describe(self) -> dict[str, object]:
         """Facts for ``ganeditor info`` and the model library (at least 'summary' and 'arch')."""
         ...
-
-    def band_plan(self) -> TrunkPlan | None:
-        """The network as head / body / tail ops for the exact banded SR engine (``core.tiling_sr``);
-        None: the engine runs it in 2-D tiles with its receptive field as context."""
-        return None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """[N, C, H, W] in the io convention's range -> [N, C, H*scale, W*scale] (unclamped)."""
