@@ -67,8 +67,8 @@ def parse_align(text: str) -> str | np.ndarray:
     return v.reshape(-1, 2)
 
 
-def prepare_photo(path: str, resolution: int, align) -> np.ndarray:
-    """Read a photo and bring it to the generator's resolution (aligned face or centre crop)."""
+def prepare_photo(path: str, resolution: int, align, face: int = 0) -> np.ndarray:
+    """Read a photo and bring it to the generator's resolution (aligned face ``face`` or centre crop)."""
     im = read_image(path)
     px = im.pixels
     if px.dtype != np.uint8:
@@ -79,7 +79,7 @@ def prepare_photo(path: str, resolution: int, align) -> np.ndarray:
         return center_crop_resize(px, resolution)
     if align_face is None:
         raise GanEditorError("face alignment is not available in this build: use --align none")
-    return np.asarray(align_face(px, landmarks=align, output_size=resolution).image)
+    return np.asarray(align_face(px, landmarks=align, output_size=resolution, face_index=face).image)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -94,6 +94,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="encoder checkpoint (role 'E') for encoder/progressive (default: NETWORK-encoder if it exists)")
     p.add_argument("--align", type=parse_align, default=None,
                    help="auto (detect the face), none (centre crop) or landmark points x1,y1,x2,y2,...")  # fmt: skip
+    p.add_argument("--face", type=int, default=0, help="with several faces in the photo: which one (0 = largest)")
     p.add_argument("--loss", choices=("auto", "lpips", "discriminator", "pixel"), default="auto",
                    help="reconstruction loss (auto: LPIPS if VGG16 weights exist, else D features, else pixel+SSIM)")  # fmt: skip
     p.add_argument("--seed", type=int, default=303, help="seed of the noise initialisation")
@@ -115,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
             raise GanEditorError("--method encoder needs --encoder (no encoder was found beside the generator)")
     E = load_encoder(str(encoder), G, device) if encoder else None
     align = args.align if args.align is not None else ("auto" if align_face is not None else "none")
-    target = prepare_photo(args.photo, G.img_resolution, align)
+    target = prepare_photo(args.photo, G.img_resolution, align, args.face)
     outdir = Path(args.outdir)
     try:
         outdir.mkdir(parents=True, exist_ok=True)
