@@ -21,9 +21,9 @@ from ganeditor.core.model_store import companion, resolve_model
 from ganeditor.formats import load_checkpoint
 from ganeditor.pipelines.direction_io import generator_fingerprint
 from ganeditor.pipelines.edit import save_latent
-from ganeditor.pipelines.invert import METHODS, center_crop_resize, invert, run_inversion
+from ganeditor.pipelines.invert import METHODS, ProjectOptions, center_crop_resize, invert, run_inversion
 from ganeditor.pipelines.invert_loss import make_inversion_loss
-from ganeditor.pipelines.invert_pti import save_pti_delta
+from ganeditor.pipelines.invert_pti import PTIOptions, save_pti_delta
 
 try:  # face alignment is another module of the app; without it only --align none/points work
     from ganeditor.pipelines.align import align_face
@@ -124,7 +124,9 @@ def run(args: argparse.Namespace) -> int:
         raise GanEditorError(f"cannot create output folder ({e.strerror})", outdir) from None
     loss = make_inversion_loss(G, ckpt, device, args.loss)
     with progress_task(f"invert ({args.method})", 1.0) as task:
-        result = run_inversion(invert(G, target, loss, args.method, args.steps, args.pti_steps, E=E, seed=args.seed, task=task))
+        result = run_inversion(invert(G, target, loss, args.method, E=E, task=task,
+                                      projection=ProjectOptions(steps=args.steps, seed=args.seed),
+                                      pti=PTIOptions(steps=args.pti_steps, seed=args.seed)))
     write_image(outdir / "target.png", target)
     write_image(outdir / "reconstruction.png", result.image)
     save_latent(outdir / "projected_w.npz", result.ws, result.noise)

@@ -255,10 +255,9 @@ class PortraitPanel(QWidget):
         def done(r: dict) -> None:
             self.inverted = True
             self.recon_thumb.set_image(r["image"], "Reconstruction")
-            last = r["stages"][-1]
             stages = ", ".join(f"{s['method']} {s['psnr']:.1f} dB" for s in r["stages"])
             note = " (cancelled: best so far)" if r["cancelled"] else ""
-            self.invert_hint.setText(f"PSNR {stages}; {last['seconds']:.1f} s; loss {r['loss']}{note}")
+            self.invert_hint.setText(f"PSNR {stages}; {r['seconds']:.1f} s in all; loss {r['loss']}{note}")
             self._request_preview()
             self._update_state()
 

@@ -21,7 +21,8 @@ from ganeditor.pipelines.directions import Direction, sefa
 from ganeditor.pipelines.edit import PreviewRenderer, apply_edits
 from ganeditor.pipelines.face_detect import detect_faces, find_weights, unavailable_message
 from ganeditor.pipelines.generate import to_uint8
-from ganeditor.pipelines.invert import METHODS, invert, with_noise
+from ganeditor.pipelines.invert import METHODS, ProjectOptions, invert, with_noise
+from ganeditor.pipelines.invert_pti import PTIOptions
 from ganeditor.pipelines.invert_loss import make_inversion_loss
 from ganeditor.pipelines.paste_back import paste_back
 
@@ -128,8 +129,9 @@ class PortraitSession:
             raise GanEditorError("no encoder was found for this generator: choose an optimisation method")
         loss = make_inversion_loss(self.G, self.ckpt, self.device, "auto")
         final = None
-        for up in invert(self.G, self.target, loss, method, steps, pti_steps, E=self.E, task=task,
-                         preview_every=5):  # fmt: skip
+        for up in invert(self.G, self.target, loss, method, E=self.E, task=task,
+                         projection=ProjectOptions(steps=steps, preview_every=5),
+                         pti=PTIOptions(steps=pti_steps, preview_every=5)):  # fmt: skip
             if up.result is not None:
                 final = up.result
             elif up.image is not None:
@@ -147,6 +149,7 @@ class PortraitSession:
         self.ws = final.ws.to(self.device)
         self.reconstruction = self.render({})
         return {"image": self.reconstruction, "cancelled": bool(final.cancelled), "loss": final.loss_name,
+                "seconds": float(final.seconds),
                 "stages": [{"method": s.method, "psnr": s.psnr, "ssim": s.ssim, "seconds": s.seconds,
                             "steps": s.steps_done, "cancelled": s.cancelled} for s in final.stages]}  # fmt: skip
 
