@@ -68,7 +68,8 @@ def worker(args: argparse.Namespace) -> None:
     import torch
 
     from ganeditor.core.imageio import CYCLEGAN_CONVENTION, SR_CONVENTION, quantize, to_tensor
-    from ganeditor.core.tiling import padded_index, run_tiled
+    from ganeditor.core.tiling import run_tiled
+    from ganeditor.core.tiling_common import TileOptions, padded_index
 
     torch.set_num_threads(args.threads)
     w, h = (int(v) for v in args.size.split("x"))
@@ -82,8 +83,9 @@ def worker(args: argparse.Namespace) -> None:
         net.to(memory_format=torch.channels_last)
     t0 = time.perf_counter()
     if args.mode == "tiled":
-        out = run_tiled(net, img, scale, tile=args.tile, mod=4 if translate else 1, autocast=autocast,
-                        channels_last=args.fast, conv=conv)
+        opts = TileOptions(tile=args.tile, mod=net.size_multiple, global_stats=net.needs_global_stats,
+                           autocast=autocast, channels_last=args.fast, conv=conv)
+        out = run_tiled(net, img, scale, opts)
     else:
         mod = 4 if translate else 1
         x = to_tensor(img[np.ix_(padded_index(h, 0, mod), padded_index(w, 0, mod))], conv)

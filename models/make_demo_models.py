@@ -30,8 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ganeditor.core.errors import Cancelled, GanEditorError  # noqa: E402
 from ganeditor.formats import Checkpoint, load_checkpoint  # noqa: E402
-from ganeditor.formats.native import save_checkpoint  # noqa: E402
-from ganeditor.formats.ncnn_convert import canonicalize_safetensors  # noqa: E402
+from ganeditor.formats.native import canonicalize_safetensors, save_checkpoint  # noqa: E402
 from ganeditor.pipelines.train.engine import TrainConfig, train  # noqa: E402
 from ganeditor.pipelines.train.run_dir import RunDir  # noqa: E402
 

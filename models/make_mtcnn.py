@@ -30,8 +30,7 @@ from ganeditor.archs import build  # noqa: E402
 from ganeditor.core.atomic import atomic_write  # noqa: E402
 from ganeditor.formats import load_checkpoint  # noqa: E402
 from ganeditor.formats.base import Checkpoint  # noqa: E402
-from ganeditor.formats.native import save_checkpoint  # noqa: E402
-from ganeditor.formats.ncnn_convert import canonicalize_safetensors  # noqa: E402
+from ganeditor.formats.native import canonicalize_safetensors, save_checkpoint  # noqa: E402
 
 WHEEL_SPEC = "facenet-pytorch==2.5.3"
 WEIGHT_FILES = {  # stage -> SHA-256 of facenet_pytorch/data/<stage>.pt in facenet_pytorch-2.5.3-py3-none-any.whl

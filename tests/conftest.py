@@ -18,3 +18,23 @@ def data_dir():
     from pathlib import Path
 
     return Path(DATA)
+
+
+@pytest.fixture
+def exiftool():
+    """A reader of image metadata independent of ours: ``exiftool(path) -> {group:tag: value}``.
+    Missing tool: the test is skipped on a developer machine and fails in CI (which installs it)."""
+    import json
+    import shutil
+    import subprocess
+
+    if shutil.which("exiftool") is None:
+        if os.environ.get("CI"):
+            pytest.fail("exiftool is not installed (.ci/run installs libimage-exiftool-perl)")
+        pytest.skip("exiftool is not installed (Debian: libimage-exiftool-perl)")
+
+    def read(path) -> dict:
+        out = subprocess.run(["exiftool", "-j", "-G1", "-a", "-n", str(path)], capture_output=True, text=True, check=True)
+        return json.loads(out.stdout)[0]
+
+    return read

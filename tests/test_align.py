@@ -92,7 +92,7 @@ def test_mtcnn_real_weights_match_original(data_dir):
 
 
 def test_no_weights_says_manual_landmarks_needed(monkeypatch):
-    monkeypatch.setattr(face_detect, "find_weights", lambda: None)
+    monkeypatch.setattr(face_detect, "find_weights", lambda chosen=None: None)
     img, _ = canvas()
     with pytest.raises(GanEditorError, match="automatic face detection is unavailable.*5 points"):
         align_face(img, "auto", 64)
@@ -121,8 +121,10 @@ def test_mtcnn_weights_file_errors(tmp_path, random_nets):
     save_checkpoint(Checkpoint("ganeditor", "", {"pnet": random_nets["pnet"]}, {}), tmp_path / "half.safetensors")
     with pytest.raises(CheckpointError, match="not MTCNN weights .no rnet, onet"):
         MTCNN.load(tmp_path / "half.safetensors")
-    with pytest.raises(CheckpointError):
-        face_detect.get_detector(weights=tmp_path / "missing.safetensors")
+    assert face_detect.get_detector(chosen=tmp_path / "missing.safetensors") is None
+    with pytest.raises(CheckpointError, match="not MTCNN weights"):
+        face_detect.get_detector(chosen=tmp_path / "half.safetensors")
+    assert face_detect.find_weights(face_detect.find_weights().parent).name == "mtcnn.safetensors"  # a folder
 
 
 def test_face_at_picks_the_face_under_a_point():

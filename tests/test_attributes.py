@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ganeditor.archs import build
-from ganeditor.cli.info import describe_checkpoint
+from ganeditor.pipelines.catalog import describe
 from ganeditor.core.errors import Cancelled, CheckpointError
 from ganeditor.core.progress import CancelToken, Task
 from ganeditor.formats import load_checkpoint
@@ -65,7 +65,7 @@ def test_arch_builds_saves_loads_and_describes(reg, tmp_path):
     with torch.no_grad():  # fp16 storage: scores within fp16 rounding
         np.testing.assert_allclose(back.scores(back(x)).numpy(), reg.scores(reg(x)).numpy(), atol=2e-2)
     assert path.stat().st_size < 5e6
-    info = describe_checkpoint(path)["networks"]["regressor"]
+    info = describe(path).networks["regressor"]
     assert info["input_size"] == 64 and "smile" in info["attributes"]
     other = build("stylegan2-generator", z_dim=4, c_dim=0, w_dim=4, img_resolution=4, img_channels=3,
                   mapping_kwargs={"num_layers": 1}, synthesis_kwargs={"channel_base": 16, "channel_max": 4})  # fmt: skip

@@ -47,7 +47,7 @@ def place_points(qtbot, win, lms):
     win.portrait.points_button.setChecked(True)
     for x, y in lms:
         win.view.point_picked.emit(float(x), float(y))
-    qtbot.waitUntil(lambda: win.portrait.session.aligned is not None, timeout=20000)
+    qtbot.waitUntil(lambda: win.portrait.aligned is not None, timeout=20000)
     wait_idle(qtbot, win.device_lane)
 
 
@@ -71,13 +71,12 @@ def test_portrait_points_invert_sliders_paste_and_undo(qtbot, window, tmp_path):
     assert not p.sliders.isEnabled()
     p.method_box.setCurrentIndex(p.method_box.findData("w"))
     p.steps_box.setValue(20)
-    previews = []
     p.invert()
     qtbot.waitUntil(lambda: p.inverted, timeout=60000)
     wait_idle(qtbot, win.device_lane)
     assert "PSNR w" in p.invert_hint.text() and p.sliders.isEnabled()
     recon = p.edit_thumb.pixels
-    assert recon is not None and np.array_equal(recon, p.session.reconstruction)
+    assert recon is not None and np.array_equal(recon, p.reconstruction)
     row = next(iter(p.sliders.rows.values()))
     row.slider.setValue(200)
     qtbot.waitUntil(lambda: p.scheduler.idle and p.scheduler.shown_stamp == p.scheduler.stamp, timeout=20000)
@@ -117,9 +116,9 @@ def test_inversion_cancel_keeps_the_best_result_and_the_gui_stays_responsive(qtb
 
 
 def test_manual_points_are_offered_when_detection_is_unavailable(qtbot, window, tmp_path, monkeypatch):
-    import ganeditor.qt.portrait_session as ps
+    import ganeditor.pipelines.portrait as ps
 
-    monkeypatch.setattr(ps, "find_weights", lambda: None)
+    monkeypatch.setattr(ps, "find_weights", lambda chosen=None: None)
     win, p = window, window.portrait
     p.set_generator(win.models.current("generator"), win.models.entries)
     wait_idle(qtbot, win.device_lane)

@@ -71,7 +71,7 @@ def test_default_settings_and_window_layout_round_trip(qtbot, tmp_path):
         qtbot.addWidget(win)
         win.show()
         win.docks["Train"].raise_()
-        assert set(win.docks) == {"Models", "Portrait", "Scene", "Train"}
+        assert set(win.docks) == {"Models", "Portrait", "Scene", "Restore", "Train"}
         win.close()
         again = MainWindow()
         qtbot.addWidget(again)
@@ -87,3 +87,23 @@ def test_create_app_is_reusable_and_styled(qtbot):
     app = create_app()
     assert create_app() is app and app.applicationName() == "GAN Editor"
     assert "QLabel#hint" in app.styleSheet()
+
+
+def test_gui_screenshot_renders_the_real_window_offscreen_and_exits_0(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.full((40, 60, 3), 90, np.uint8)).save(photo)
+    out = tmp_path / "shot.png"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    r = subprocess.run([sys.executable, "-m", "ganeditor", "gui", str(photo), "--screenshot", str(out),
+                        "--panel", "scene", "--size", "1200x760"], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    with Image.open(out) as im:
+        assert im.size == (1200, 760)
+        assert len(set(im.convert("L").getdata())) > 20  # a drawn window, not a blank image
+    r = subprocess.run([sys.executable, "-m", "ganeditor", "gui", "--screenshot", str(out), "--panel", "nope"],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "no panel 'nope'" in r.stderr

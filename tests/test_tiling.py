@@ -12,7 +12,9 @@ from ganeditor.archs import build
 from ganeditor.core.errors import Cancelled, GanEditorError
 from ganeditor.core.imageio import CYCLEGAN_CONVENTION, SR_CONVENTION, quantize, to_tensor
 from ganeditor.core.progress import CancelToken, Task
-from ganeditor.core.tiling import _ramp, auto_tile, padded_index, run_tiled
+from ganeditor.core.tiling import run_tiled
+from ganeditor.core.tiling_common import TileOptions, padded_index
+from ganeditor.core.tiling_conv import auto_tile, ramp as _ramp
 from ganeditor.core.tiling_norm import run_global_norm
 from ganeditor.core.tiling_rrdb import run_rrdb_banded
 
@@ -54,13 +56,13 @@ def _maxdiff(a, b):
 @pytest.mark.parametrize("tile", [8, 13, 32, 500])
 def test_plain_conv_tiled_equals_untiled(tile):
     net, img = _conv_net(), _image(45, 53)
-    assert _maxdiff(run_tiled(net, img, 1, tile=tile, tile_pad=6), _whole(net, img, SR_CONVENTION)) <= 1
+    assert _maxdiff(run_tiled(net, img, 1, TileOptions(tile=tile, tile_pad=6)), _whole(net, img, SR_CONVENTION)) <= 1
 
 
 @pytest.mark.parametrize("tile, pre_pad, mod", [(16, 0, 1), (17, 5, 2), (8, 10, 4)])
 def test_pixel_shuffle_tiled_equals_untiled(tile, pre_pad, mod):
     net, img = _shuffle_net(2), _image(41, 38, seed=2)
-    out = run_tiled(net, img, 2, tile=tile, tile_pad=8, pre_pad=pre_pad, mod=mod)
+    out = run_tiled(net, img, 2, TileOptions(tile=tile, tile_pad=8, pre_pad=pre_pad, mod=mod))
     assert out.shape == (82, 76, 3)
     assert _maxdiff(out, _whole(net, img, SR_CONVENTION, 2, pre_pad, mod)) <= 1
 
@@ -69,9 +71,9 @@ def test_real_sr_archs_tiled_equal_untiled():
     torch.manual_seed(3)
     srvgg = build("srvgg", num_feat=8, num_conv=3, upscale=4).eval()  # receptive radius 5
     img = _image(30, 27, seed=3)
-    assert _maxdiff(run_tiled(srvgg, img, 4, tile=12, tile_pad=12), _whole(srvgg, img, SR_CONVENTION, 4)) <= 1
+    assert _maxdiff(run_tiled(srvgg, img, 4, TileOptions(tile=12, tile_pad=12)), _whole(srvgg, img, SR_CONVENTION, 4)) <= 1
     rrdb = build("rrdbnet", num_feat=8, num_block=1, num_grow_ch=4, scale=2).eval()
-    out = run_tiled(rrdb, img, 2, tile=16, tile_pad=40, mod=2)  # pixel-unshuffle: sides even
+    out = run_tiled(rrdb, img, 2, TileOptions(tile=16, tile_pad=40, mod=2))  # pixel-unshuffle: sides even
     assert _maxdiff(out, _whole(rrdb, img, SR_CONVENTION, 2, 0, 2)) <= 1
 
 
@@ -82,7 +84,7 @@ def test_default_exact_tiles_need_no_blending(tile, pre_pad, mod, channels, dtyp
     srvgg = build("srvgg", num_feat=8, num_conv=3, upscale=4).eval()  # receptive radius 5: exact tiles
     img = _image(31, 26, channels, seed=5, dtype=dtype)
     events = []
-    out = run_tiled(srvgg, img, 4, tile=tile, pre_pad=pre_pad, mod=mod, task=Task(events.append, min_interval=0))
+    out = run_tiled(srvgg, img, 4, TileOptions(tile=tile, pre_pad=pre_pad, mod=mod), task=Task(events.append, min_interval=0))
     ref = _whole(srvgg, img, SR_CONVENTION, 4, pre_pad, mod)
     assert out.shape == ref.shape and out.dtype == ref.dtype
     assert _maxdiff(out, ref) <= (257 if dtype == np.uint16 else 1)
@@ -98,11 +100,11 @@ def test_rrdbnet_banded_equals_untiled(scale, band, store_budget):
     img, mod = _image(50, 37, 1 if scale == 2 else 3, seed=scale), net.size_multiple
     ref = _whole(net, img, SR_CONVENTION, scale, 3, mod)
     events = []
-    out = run_rrdb_banded(net, img, scale, band, 3, mod, torch.device("cpu"), None, SR_CONVENTION, np.uint8,
-                          Task(events.append, min_interval=0), store_budget=store_budget)
+    out = run_rrdb_banded(net, img, scale, TileOptions(tile=band, pre_pad=3, mod=mod), Task(events.append, min_interval=0),
+                          store_budget=store_budget)
     assert out.shape == ref.shape and _maxdiff(out, ref) <= 1
     assert events[-1].done == events[-1].total == 6  # 2 stores + 3 blocks + output
-    assert _maxdiff(run_tiled(net, img, scale, tile=band, pre_pad=3, mod=mod), ref) <= 1  # the default path
+    assert _maxdiff(run_tiled(net, img, scale, TileOptions(tile=band, pre_pad=3, mod=mod)), ref) <= 1  # the default path
 
 
 def test_rrdbnet_blocks_in_column_chunks_equal_untiled(monkeypatch):
@@ -117,14 +119,14 @@ def test_rrdbnet_blocks_in_column_chunks_equal_untiled(monkeypatch):
     for p in net.parameters():
         p.data.normal_(0, 0.1)
     img = _image(23, 151, seed=7)
-    out = run_tiled(net, img, 4, tile=12)
+    out = run_tiled(net, img, 4, TileOptions(tile=12))
     assert calls and max(calls) > 60  # the band was wider than a chunk
     assert _maxdiff(out, _whole(net, img, SR_CONVENTION, 4)) <= 1
 
 
 def test_gray_and_16bit():
     net, img = _shuffle_net(2), _image(20, 22, 1, seed=4, dtype=np.uint16)
-    out = run_tiled(net, img, 2, tile=8, tile_pad=8)
+    out = run_tiled(net, img, 2, TileOptions(tile=8, tile_pad=8))
     assert out.shape == (40, 44, 1) and out.dtype == np.uint16
     assert _maxdiff(out, _whole(net, img, SR_CONVENTION, 2)) <= 257  # 1/255 in 16-bit units
 
@@ -141,7 +143,7 @@ def test_instance_norm_resnet_generator_tiled_equals_untiled(padding_type, tile)
     net = build("cyclegan-resnet-generator", ngf=8, n_blocks=9, padding_type=padding_type).eval()
     img = _image(100, 90, seed=5)
     ref = _whole(net, img, CYCLEGAN_CONVENTION, 1, 0, 4)
-    assert _maxdiff(run_tiled(net, img, 1, tile=tile, conv=CYCLEGAN_CONVENTION), ref) <= 1
+    assert _maxdiff(run_tiled(net, img, 1, TileOptions(tile=tile, global_stats=True, conv=CYCLEGAN_CONVENTION)), ref) <= 1
 
 
 def test_instance_norm_disk_store_gray_odd_size():
@@ -149,7 +151,7 @@ def test_instance_norm_disk_store_gray_odd_size():
     net = build("cyclegan-resnet-generator", ngf=8, n_blocks=2).eval()
     img = _image(45, 30, 1, seed=6)
     events = []
-    out = run_global_norm(net, img, 16, 4, torch.device("cpu"), None, CYCLEGAN_CONVENTION, np.uint8,
+    out = run_global_norm(net, img, TileOptions(tile=16, mod=4, conv=CYCLEGAN_CONVENTION),
                           Task(events.append, min_interval=0), store_budget=0)  # store in a temporary file
     assert out.shape == (45, 30, 1)
     assert _maxdiff(out, _whole(net, img, CYCLEGAN_CONVENTION, 1, 0, 4)) <= 1
@@ -167,13 +169,13 @@ def test_oom_retry_halves_the_tile():
         return net(x)
 
     messages = []
-    out = run_tiled(flaky, img, 1, tile=64, tile_pad=6, task=Task(lambda e: messages.append(e.message), min_interval=0))
+    out = run_tiled(flaky, img, 1, TileOptions(tile=64, tile_pad=6), task=Task(lambda e: messages.append(e.message), min_interval=0))
     assert _maxdiff(out, _whole(net, img, SR_CONVENTION)) <= 1
     assert "out of memory: retrying with 32-pixel tiles" in messages and "out of memory: retrying with 16-pixel tiles" in messages
     with pytest.raises(GanEditorError, match="out of memory even with 16-pixel tiles"):
-        run_tiled(lambda x: (_ for _ in ()).throw(torch.OutOfMemoryError("out of memory")), img, 1, tile=16)
+        run_tiled(lambda x: (_ for _ in ()).throw(torch.OutOfMemoryError("out of memory")), img, 1, TileOptions(tile=16))
     with pytest.raises(ValueError, match="not memory"):  # other errors are not swallowed
-        run_tiled(lambda x: (_ for _ in ()).throw(ValueError("not memory")), img, 1, tile=16)
+        run_tiled(lambda x: (_ for _ in ()).throw(ValueError("not memory")), img, 1, TileOptions(tile=16))
 
 
 def test_cancel_and_progress_per_tile():
@@ -187,7 +189,7 @@ def test_cancel_and_progress_per_tile():
             token.cancel()
 
     with pytest.raises(Cancelled):
-        run_tiled(net, img, 1, tile=10, tile_pad=4, task=Task(on_progress, token, min_interval=0))
+        run_tiled(net, img, 1, TileOptions(tile=10, tile_pad=4), task=Task(on_progress, token, min_interval=0))
     assert seen[:4] == [0, 1, 2, 3] and len(seen) == 4
 
 
@@ -196,7 +198,7 @@ def test_auto_tile_respects_mod():
     assert t % 4 == 0 and 16 <= t <= 4096
     net = build("cyclegan-resnet-generator", ngf=8, n_blocks=1).eval()
     img = _image(36, 40, seed=9)
-    assert _maxdiff(run_tiled(net, img, 1, conv=CYCLEGAN_CONVENTION), _whole(net, img, CYCLEGAN_CONVENTION, 1, 0, 4)) <= 1
+    assert _maxdiff(run_tiled(net, img, 1, TileOptions(global_stats=True, conv=CYCLEGAN_CONVENTION)), _whole(net, img, CYCLEGAN_CONVENTION, 1, 0, 4)) <= 1
 
 
 def test_oom_retry_in_the_banded_engine(monkeypatch):
@@ -214,6 +216,6 @@ def test_oom_retry_in_the_banded_engine(monkeypatch):
 
     monkeypatch.setattr(tn, "forward_rows", flaky)
     messages = []
-    out = run_tiled(net, img, 1, tile=48, conv=CYCLEGAN_CONVENTION, task=Task(lambda e: messages.append(e.message), min_interval=0))
+    out = run_tiled(net, img, 1, TileOptions(tile=48, global_stats=True, conv=CYCLEGAN_CONVENTION), task=Task(lambda e: messages.append(e.message), min_interval=0))
     assert "out of memory: retrying with 24-pixel tiles" in messages
     assert _maxdiff(out, _whole(net, img, CYCLEGAN_CONVENTION, 1, 0, 4)) <= 1

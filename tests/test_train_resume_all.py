@@ -39,6 +39,9 @@ RECIPES = {
                                             ada_speed_images=8)),
     "encoder": lambda r: ([r / "A"], dict(generator=str(r / "g16.safetensors"), channel_base=128, channel_max=16,
                                           w_stat_samples=200)),
+    **{name: (lambda r: ([r / "A"], dict(channels=[4, 8], blocks=[1, 1], crop_size=24, d_feat=4, pretrain_steps=2,
+                                          val=str(r / "B"), val_size=24, min_chroma=0.0)))
+       for name in ("scratches", "inpaint", "restore", "colorize")},  # old-photo restoration
 }  # fmt: skip
 
 

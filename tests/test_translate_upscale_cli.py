@@ -18,7 +18,7 @@ from ganeditor.core.imageio import read_image, write_image
 from ganeditor.core.progress import CancelToken, Task
 from ganeditor.formats import Checkpoint, load_checkpoint
 from ganeditor.formats.native import save_checkpoint
-from ganeditor.pipelines.image2image import plan_batch, run_batch, translate, upscale
+from ganeditor.pipelines.image2image import Image2ImageOptions, plan_batch, run_batch, translate, upscale
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,7 +42,7 @@ def gold(data_dir):
 def test_translate_matches_junyanz_golden(gold, tile):
     ckpt = load_checkpoint(gold / "cyclegan_tiny.safetensors")
     img = read_image(gold / "input.png")
-    out = translate(ckpt, img, tile=tile)
+    out = translate(ckpt, img, Image2ImageOptions(tile=tile))
     ref = np.asarray(Image.open(gold / "cyclegan_junyanz.png"))
     assert out.pixels.shape == ref.shape and _maxdiff(out.pixels, ref) <= 1
 
@@ -52,11 +52,11 @@ def test_upscale_matches_realesrganer_golden(gold, name, pre_pad):
     ckpt = load_checkpoint(gold / "rrdbnet_tiny_x4.safetensors")
     img = read_image(gold / "input.png")
     ref = np.asarray(Image.open(gold / name))
-    whole = upscale(ckpt, img, tile=1000, pre_pad=pre_pad)
+    whole = upscale(ckpt, img, Image2ImageOptions(tile=1000, pre_pad=pre_pad))
     assert _maxdiff(whole.pixels, ref) <= 1
-    banded = upscale(ckpt, img, tile=16, pre_pad=pre_pad)  # exact banded RRDBNet streaming
+    banded = upscale(ckpt, img, Image2ImageOptions(tile=16, pre_pad=pre_pad))  # exact banded RRDBNet streaming
     assert _maxdiff(banded.pixels, ref) <= 1
-    tiled = upscale(ckpt, img, tile=16, tile_pad=40, pre_pad=pre_pad)  # 2-D tiles covering the tiny net's field
+    tiled = upscale(ckpt, img, Image2ImageOptions(tile=16, tile_pad=40, pre_pad=pre_pad))  # 2-D tiles covering the tiny net's field
     assert _maxdiff(tiled.pixels, ref) <= 1
 
 
@@ -66,7 +66,7 @@ def test_upscale_alpha_16bit_outscale(tmp_path):
     px = np.random.RandomState(0).randint(0, 65536, (10, 14, 3)).astype(np.uint16)
     alpha = np.full((10, 14), 50000, np.uint16)
     write_image(tmp_path / "in.png", px, alpha, bit_depth=16)
-    res = upscale(ckpt, read_image(tmp_path / "in.png"), outscale=3)
+    res = upscale(ckpt, read_image(tmp_path / "in.png"), Image2ImageOptions(outscale=3))
     assert res.pixels.shape == (30, 42, 3) and res.pixels.dtype == np.uint16 and res.bit_depth == 16
     assert res.alpha.shape == (30, 42) and np.all(res.alpha == 50000)
 
@@ -96,7 +96,7 @@ def test_cancel_mid_batch_leaves_no_partial_output(tmp_path):
             token.cancel()
 
     with pytest.raises(Cancelled):
-        run_batch(inputs, outputs, lambda img, t: translate(ckpt, img, tile=8, task=t), Task(on_progress, token, 0))
+        run_batch(inputs, outputs, lambda img, t: translate(ckpt, img, Image2ImageOptions(tile=8), task=t), Task(on_progress, token, 0))
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png"]  # nothing half-written
 
 
@@ -135,3 +135,22 @@ def test_cli_end_to_end(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err == f"ganeditor: error: {disc}: not an image-to-image model (it holds a patchgan-discriminator network)\n"
     assert not (tmp_path / "x.png").exists()
+
+
+def test_image_to_image_networks_declare_one_interface():
+    from ganeditor.archs.image2image_api import ImageToImageNet
+    from ganeditor.pipelines.image2image import tile_options
+
+    nets = {"cyclegan-resnet-generator": dict(ngf=4, n_blocks=1), "rrdbnet": dict(num_feat=4, num_block=1, num_grow_ch=2,
+            scale=2), "srvgg": dict(num_feat=4, num_conv=1), "msrresnet": dict(num_feat=4, num_block=1, upscale=3)}
+    facts = {}
+    for name, kw in nets.items():
+        net = build(name, **kw)
+        assert isinstance(net, ImageToImageNet) and net.describe()["summary"]
+        opts, _ = tile_options(net, Image2ImageOptions(tile=32))
+        facts[name] = (net.io_convention, net.scale, opts.mod, opts.global_stats, opts.tile)
+    assert facts == {"cyclegan-resnet-generator": ("tanh", 1, 4, True, 32), "rrdbnet": ("unit", 2, 2, False, 32),
+                     "srvgg": ("unit", 4, 1, False, 32), "msrresnet": ("unit", 3, 1, False, 32)}
+    assert not isinstance(build("patchgan-discriminator", ndf=4, n_layers=1), ImageToImageNet)
+    with pytest.raises(TypeError):
+        Image2ImageOptions(16)  # keyword-only

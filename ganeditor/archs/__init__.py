@@ -18,3 +18,4 @@ from ganeditor.archs import encoder  # noqa: F401,E402
 from ganeditor.archs import stylegan3  # noqa: F401,E402
 from ganeditor.archs import mtcnn  # noqa: F401,E402
 from ganeditor.archs import attribute_regressor  # noqa: F401,E402
+from ganeditor.archs import restoration  # noqa: F401,E402

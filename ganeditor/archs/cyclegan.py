@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ganeditor.archs.image2image_api import ImageToImageNet
 from ganeditor.archs.registry import register
 
 NORMS = ("instance", "batch", "none")
@@ -56,14 +57,13 @@ class ResnetBlock(nn.Module):
 
 
 @register("cyclegan-resnet-generator")
-class ResnetGenerator(nn.Module):
+class ResnetGenerator(nn.Module, ImageToImageNet):
     """junyanz ResNet generator: c7s1-ngf, two stride-2 downsamplings, n_blocks ResnetBlocks, two
     transposed-conv upsamplings, c7s1-output_nc, tanh."""
 
     io_convention = "tanh"  # input (rgb01 - 0.5) / 0.5, output in [-1, 1]
     input_mean = 0.5  # per channel, as upstream's Normalize((0.5,)*3, (0.5,)*3)
     input_std = 0.5
-    scale = 1  # output size = input size
     size_multiple = 4  # upstream '--preprocess none' makes sizes a multiple of 4
 
     def __init__(

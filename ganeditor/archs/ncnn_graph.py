@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from ganeditor.archs import ncnn_ops as ops
 from ganeditor.archs.ncnn_ops import aparam, fparam, param
+from ganeditor.archs.image2image_api import ImageToImageNet
 from ganeditor.archs.registry import register
 
 # Weights of each layer type in .bin order: (name, load type) where type 0 = tagged (fp32, fp16,
@@ -98,10 +99,11 @@ class _Weights(nn.Module):
 
 
 @register("ncnn-graph")
-class NcnnGraph(nn.Module):
+class NcnnGraph(nn.Module, ImageToImageNet):
     """Executes an ncnn network: one tensor in (the first Input blob), one tensor out."""
 
-    io_convention = "unit"  # Real-ESRGAN / waifu2x ncnn models: RGB [0, 1] in and out (ncnn apps x1/255, x255)
+    # io_convention 'unit': Real-ESRGAN / waifu2x ncnn models take RGB [0, 1] in and out (ncnn apps x1/255, x255);
+    # size_multiple 1: callers may give any size, forward() pads and crops.
     input_mean = 0.0
     input_std = 1.0
 
@@ -119,7 +121,6 @@ class NcnnGraph(nn.Module):
         self.title = title
         self.prepad = prepad
         self.pad_multiple = size_multiple
-        self.size_multiple = 1  # callers may give any size: forward() pads and crops
         self.needs_global_stats = any(
             s["type"] == "Pooling" and (param(s["params"], 4, 0) or param(s["params"], 7, 0)) for s in layers
         )

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ganeditor.archs.image2image_api import ImageToImageNet
 from ganeditor.archs.registry import register
 
 
@@ -47,14 +48,12 @@ class RRDB(nn.Module):
 
 
 @register("rrdbnet")
-class RRDBNet(nn.Module):
+class RRDBNet(nn.Module, ImageToImageNet):
     """ESRGAN generator: conv_first, RRDB trunk + conv_body (residual), nearest x2 upsamplings each
     followed by conv + lrelu(0.2), conv_hr + lrelu, conv_last.  No clamp inside."""
 
-    io_convention = "unit"  # RGB in [0, 1] -> RGB in [0, 1] (the caller clamps)
     input_mean = 0.0
     input_std = 1.0
-    needs_global_stats = False
 
     def __init__(
         self,

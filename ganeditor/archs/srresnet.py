@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ganeditor.archs.image2image_api import ImageToImageNet
 from ganeditor.archs.registry import register
 
 
@@ -24,14 +25,11 @@ class ResidualBlockNoBN(nn.Module):
 
 
 @register("msrresnet")
-class MSRResNet(nn.Module):
+class MSRResNet(nn.Module, ImageToImageNet):
     """SRResNet without BN; lrelu 0.1; x2/x3 use one PixelShuffle step, x4 two x2 steps."""
 
-    io_convention = "unit"  # RGB in [0, 1] -> RGB in [0, 1] (the caller clamps)
     input_mean = 0.0
     input_std = 1.0
-    needs_global_stats = False
-    size_multiple = 1
 
     def __init__(
         self,

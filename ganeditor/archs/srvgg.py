@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ganeditor.archs.image2image_api import ImageToImageNet
 from ganeditor.archs.registry import register
 
 ACTS = ("prelu", "relu", "leakyrelu")
@@ -24,14 +25,11 @@ def _act(act_type: str, num_feat: int) -> nn.Module:
 
 
 @register("srvgg")
-class SRVGGNetCompact(nn.Module):
+class SRVGGNetCompact(nn.Module, ImageToImageNet):
     """Compact VGG-style SR network: all convs at input resolution, upsampling in the last layer."""
 
-    io_convention = "unit"  # RGB in [0, 1] -> RGB in [0, 1] (the caller clamps)
     input_mean = 0.0
     input_std = 1.0
-    needs_global_stats = False
-    size_multiple = 1
 
     def __init__(
         self,

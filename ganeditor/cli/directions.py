@@ -9,14 +9,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ganeditor.cli.common import add_device_option, parse_range, progress_task
-from ganeditor.cli.invert import load_stylegan
+from ganeditor.cli.common import add_device_option, add_overwrite_option, guard_outputs, parse_range, progress_task
 from ganeditor.core.device import pick_device
 from ganeditor.core.errors import GanEditorError
 from ganeditor.core.model_store import resolve_model
 from ganeditor.pipelines.attributes import load_regressor
 from ganeditor.pipelines.direction_io import generator_fingerprint, load_directions, save_library
 from ganeditor.pipelines.directions import DirectionLibrary, ganspace, sefa
+from ganeditor.pipelines.portrait import load_stylegan
 from ganeditor.pipelines.sliders import check_directions, check_summary
 
 
@@ -33,12 +33,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--check-n", type=int, default=32, help="latents per direction for --method check")
     p.add_argument("--out", required=True, help="library file to write (.safetensors)")
     add_device_option(p)
+    add_overwrite_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.num < 1:
         raise GanEditorError("--num must be positive")
+    guard_outputs([args.network, args.source], [args.out], args.overwrite)
     device = pick_device(args.device)
     ckpt, G = load_stylegan(args.network, device)
     layers = args.layers

@@ -8,17 +8,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganeditor.cli.common import add_device_option, parse_range
-from ganeditor.cli.invert import load_stylegan, parse_align
+from ganeditor.cli.common import add_device_option, add_overwrite_option, guard_outputs, parse_range
+from ganeditor.cli.invert import parse_align
 from ganeditor.core.device import pick_device
 from ganeditor.core.errors import GanEditorError
 from ganeditor.core.imageio import read_image, write_image
 from ganeditor.core.model_store import companion, resolve_model
+from ganeditor.core import provenance
 from ganeditor.pipelines.direction_io import generator_fingerprint, load_directions
 from ganeditor.pipelines.edit import apply_edits, load_latent, style_mix, truncate
 from ganeditor.pipelines.generate import to_uint8
 from ganeditor.pipelines.invert import with_noise
 from ganeditor.pipelines.invert_pti import apply_pti_delta
+from ganeditor.pipelines.portrait import load_stylegan
 
 
 def parse_direction(text: str) -> tuple[str, str | None, float]:
@@ -71,6 +73,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "the photo's detail (detail); auto: detail when the face is over twice the generator's size")  # fmt: skip
     p.add_argument("--out", default="edit.png", help="output image (default edit.png)")
     add_device_option(p)
+    add_overwrite_option(p)
     p.set_defaults(func=run)
 
 
@@ -90,8 +93,10 @@ def paste_back_hook(args: argparse.Namespace, image: np.ndarray, reconstruction:
 
 
 def run(args: argparse.Namespace) -> int:
+    inputs = [args.network, args.latent, args.pti_delta, args.mix, args.paste_back]
+    guard_outputs(inputs + [spec for spec, _, _ in args.direction], [args.out], args.overwrite)
     device = pick_device(args.device)
-    _, G = load_stylegan(args.network, device)
+    ckpt, G = load_stylegan(args.network, device)
     fp = generator_fingerprint(G)
     ws, noise = load_latent(args.latent, G)
     edits = []
@@ -125,6 +130,15 @@ def run(args: argparse.Namespace) -> int:
         img = to_uint8(G.synthesis(edited, noise_mode="const"))[0]
         recon = to_uint8(G.synthesis(ws, noise_mode="const"))[0] if args.paste_back and edits else img
     img = paste_back_hook(args, img, recon)
-    write_image(args.out, img, bit_depth=16 if img.dtype == np.uint16 else 8)
+    settings = {"directions": [f"{d.name}={a:g}" for d, a in edits] or None, "mode": args.mode,
+                "truncation": args.trunc if args.trunc != 1.0 else None, "mix": Path(args.mix).name if args.mix else None,
+                "pti": bool(args.pti_delta)}  # fmt: skip
+    if args.paste_back:  # the photo with an edited face: its metadata is kept
+        photo = read_image(args.paste_back)
+        step = provenance.record("paste-back", ckpt.path, {**settings, "blend": args.blend})
+        write_image(args.out, img, bit_depth=16 if img.dtype == np.uint16 else 8, icc_profile=photo.icc_profile,
+                    exif=photo.exif, xmp=photo.xmp, provenance=provenance.edited(step, source=args.paste_back))  # fmt: skip
+    else:
+        write_image(args.out, img, provenance=provenance.generated(provenance.record("edit", ckpt.path, settings)))
     print(f"wrote {args.out}")
     return 0

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import io
 from pathlib import Path
 
-from PIL import Image
-
-from ganeditor.cli.common import add_device_option, parse_range, parse_vec2, progress_task
-from ganeditor.core.atomic import atomic_write
+from ganeditor.cli.common import add_device_option, add_overwrite_option, guard_outputs, parse_range, parse_vec2, progress_task
 from ganeditor.core.device import pick_device
 from ganeditor.core.errors import GanEditorError
+from ganeditor.core.imageio import write_image
 from ganeditor.core.model_store import resolve_model
-from ganeditor.formats import load_checkpoint
+from ganeditor.core.provenance import generated, record
 from ganeditor.pipelines.generate import generate
+from ganeditor.pipelines.portrait import load_stylegan
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -28,15 +26,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rotate", type=float, default=0.0, help="StyleGAN3 input rotation in degrees")
     p.add_argument("--outdir", required=True, help="output folder (created)")
     add_device_option(p)
+    add_overwrite_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    network = resolve_model(args.network)
+    guard_outputs([network], [Path(args.outdir) / f"seed{s:04d}.png" for s in args.seeds], args.overwrite)
     device = pick_device(args.device)
-    ckpt = load_checkpoint(resolve_model(args.network), device)
-    G = ckpt.primary
-    if not hasattr(G, "mapping") or not hasattr(G, "synthesis"):
-        raise GanEditorError(f"not a StyleGAN generator ({getattr(G, 'arch_name', type(G).__name__)})", ckpt.path)
+    ckpt, G = load_stylegan(network, device)
     outdir = Path(args.outdir)
     try:
         outdir.mkdir(parents=True, exist_ok=True)
@@ -45,9 +43,10 @@ def run(args: argparse.Namespace) -> int:
     with progress_task("generate", len(args.seeds)) as task:
         for seed, img in generate(G, args.seeds, args.truncation_psi, args.noise_mode, args.class_idx,
                                   args.translate, args.rotate, task):
-            buf = io.BytesIO()
-            Image.fromarray(img if img.shape[2] != 1 else img[:, :, 0]).save(buf, format="PNG")
-            with atomic_write(outdir / f"seed{seed:04d}.png") as f:
-                f.write(buf.getvalue())
+            step = record("generate", ckpt.path, {"seed": seed, "truncation": args.truncation_psi,
+                                                  "noise": args.noise_mode, "class": args.class_idx,
+                                                  "translate": args.translate if any(args.translate) else None,
+                                                  "rotate": args.rotate or None})  # fmt: skip
+            write_image(outdir / f"seed{seed:04d}.png", img, provenance=generated(step))
     print(f"wrote {len(args.seeds)} image(s) to {outdir}")
     return 0

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 from ganeditor.core.model_store import resolve_model
-from ganeditor.formats import load_checkpoint
+from ganeditor.pipelines.catalog import describe, format_fact
 from ganeditor.pipelines.direction_io import is_library, load_library
 
 
@@ -15,34 +16,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", help="checkpoint or direction library: file or model name")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=run)
-
-
-def describe_checkpoint(path) -> dict:
-    """A JSON-able description of every network in a checkpoint."""
-    ckpt = load_checkpoint(resolve_model(path))
-    nets = {}
-    for role, net in ckpt.nets.items():
-        info = {"architecture": getattr(net, "arch_name", type(net).__name__)}
-        if hasattr(net, "describe"):
-            info.update(net.describe())
-        info["parameters"] = sum(p.numel() for p in net.parameters())
-        nets[role] = info
-    return {
-        "file": str(ckpt.path),
-        "format": ckpt.format_name,
-        "primary": ckpt.primary_role,
-        "networks": nets,
-        "has_discriminator": any(r in ckpt.nets for r in ("D", "D_A", "D_B")) or bool(ckpt.meta.get("has_discriminator")),
-        "meta": ckpt.meta,
-    }
-
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:g}"
-    if isinstance(v, (list, tuple)):
-        return ", ".join(_fmt(x) for x in v)
-    return str(v)
 
 
 def describe_library(path) -> dict:
@@ -85,16 +58,16 @@ def run(args: argparse.Namespace) -> int:
         d = describe_library(path)
         print(json.dumps(d, indent=2, default=str)) if args.json else _print_library(d)
         return 0
-    d = describe_checkpoint(path)
+    d = describe(path)
     if args.json:
-        print(json.dumps(d, indent=2, default=str))
+        print(json.dumps(dataclasses.asdict(d), indent=2, default=str))
         return 0
-    print(f"file:      {d['file']}")
-    print(f"format:    {d['format']}")
-    print(f"networks:  {', '.join(d['networks'])} (inference uses {d['primary']})")
-    print(f"discriminator present: {'yes' if d['has_discriminator'] else 'no'}")
-    for role, info in d["networks"].items():
+    print(f"file:      {d.file}")
+    print(f"format:    {d.format}")
+    print(f"networks:  {', '.join(d.networks)} (inference uses {d.primary})")
+    print(f"discriminator present: {'yes' if d.has_discriminator else 'no'}")
+    for role, info in d.networks.items():
         print(f"[{role}]")
         for k, v in info.items():
-            print(f"  {k + ':':<20} {_fmt(v)}")
+            print(f"  {k + ':':<20} {format_fact(v)}")
     return 0

@@ -11,47 +11,18 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from ganeditor.cli.common import add_device_option, progress_task
+from ganeditor.cli.common import add_device_option, add_overwrite_option, guard_outputs, progress_task
 from ganeditor.core.device import pick_device
-from ganeditor.core.errors import CheckpointError, GanEditorError
-from ganeditor.core.imageio import read_image, write_image
-from ganeditor.core.model_store import companion, resolve_model
-from ganeditor.formats import load_checkpoint
-from ganeditor.pipelines.direction_io import generator_fingerprint
+from ganeditor.core.errors import GanEditorError
+from ganeditor.core.imageio import write_image
+from ganeditor.core.model_store import companion
+from ganeditor.core.provenance import generated, record
 from ganeditor.pipelines.edit import save_latent
-from ganeditor.pipelines.invert import METHODS, ProjectOptions, center_crop_resize, invert, run_inversion
+from ganeditor.pipelines.invert import METHODS, ProjectOptions, invert, run_inversion
 from ganeditor.pipelines.invert_loss import make_inversion_loss
 from ganeditor.pipelines.invert_pti import PTIOptions, save_pti_delta
-
-try:  # face alignment is another module of the app; without it only --align none/points work
-    from ganeditor.pipelines.align import align_face
-except ImportError:  # pragma: no cover - depends on the build
-    align_face = None
-
-
-def load_stylegan(network: str, device: torch.device):
-    """(Checkpoint, generator) for a StyleGAN checkpoint; one-line error for other networks."""
-    ckpt = load_checkpoint(resolve_model(network), device)
-    G = ckpt.primary
-    if not hasattr(G, "mapping") or not hasattr(G, "synthesis") or not hasattr(G, "num_ws"):
-        raise GanEditorError(f"not a StyleGAN generator ({getattr(G, 'arch_name', type(G).__name__)})", ckpt.path)
-    return ckpt, G
-
-
-def load_encoder(path: str, G, device: torch.device):
-    """The encoder (role 'E') of an encoder checkpoint, checked against the generator."""
-    ck = load_checkpoint(resolve_model(path), device)
-    if "E" not in ck.nets:
-        raise CheckpointError("not an encoder checkpoint (no network with role 'E')", ck.path)
-    E = ck.nets["E"]
-    fp = ck.meta.get("generator_fingerprint")
-    if fp and fp != generator_fingerprint(G):
-        raise CheckpointError("this encoder was trained for another generator", ck.path)
-    if (E.num_ws, E.w_dim) != (G.num_ws, G.w_dim):
-        raise CheckpointError(f"encoder predicts [{E.num_ws}, {E.w_dim}], the generator needs [{G.num_ws}, {G.w_dim}]", ck.path)
-    return E
+from ganeditor.pipelines.portrait import load_encoder, load_stylegan, prepare_photo
 
 
 def parse_align(text: str) -> str | np.ndarray:
@@ -65,21 +36,6 @@ def parse_align(text: str) -> str | np.ndarray:
     if len(v) < 4 or len(v) % 2:
         raise argparse.ArgumentTypeError("--align: give an even number of coordinates (at least two points)")
     return v.reshape(-1, 2)
-
-
-def prepare_photo(path: str, resolution: int, align, face: int = 0) -> np.ndarray:
-    """Read a photo and bring it to the generator's resolution (aligned face ``face`` or centre crop)."""
-    im = read_image(path)
-    px = im.pixels
-    if px.dtype != np.uint8:
-        px = (px >> 8).astype(np.uint8)
-    if px.shape[2] == 1:
-        px = np.repeat(px, 3, axis=2)
-    if isinstance(align, str) and align == "none":
-        return center_crop_resize(px, resolution)
-    if align_face is None:
-        raise GanEditorError("face alignment is not available in this build: use --align none")
-    return np.asarray(align_face(px, landmarks=align, output_size=resolution, face_index=face).image)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -99,12 +55,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="reconstruction loss (auto: LPIPS if VGG16 weights exist, else D features, else pixel+SSIM)")  # fmt: skip
     p.add_argument("--seed", type=int, default=303, help="seed of the noise initialisation")
     add_device_option(p)
+    add_overwrite_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.steps < 1 or args.pti_steps < 1:
         raise GanEditorError("--steps and --pti-steps must be positive")
+    outs = [Path(args.outdir) / n for n in ("target.png", "reconstruction.png", "projected_w.npz", "pti_delta.safetensors")]
+    guard_outputs([args.photo, args.network, args.encoder], outs, args.overwrite)
     device = pick_device(args.device)
     ckpt, G = load_stylegan(args.network, device)
     encoder = args.encoder
@@ -115,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
         elif args.method == "encoder":
             raise GanEditorError("--method encoder needs --encoder (no encoder was found beside the generator)")
     E = load_encoder(str(encoder), G, device) if encoder else None
-    align = args.align if args.align is not None else ("auto" if align_face is not None else "none")
-    target = prepare_photo(args.photo, G.img_resolution, align, args.face)
+    align = args.align if args.align is not None else "auto"
+    target = prepare_photo(args.photo, G.img_resolution, align, device, face=args.face)
     outdir = Path(args.outdir)
     try:
         outdir.mkdir(parents=True, exist_ok=True)
@@ -128,7 +87,9 @@ def run(args: argparse.Namespace) -> int:
                                       projection=ProjectOptions(steps=args.steps, seed=args.seed),
                                       pti=PTIOptions(steps=args.pti_steps, seed=args.seed)))
     write_image(outdir / "target.png", target)
-    write_image(outdir / "reconstruction.png", result.image)
+    step = record("invert", ckpt.path, {"method": args.method, "steps": args.steps, "loss": result.loss_name,
+                                        "encoder": Path(str(encoder)).stem if encoder else None})  # fmt: skip
+    write_image(outdir / "reconstruction.png", result.image, provenance=generated(step))
     save_latent(outdir / "projected_w.npz", result.ws, result.noise)
     if result.G_tuned is not None:
         save_pti_delta(outdir / "pti_delta.safetensors", G, result.G_tuned)

@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Callable
 
-from ganeditor.cli.common import add_device_option, progress_task
+from ganeditor.cli.common import add_device_option, add_overwrite_option, guard_outputs, progress_task
 from ganeditor.core.device import pick_device
 from ganeditor.core.imageio import DEFAULT_MAX_PIXELS, LoadedImage
 from ganeditor.core.model_store import resolve_model
 from ganeditor.core.progress import Task
+from ganeditor.core.provenance import record
 from ganeditor.core.errors import GanEditorError
 from ganeditor.formats import Checkpoint, load_checkpoint
-from ganeditor.pipelines.image2image import check_model, plan_batch, run_batch, translate
+from ganeditor.pipelines.image2image import (BatchReport, Image2ImageOptions, check_model, plan_batch, run_batch,
+                                             translate)
 
 
 def _positive(text: str) -> int:
@@ -33,6 +36,7 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tile", type=_positive, default=None, help="tile size in pixels (default: from free memory)")
     add_device_option(p)
     p.add_argument("--fast", action="store_true", help="bf16/fp16 autocast + channels_last (small drift)")
+    add_overwrite_option(p)
     p.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6,
                    help=f"refuse larger inputs (decompression-bomb guard, default {DEFAULT_MAX_PIXELS / 1e6:g})")
 
@@ -53,17 +57,26 @@ def select_role(ckpt: Checkpoint, net: str | None, direction: str | None) -> str
 
 
 def run_image2image(args: argparse.Namespace, kind: str,
-                    fn: Callable[[Checkpoint, LoadedImage, Task], LoadedImage]) -> int:
-    """Load the model, check its kind, process INPUT -> OUTPUT; exit 2 if any file failed."""
+                    fn: Callable[[Checkpoint, LoadedImage, Task], LoadedImage], settings: dict) -> int:
+    """Load the model, check its kind, process INPUT -> OUTPUT (``settings`` are recorded in each
+    output's provenance); exit 2 if any file failed."""
     srcs, dsts = plan_batch(args.input, args.output)
+    model = resolve_model(args.checkpoint)
+    guard_outputs([*srcs, model], dsts, args.overwrite)
     device = pick_device(args.device)
-    ckpt = load_checkpoint(resolve_model(args.checkpoint), device)
+    ckpt = load_checkpoint(model, device)
     role = select_role(ckpt, getattr(args, "net", None), getattr(args, "direction", None))
     if role is not None:
         ckpt.nets = {role: ckpt.nets[role]}
     check_model(ckpt, kind)
-    with progress_task(kind, len(srcs)) as task:
-        report = run_batch(srcs, dsts, lambda img, t: fn(ckpt, img, t), task, int(args.max_megapixels * 1e6))
+    step = record(kind, ckpt.path, {"network": ckpt.primary_role, **settings, "tile": args.tile, "fast": args.fast})
+    with progress_task(kind, len(srcs), graceful="cancelling (the image in progress is not written)") as task:
+        report = run_batch(srcs, dsts, lambda img, t: fn(ckpt, img, t), task, int(args.max_megapixels * 1e6), step)
+    return print_report(report, srcs, dsts, args.output)
+
+
+def print_report(report: BatchReport, srcs: list[Path], dsts: list[Path], output: str) -> int:
+    """Notes and failures of a batch on stderr, what was written on stdout; the exit status (2 if any failed)."""
     for note in dict.fromkeys(report.notes):
         print(f"note: {note}", file=sys.stderr)
     for _src, msg in report.failed:
@@ -73,7 +86,7 @@ def run_image2image(args: argparse.Namespace, kind: str,
             return 2
         print(f"ganeditor: {len(report.failed)} of {len(srcs)} files failed", file=sys.stderr)
         return 2
-    print(f"wrote {len(report.written)} image(s)" + (f" to {args.output}" if len(srcs) > 1 else f": {dsts[0]}"))
+    print(f"wrote {len(report.written)} image(s)" + (f" to {output}" if len(srcs) > 1 else f": {dsts[0]}"))
     return 0
 
 
@@ -90,4 +103,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_image2image(args, "translate", lambda ckpt, img, task: translate(ckpt, img, args.tile, task, args.fast))
+    options = Image2ImageOptions(tile=args.tile, fast=args.fast)
+    return run_image2image(args, "translate", lambda ckpt, img, task: translate(ckpt, img, options, task=task), {})

@@ -39,3 +39,10 @@ def cpu_has_bf16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def is_oom(e: BaseException) -> bool:
+    """True for out-of-memory errors of any torch backend (CUDA, MPS, CPU allocator)."""
+    if isinstance(e, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    return isinstance(e, RuntimeError) and "out of memory" in str(e).lower()

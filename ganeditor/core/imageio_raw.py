@@ -18,7 +18,8 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
-def encode_png16(pixels: np.ndarray, icc_profile: bytes | None = None, exif: bytes | None = None) -> bytes:
+def encode_png16(pixels: np.ndarray, icc_profile: bytes | None = None, exif: bytes | None = None,
+                 xmp: bytes | None = None) -> bytes:
     """A 16-bit PNG of ``pixels`` [H, W, C] uint16 (C: 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA)."""
     assert pixels.ndim == 3 and pixels.dtype == np.uint16 and pixels.shape[2] in _PNG_COLOR_TYPE, pixels.shape
     h, w, c = pixels.shape
@@ -27,6 +28,8 @@ def encode_png16(pixels: np.ndarray, icc_profile: bytes | None = None, exif: byt
         out.append(_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc_profile)))
     if exif:
         out.append(_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
+    if xmp:  # iTXt, uncompressed, as Adobe's XMP specification (part 3) places it
+        out.append(_chunk(b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + xmp))
     rows = np.ascontiguousarray(pixels, dtype=">u2").reshape(h, w * c).view(np.uint8)
     comp = zlib.compressobj(6)
     idat = []
@@ -45,7 +48,7 @@ def encode_png16(pixels: np.ndarray, icc_profile: bytes | None = None, exif: byt
     return b"".join(out)
 
 
-def encode_tiff16(pixels: np.ndarray, icc_profile: bytes | None = None) -> bytes:
+def encode_tiff16(pixels: np.ndarray, icc_profile: bytes | None = None, xmp: bytes | None = None) -> bytes:
     """A little-endian, deflate-compressed 16-bit TIFF of ``pixels`` [H, W, C] uint16 (C 1..4)."""
     assert pixels.ndim == 3 and pixels.dtype == np.uint16 and 1 <= pixels.shape[2] <= 4, pixels.shape
     h, w, c = pixels.shape
@@ -54,7 +57,7 @@ def encode_tiff16(pixels: np.ndarray, icc_profile: bytes | None = None) -> bytes
     strips = [zlib.compress(data[y : y + rows_per_strip].tobytes(), 6) for y in range(0, h, rows_per_strip)]
     color = c >= 3
     extra = c - (3 if color else 1)
-    tags: list[tuple[int, int, list[int] | bytes]] = []  # (tag, type, values); types 3 SHORT 4 LONG 7 UNDEFINED
+    tags: list[tuple[int, int, list[int] | bytes]] = []  # (tag, type, values); types 1 BYTE 3 SHORT 4 LONG 7 UNDEFINED
     tags.append((256, 4, [w]))
     tags.append((257, 4, [h]))
     tags.append((258, 3, [16] * c))
@@ -68,10 +71,12 @@ def encode_tiff16(pixels: np.ndarray, icc_profile: bytes | None = None) -> bytes
     if extra:
         tags.append((338, 3, [2] * extra))  # unassociated alpha
     tags.append((339, 3, [1] * c))  # unsigned integers
+    if xmp:
+        tags.append((700, 1, xmp + b"\n" * (len(xmp) & 1)))  # XMP packet (even length keeps offsets aligned)
     if icc_profile:
         tags.append((34675, 7, icc_profile))
     tags.sort(key=lambda t: t[0])
-    size = {3: 2, 4: 4, 7: 1}
+    size = {1: 1, 3: 2, 4: 4, 7: 1}
     ifd_offset = 8
     ifd_len = 2 + 12 * len(tags) + 4
     blob_offset = ifd_offset + ifd_len

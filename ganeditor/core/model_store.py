@@ -15,6 +15,7 @@ from pathlib import Path
 import platformdirs
 
 from ganeditor.core.errors import CheckpointError
+from ganeditor.core.files import check_input_file
 
 MODEL_SUFFIXES = (".safetensors", ".pkl", ".pt", ".pth", ".param")
 
@@ -65,6 +66,8 @@ def resolve_model(name_or_path: str | Path) -> Path:
     """Return the file for a model path or a model name; raise CheckpointError if neither exists."""
     p = Path(os.path.expanduser(str(name_or_path)))
     if p.exists():
+        if not p.is_dir():  # a FIFO or device would block whoever reads it
+            check_input_file(p, CheckpointError, "a checkpoint file")
         return p
     if p.parent == Path(".") and p.suffix not in MODEL_SUFFIXES:
         for folder in model_dirs():

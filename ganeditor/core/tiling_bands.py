@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from ganeditor.core.imageio import PixelConvention, to_tensor
 from ganeditor.core.progress import Task
-from ganeditor.core.tiling import compute_context, to_output
+from ganeditor.core.tiling_common import compute_context
 
 OPAQUE_CHUNK_PIXELS = 96_000  # pixels per chunk of an opaque module (see _opaque_in_chunks)
 STORE_CAP = 768 * 2**20  # RAM for stored activations (or half the free memory); the rest goes to temporary files
@@ -301,6 +301,3 @@ def in_place(run: Run, store: Store, ops: list[Op], src=None, label: str = "bloc
     if pending:
         store.write(*pending.pop())
 
-
-def quantize_rows(y: torch.Tensor, conv: PixelConvention, out_dtype: type, gray: bool) -> np.ndarray:
-    return to_output(y[0].permute(1, 2, 0).float().cpu(), conv, out_dtype, gray)  # [HWC]

@@ -38,14 +38,14 @@ import torch
 import torch.nn as nn
 
 from ganeditor.core.errors import GanEditorError
-from ganeditor.core.imageio import PixelConvention
 from ganeditor.core.progress import Task
-from ganeditor.core.tiling import available_memory, compute_context, padded_index, probe_bytes_per_pixel, work_budget
-from ganeditor.core.tiling_bands import (STORE_CAP, ImageSource, Op, Run, Store, in_place, materialise,
-                                         quantize_rows, run_pass, stats_pass)
+from ganeditor.core.tiling_bands import STORE_CAP, ImageSource, Op, Run, Store, in_place, materialise, run_pass, stats_pass
+from ganeditor.core.tiling_common import (TileOptions, available_memory, compute_context, padded_index,
+                                          probe_bytes_per_pixel, quantize_rows, work_budget)
 
 POINTWISE = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Dropout, nn.Identity, nn.BatchNorm2d, nn.PReLU)
 PADS = {nn.ReflectionPad2d: "reflect", nn.ReplicationPad2d: "replicate", nn.ZeroPad2d: "constant"}
+NORM_FALLBACK_TILE = 512  # band height to halve from when the automatic choice ran out of memory
 
 
 def flatten(seq: nn.Module) -> list[Op]:
@@ -126,15 +126,19 @@ def _count_passes(ops: list[Op]) -> int:
     return n
 
 
-def run_global_norm(net: nn.Module, image: np.ndarray, tile: int | None, mod: int, device: torch.device,
-                    autocast: torch.dtype | None, conv: PixelConvention, out_dtype: type, task: Task,
+def run_global_norm(net: nn.Module, image: np.ndarray, opts: TileOptions, task: Task,
                     store_budget: int | None = None) -> np.ndarray:
-    """Whole-image-exact inference of an instance-norm Sequential network (see the module docstring)."""
+    """Whole-image-exact inference of an instance-norm Sequential network (see the module docstring).
+
+    ``opts.tile`` is the band height in image rows (None: one whole-image forward when it fits the
+    work budget, else bands from the budget); ``store_budget`` caps the RAM of stored activations."""
     h, w, c = image.shape
-    rows, cols = padded_index(h, 0, mod), padded_index(w, 0, mod)
+    device, autocast, conv, out_dtype = opts.device, opts.autocast, opts.conv, opts.out_dtype or image.dtype.type
+    rows, cols = padded_index(h, 0, opts.mod), padded_index(w, 0, opts.mod)
     src = ImageSource(image, rows, cols, conv, device)
     budget = work_budget(device)
     seq = getattr(net, "model", net)
+    tile = opts.tile
     if tile is None:
         with compute_context(device, autocast):
             per_px = probe_bytes_per_pixel(net, device)

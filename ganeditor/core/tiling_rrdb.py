@@ -24,11 +24,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ganeditor.core.imageio import PixelConvention
 from ganeditor.core.progress import Task
-from ganeditor.core.tiling import available_memory, padded_index, work_budget
-from ganeditor.core.tiling_bands import (STORE_CAP, ImageSource, Op, Run, in_place, materialise, quantize_rows,
-                                         run_pass)
+from ganeditor.core.tiling_bands import STORE_CAP, ImageSource, Op, Run, in_place, materialise, run_pass
+from ganeditor.core.tiling_common import TileOptions, available_memory, padded_index, quantize_rows, work_budget
 
 RRDB_ATTRS = ("conv_first", "body", "conv_body", "conv_hr", "conv_last", "num_upconv", "unshuffle")
 
@@ -51,23 +49,18 @@ def run_rrdb_banded(
     net: nn.Module,
     image: np.ndarray,
     scale: int,
-    tile: int | None,  # band height in input rows; None = from the memory budget
-    pre_pad: int,
-    mod: int,
-    device: torch.device,
-    autocast: torch.dtype | None,
-    conv: PixelConvention,
-    out_dtype: type,
+    opts: TileOptions,  # tile = band height in input rows (None: from the memory budget); pre_pad, mod, ...
     task: Task,
     store_budget: int | None = None,  # bytes of RAM per stored activation; beyond: temporary file
 ) -> np.ndarray:
     """Whole-image-exact RRDBNet inference (see the module docstring); returns [H*s, W*s, C]."""
     h, w, c = image.shape
-    rows, cols = padded_index(h, pre_pad, mod), padded_index(w, pre_pad, mod)
+    device, conv, out_dtype = opts.device, opts.conv, opts.out_dtype or image.dtype.type
+    rows, cols = padded_index(h, opts.pre_pad, opts.mod), padded_index(w, opts.pre_pad, opts.mod)
     src = ImageSource(image, rows, cols, conv, device)
     head = ([Op("unshuffle", pad=net.unshuffle)] if net.unshuffle > 1 else []) + [_conv(net.conv_first)]
     blocks = list(net.body)
-    run = Run(device, autocast, tile, work_budget(device), task, 3 + len(blocks), len(rows))
+    run = Run(device, opts.autocast, opts.tile, work_budget(device), task, 3 + len(blocks), len(rows))
     if store_budget is None:
         store_budget = int(min(STORE_CAP, available_memory("cpu") / 4))
     feat = materialise(run, src, head, store_budget, device)

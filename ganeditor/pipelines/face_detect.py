@@ -53,8 +53,13 @@ class Face:
 # ----------------------------------------------------------------------------------------- weights
 
 
-def find_weights() -> Path | None:
-    """The MTCNN weights file (``mtcnn`` in the model folders), or None."""
+def find_weights(chosen: str | Path | None = None) -> Path | None:
+    """The MTCNN weights file: ``chosen`` (a file of our format, or a folder holding mtcnn.safetensors)
+    when given, else ``mtcnn`` in the model folders; None if absent."""
+    if chosen:
+        p = Path(chosen).expanduser()
+        p = p / f"{MODEL_NAME}.safetensors" if p.is_dir() else p
+        return p if p.is_file() else None
     try:
         return resolve_model(MODEL_NAME)
     except CheckpointError:
@@ -234,9 +239,9 @@ def _cached(path: str, device: str) -> MTCNN:
     return MTCNN.load(path, device)
 
 
-def get_detector(device: torch.device | str = "cpu", weights: str | Path | None = None) -> MTCNN | None:
-    """The MTCNN detector (cached per file and device): ``weights`` or the shipped model; None if absent."""
-    path = Path(weights) if weights else find_weights()
+def get_detector(device: torch.device | str = "cpu", chosen: str | Path | None = None) -> MTCNN | None:
+    """The MTCNN detector (cached per file and device) from ``find_weights(chosen)``; None if absent."""
+    path = find_weights(chosen)
     return None if path is None else _cached(str(path), str(torch.device(device)))
 
 

@@ -8,6 +8,8 @@ features; ``.name`` says which loss is in use (inversion results report it).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -127,11 +129,12 @@ def make_inversion_loss(
     ckpt=None,  # its Checkpoint (a D in ckpt.nets enables the discriminator loss), or None
     device: torch.device | str = "cpu",  # where the loss runs
     prefer: str = "auto",  # 'auto', 'lpips', 'discriminator' or 'pixel'
+    vgg16: str | Path | None = None,  # a chosen VGG16 weights file (else $GANEDITOR_VGG16 / the torch hub cache)
 ) -> InversionLoss:
     """The best available reconstruction loss (LPIPS > discriminator features > pixel + MS-SSIM)."""
     D = ckpt.nets.get("D") if ckpt is not None else None
     if prefer in ("auto", "lpips"):
-        lp = load_lpips(device)
+        lp = load_lpips(device, vgg16)
         if lp is not None:
             return LPIPSLoss(lp).to(device)
     if prefer in ("auto", "discriminator") and _usable_d(D, G):

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from ganeditor.archs import build
 from ganeditor.core.errors import Cancelled, CheckpointError
 from ganeditor.core.progress import Task, null_task
-from ganeditor.formats.base import Checkpoint, load_checkpoint
+from ganeditor.formats import Checkpoint, load_checkpoint
 from ganeditor.formats.native import save_checkpoint
 from ganeditor.pipelines.direction_io import generator_fingerprint
 from ganeditor.pipelines.invert_common import InversionUpdate, report_step, stage_result, target_tensor, with_noise
@@ -137,10 +137,14 @@ def apply_pti_delta(G_base: nn.Module, delta_path: str | Path) -> nn.Module:
         raise CheckpointError("not a PTI delta file", delta_path)
     if ck.meta.get("base_fingerprint") != generator_fingerprint(G_base):
         raise CheckpointError("this PTI delta was made for another generator", delta_path)
+    return add_delta(G_base, ck.nets["G_delta"].state_dict())
+
+
+def add_delta(G_base: nn.Module, delta: dict[str, torch.Tensor]) -> nn.Module:
+    """A copy of ``G_base`` with weight differences (tuned − base, by state-dict key) added."""
     G = copy.deepcopy(G_base)
-    dsd = ck.nets["G_delta"].state_dict()
     with torch.no_grad():
         sd = G.state_dict()
-        G.load_state_dict({k: (sd[k].float() + dsd[k].to(sd[k].device)).to(sd[k].dtype) if sd[k].is_floating_point()
-                           else sd[k] for k in sd})  # fmt: skip
+        G.load_state_dict({k: (sd[k].float() + delta[k].to(sd[k].device)).to(sd[k].dtype)
+                           if sd[k].is_floating_point() and k in delta else sd[k] for k in sd})  # fmt: skip
     return G.eval().requires_grad_(False)

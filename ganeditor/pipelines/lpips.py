@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from ganeditor.formats.torch_load import torch_load
 from ganeditor.pipelines.losses import find_vgg_weights
 
 LPIPS_SHIFT = (-0.030, -0.088, -0.188)
@@ -38,9 +39,9 @@ def find_lpips_heads() -> Path | None:
     return p if p.is_file() else None
 
 
-def lpips_unavailable_reason() -> str | None:
-    """None when LPIPS-VGG16 can be built here, else why not (one line)."""
-    if find_vgg_weights("vgg16") is None:
+def lpips_unavailable_reason(vgg16: str | Path | None = None) -> str | None:
+    """None when LPIPS-VGG16 can be built here, else why not (one line); ``vgg16``: a chosen weights file."""
+    if find_vgg_weights("vgg16", vgg16) is None:
         return "no VGG16 weights (set $GANEDITOR_VGG16 or put vgg16-397923af.pth in the torch hub cache)"
     if find_lpips_heads() is None:
         return "no LPIPS linear heads (install the PyPI package 'lpips')"
@@ -106,10 +107,11 @@ class LPIPS(nn.Module):
         return self.distance(self.taps(a), self.taps(b))
 
 
-def load_lpips(device: torch.device | str = "cpu") -> LPIPS | None:
-    """LPIPS-VGG16 from files on disk, or None when weights are missing (see ``lpips_unavailable_reason``)."""
-    if lpips_unavailable_reason() is not None:
+def load_lpips(device: torch.device | str = "cpu", vgg16: str | Path | None = None) -> LPIPS | None:
+    """LPIPS-VGG16 from files on disk, or None when weights are missing (see ``lpips_unavailable_reason``);
+    ``vgg16``: a chosen VGG16 weights file, tried before the usual places."""
+    if lpips_unavailable_reason(vgg16) is not None:
         return None
-    vgg = torch.load(find_vgg_weights("vgg16"), map_location="cpu", weights_only=True)
-    heads = torch.load(find_lpips_heads(), map_location="cpu", weights_only=True)
+    vgg = torch_load(Path(find_vgg_weights("vgg16", vgg16)))
+    heads = torch_load(Path(find_lpips_heads()))
     return LPIPS(vgg, heads).to(device)

@@ -1,13 +1,19 @@
-"""Application start-up: QApplication, main window, event loop."""
+"""Application start-up: QApplication, main window, event loop; offscreen screenshots of the window."""
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
+import time
+from pathlib import Path
 
+from PySide6.QtCore import QSettings
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from ganeditor import __version__
+from ganeditor.core.errors import GanEditorError
 from ganeditor.core.resources import resource
 
 
@@ -28,13 +34,50 @@ def create_app(argv: list[str] | None = None) -> QApplication:
     return app
 
 
-def run_app(image: str | None = None) -> int:
-    """Open the main window (and ``image`` if given) and run the event loop."""
-    from ganeditor.qt.main_window import MainWindow
+def run_app(path: str | None = None) -> int:
+    """Open the main window (and the photo or project at ``path``) and run the event loop."""
+    from ganeditor.qt.main_window import MainWindow  # deferred: the window pulls in torch and every panel
 
     app = create_app()
     win = MainWindow()
     win.show()
-    if image:
-        win.open_image(image)
+    win.start_up(path)
     return app.exec()
+
+
+def screenshot(out: str, path: str | None = None, panel: str | None = None, size: tuple[int, int] = (1280, 800),
+               timeout_s: float = 300.0) -> int:
+    """Render the real window offscreen (fresh settings, models loaded, ``panel`` in front) to a PNG."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from ganeditor.qt.main_window import MainWindow  # deferred: see run_app
+    from ganeditor.qt.settings import Settings
+
+    app = create_app()
+    with tempfile.TemporaryDirectory(prefix="ganeditor-shot-") as tmp:
+        settings = Settings(QSettings(str(Path(tmp) / "settings.ini"), QSettings.Format.IniFormat))
+        win = MainWindow(settings, autosave_dir=Path(tmp) / "autosave")
+        win.resize(*size)
+        win.show()
+        if panel and not win.show_panel(panel):
+            win.discard_and_close()
+            raise GanEditorError(f"--panel: no panel {panel!r} (panels: {', '.join(win.panel_names())})")
+        if path and not win.open_path(path, remember=False):
+            win.discard_and_close()
+            raise GanEditorError("cannot open this file", path)
+        deadline = time.monotonic() + timeout_s
+        settle = 0
+        while settle < 5 and time.monotonic() < deadline:  # idle for a few consecutive checks
+            app.processEvents()
+            settle = settle + 1 if win.idle() else 0
+            time.sleep(0.05)
+        if panel:
+            win.show_panel(panel)
+        for _ in range(5):
+            app.processEvents()
+        image = win.grab()
+        ok = image.save(str(out), "PNG")
+        win.discard_and_close()
+    if not ok:
+        raise GanEditorError("cannot write the screenshot", out)
+    print(f"wrote {out} ({image.width()}×{image.height()})")
+    return 0

@@ -1,11 +1,13 @@
 """The image view: zoom (wheel, fit, 100 %), pan, before/after compare (split or hold), and an
-overlay of face boxes and landmarks; in pick mode a click reports a point in image pixels."""
+overlay of face boxes and landmarks; in pick mode a click reports a point in image pixels; a mask
+(e.g. the damage the Restore panel found) is shown tinted, and in brush mode left-drags report
+stroke segments in image pixels (the panel paints its mask, then updates the shown region)."""
 
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QPainter, QPen, QPixmap
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QWidget
 
 from ganeditor.qt.convert import qimage_from_array
@@ -20,6 +22,8 @@ class ImageView(QWidget):
 
     zoom_changed = Signal(float)
     point_picked = Signal(float, float)  # image pixel coordinates (pixel centres at integers)
+    mask_stroke = Signal(float, float, float, float)  # brush segment (x0, y0) -> (x1, y1), image pixels
+    stroke_finished = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -39,6 +43,9 @@ class ImageView(QWidget):
         self.boxes: list[tuple[float, float, float, float]] = []
         self.points: list[tuple[float, float, str]] = []
         self._drag: tuple[str, QPointF, QPointF] | None = None
+        self.mask_image: QImage | None = None  # ARGB tint over the result, same size
+        self.brush: float | None = None  # brush radius in image pixels; None: no brush mode
+        self._brush_at: QPointF | None = None  # last brush position (widget), for the cursor and segments
 
     # ---------------------------------------------------------------------------- content
     def set_images(self, after: np.ndarray | None, before: np.ndarray | None = None) -> None:
@@ -56,6 +63,38 @@ class ImageView(QWidget):
         """Face boxes (x1, y1, x2, y2) and labelled points (x, y, label), in image pixels."""
         self.boxes = [tuple(map(float, b)) for b in boxes]
         self.points = [(float(x), float(y), str(lbl)) for x, y, lbl in points]
+        self.update()
+
+    MASK_RGBA = (255, 64, 64, 150)
+
+    def set_mask(self, mask: np.ndarray | None) -> None:
+        """Show ``mask`` [H, W] bool tinted over the result (None hides it)."""
+        if mask is None:
+            self.mask_image = None
+        else:
+            self.mask_image = QImage(mask.shape[1], mask.shape[0], QImage.Format.Format_ARGB32_Premultiplied)
+            self.update_mask(mask, 0, 0, mask.shape[1], mask.shape[0])
+        self.update()
+
+    def update_mask(self, mask: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> None:
+        """Refresh the shown mask in the region [x0, x1) x [y0, y1) from ``mask`` (after painting)."""
+        if self.mask_image is None or x1 <= x0 or y1 <= y0:
+            return
+        r, g, b, a = self.MASK_RGBA
+        argb = np.where(mask[y0:y1, x0:x1, None], np.array([b * a // 255, g * a // 255, r * a // 255, a], np.uint8),
+                        np.zeros(4, np.uint8))  # premultiplied BGRA in memory
+        part = QImage(np.ascontiguousarray(argb).data, x1 - x0, y1 - y0, (x1 - x0) * 4,
+                      QImage.Format.Format_ARGB32_Premultiplied).copy()
+        p = QPainter(self.mask_image)
+        p.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)
+        p.drawImage(x0, y0, part)
+        p.end()
+        self.update()
+
+    def set_brush(self, radius: float | None) -> None:
+        """Brush mode with ``radius`` image pixels (None: off); left-drags emit ``mask_stroke``."""
+        self.brush = radius
+        self.setCursor(Qt.CursorShape.BlankCursor if radius else Qt.CursorShape.ArrowCursor)
         self.update()
 
     def set_compare(self, mode: str) -> None:
@@ -122,9 +161,19 @@ class ImageView(QWidget):
         return self.compare == "split" and self.before is not None and abs(x - self.split * self.width()) < 8
 
     def mousePressEvent(self, event) -> None:  # noqa: N802
-        if event.button() != Qt.MouseButton.LeftButton or self.after is None:
+        if self.after is None:
             return
         pos = event.position()
+        if event.button() == Qt.MouseButton.MiddleButton:  # pans in every mode
+            self._drag = ("pan", pos, QPointF(self.center))
+            return
+        if event.button() != Qt.MouseButton.LeftButton:
+            return
+        if self.brush:
+            q = self.to_image(pos)
+            self._drag = ("brush", pos, q)
+            emit(self.mask_stroke, q.x(), q.y(), q.x(), q.y())
+            return
         if self.pick_mode:
             q = self.to_image(pos)
             emit(self.point_picked, q.x() - 0.5, q.y() - 0.5)
@@ -136,7 +185,17 @@ class ImageView(QWidget):
 
     def mouseMoveEvent(self, event) -> None:  # noqa: N802
         pos = event.position()
+        if self.brush:
+            self._brush_at = pos
+            self.update()
+        if self._drag is not None and self._drag[0] == "brush":
+            q, last = self.to_image(pos), self._drag[2]
+            emit(self.mask_stroke, last.x(), last.y(), q.x(), q.y())
+            self._drag = ("brush", pos, q)
+            return
         if self._drag is None:
+            if self.brush:
+                return
             if not self.pick_mode:
                 near = self._near_divider(pos.x())
                 self.setCursor(Qt.CursorShape.SplitHCursor if near else Qt.CursorShape.ArrowCursor)
@@ -150,9 +209,17 @@ class ImageView(QWidget):
         self.update()
 
     def mouseReleaseEvent(self, event) -> None:  # noqa: N802
+        was_brush = self._drag is not None and self._drag[0] == "brush"
         self._drag = None
-        if not self.pick_mode:
+        if was_brush:
+            emit(self.stroke_finished)
+        elif not self.pick_mode and not self.brush:
             self.setCursor(Qt.CursorShape.ArrowCursor)
+
+    def leaveEvent(self, event) -> None:  # noqa: N802
+        self._brush_at = None
+        self.update()
+        super().leaveEvent(event)
 
     def keyPressEvent(self, event) -> None:  # noqa: N802
         key = event.key()
@@ -210,7 +277,14 @@ class ImageView(QWidget):
             p.drawPixmap(target, self.before if show_before else self.after, QRectF(self.after.rect()))
             if show_before:
                 self._label(p, QPointF(10, 10), "Before (original)")
+        if self.mask_image is not None and not show_before and self.mask_image.size() == self.after.size():
+            p.drawImage(target, self.mask_image, QRectF(self.mask_image.rect()))
         self._paint_overlay(p)
+        if self.brush and self._brush_at is not None:
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            for color, width in ((QColor(0, 0, 0, 180), 3), (QColor("white"), 1)):
+                p.setPen(QPen(color, width))
+                p.drawEllipse(self._brush_at, self.brush * self.scale, self.brush * self.scale)
 
     def _label(self, p: QPainter, at: QPointF, text: str, right: bool = False) -> None:
         fm = p.fontMetrics()

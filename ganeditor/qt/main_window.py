@@ -18,8 +18,9 @@ from ganeditor.qt.job_bar import JobBar
 from ganeditor.qt.jobs import Job, Lane
 from ganeditor.qt.models_panel import ModelsPanel
 from ganeditor.qt.portrait_panel import PortraitPanel
-from ganeditor.qt.portrait_session import warm_up
+from ganeditor.pipelines.portrait import WeightPaths, warm_up
 from ganeditor.qt.prefs_dialog import PreferencesDialog
+from ganeditor.qt.restore_panel import RestorePanel
 from ganeditor.qt.scene_panel import ScenePanel
 from ganeditor.qt.settings import Key, Settings
 from ganeditor.qt.train_panel import TrainPanel
@@ -40,10 +41,11 @@ def icon(name: str) -> QIcon:
 class MainWindow(QMainWindow):
     """Top-level window of GAN Editor."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, autosave_dir: Path | None = None) -> None:
         super().__init__()
         self.settings = settings or Settings()
-        self.settings.apply_environment()
+        self.autosave_dir = autosave_dir
+        self._discard = False  # closing without asking (screenshots, tests)
         self.setWindowTitle("GAN Editor")
         self.setWindowIcon(icon("ganeditor"))
         self.resize(1360, 860)
@@ -54,15 +56,18 @@ class MainWindow(QMainWindow):
         self.view = ImageView()
         self.setCentralWidget(self.view)
         self.models = ModelsPanel(self.device_lane)
-        self.portrait = PortraitPanel(self.device_lane, self.doc, self.view, self._device_name)
+        self.portrait = PortraitPanel(self.device_lane, self.doc, self.view, self._device_name, self._weight_paths)
         self.scene = ScenePanel(self.device_lane, self.doc, self._scene_options)
         self.train = TrainPanel(self.train_lane, self._device_name)
+        self.restore = RestorePanel(self.device_lane, self.doc, self.view, self._scene_options)
         self.docks: dict[str, QDockWidget] = {}
         self._dock("Models", self.models, Qt.DockWidgetArea.LeftDockWidgetArea)
-        for title, panel in (("Portrait", self.portrait), ("Scene", self.scene), ("Train", self.train)):
+        for title, panel in (("Portrait", self.portrait), ("Scene", self.scene), ("Restore", self.restore),
+                             ("Train", self.train)):
             self._dock(title, panel, Qt.DockWidgetArea.RightDockWidgetArea, scroll=True)
         self.tabifyDockWidget(self.docks["Portrait"], self.docks["Scene"])
-        self.tabifyDockWidget(self.docks["Scene"], self.docks["Train"])
+        self.tabifyDockWidget(self.docks["Scene"], self.docks["Restore"])
+        self.tabifyDockWidget(self.docks["Restore"], self.docks["Train"])
         self.docks["Portrait"].raise_()
         self.resizeDocks([self.docks["Models"], self.docks["Portrait"]], [300, 420], Qt.Orientation.Horizontal)
         self.job_bar = JobBar(self.device_lane)
@@ -73,8 +78,10 @@ class MainWindow(QMainWindow):
         self._build_status()
         self.doc.image_changed.connect(self._show_document)
         self.models.selection_changed.connect(self._model_chosen)
-        for p in (self.portrait, self.scene, self.train):
+        for p in (self.portrait, self.scene, self.restore, self.train):
             p.error.connect(self.show_error)
+        self.restore.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
+        self.portrait.generator_failed.connect(self._generator_failed)
         self.portrait.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
         self.view.zoom_changed.connect(lambda s: self.zoom_label.setText(f"{s * 100:.0f} %"))
         self.train_lane.job_started.connect(lambda j: self.train_status.setText("Training…"))
@@ -182,6 +189,37 @@ class MainWindow(QMainWindow):
         sb.addPermanentWidget(self.size_label)
         sb.addPermanentWidget(self.zoom_label)
 
+    # ---------------------------------------------------------------------------- start-up
+    def start_up(self, path: str | None = None) -> None:
+        """After show(): open ``path`` (a photo or a project) if given."""
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path: str, remember: bool = True) -> bool:
+        """Open a photo or a project file."""
+        return self.open_image(path, remember)
+
+    def panel_names(self) -> list[str]:
+        return [t.lower() for t in self.docks]
+
+    def show_panel(self, name: str) -> bool:
+        """Bring the dock titled ``name`` (any case) to the front; False if there is none."""
+        dock = next((d for t, d in self.docks.items() if t.lower() == name.lower()), None)
+        if dock is None:
+            return False
+        dock.show()
+        dock.raise_()
+        return True
+
+    def idle(self) -> bool:
+        """No job runs or waits on any lane."""
+        return not self.device_lane.busy() and self.device_lane.current is None and not self.train_lane.busy()
+
+    def discard_and_close(self) -> None:
+        """Close without asking about unsaved work (offscreen screenshots, tests)."""
+        self._discard = True
+        self.close()
+
     # --------------------------------------------------------------------------- document
     def open_image(self, path: str, remember: bool = True) -> bool:
         """Open the photo at ``path`` (``remember``: in the recent files and as the last folder);
@@ -272,8 +310,18 @@ class MainWindow(QMainWindow):
         if path:
             self.models.add_file(path)
 
+    def _generator_failed(self, entry, message: str) -> None:
+        """A generator did not load: the one in use (if any) stays chosen, with its inversion and edits."""
+        current = self.portrait.generator
+        self.models.select("generator", current.name if current else "", quiet=True)
+        if message:
+            self.show_error(f"Cannot use {entry.name}", message)
+
     def _device_name(self) -> str:
         return self.settings.get(Key.DEVICE)
+
+    def _weight_paths(self) -> WeightPaths:
+        return WeightPaths(vgg16=self.settings.get(Key.VGG16_PATH), mtcnn_dir=self.settings.get(Key.MTCNN_DIR))
 
     def _scene_options(self) -> dict:
         tile = self.settings.get(Key.TILE_SIZE)

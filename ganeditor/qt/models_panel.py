@@ -10,13 +10,13 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QHeaderView, QLabel, QPus
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from ganeditor.core.model_store import model_dirs, user_models_dir
-from ganeditor.qt.catalog import ModelEntry, catalog, classify, describe_file, format_fact, of_kind
+from ganeditor.pipelines.catalog import (ROLES, CheckpointFacts, ModelEntry, catalog, classify, describe, format_fact,
+                                         identify, of_kind)
 from ganeditor.qt.jobs import Job, Lane
 from ganeditor.qt.compat import emit
 
-ROLES = ("generator", "translator", "upscaler")
 GROUPS = (("generator", "Generators"), ("translator", "Translators"), ("upscaler", "Upscalers"),
-          ("encoder", "Inversion encoders"), ("directions", "Direction libraries"), ("other", "Other"),
+          ("restorer", "Restoration models"), ("encoder", "Inversion encoders"), ("directions", "Direction libraries"), ("other", "Other"),
           ("unknown", "Not yet identified"))  # fmt: skip
 
 
@@ -30,6 +30,7 @@ class ModelsPanel(QWidget):
         self.lane = lane
         self.entries: list[ModelEntry] = []
         self.extra: list[ModelEntry] = []  # opened from elsewhere this session
+        self.identified: dict[Path, ModelEntry] = {}  # files whose kind was found by loading them
         self.pickers: dict[str, QComboBox] = {}
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
@@ -69,7 +70,8 @@ class ModelsPanel(QWidget):
         """Re-scan the model folders; keep (or set from ``prefer``) the chosen models by name."""
         keep = {r: self.current_name(r) for r in ROLES}
         keep.update({k: v for k, v in (prefer or {}).items() if v})
-        self.entries = catalog() + self.extra
+        self.entries = [self.identified.get(e.path, e) for e in catalog() + self.extra]
+        self._identify_unknown()
         self.tree.clear()
         for kind, title in GROUPS:
             items = [e for e in self.entries if e.kind == kind]
@@ -105,6 +107,20 @@ class ModelsPanel(QWidget):
         for role in ROLES:
             emit(self.selection_changed, role, self.current(role))
 
+    def _identify_unknown(self) -> None:
+        """Load the files the header did not place (e.g. .pth only spandrel knows) in the background,
+        then show them under their kind."""
+        todo = [e for e in self.entries if e.kind == "unknown" and e.path not in self.identified]
+        if not todo:
+            return
+
+        def found(entries: list[ModelEntry]) -> None:
+            self.identified.update({e.path: e for e in entries})
+            self.refresh()
+
+        self.lane.submit(Job(lambda task: [identify(e) for e in todo], key="identify", label="Identifying models",
+                             on_result=found))
+
     def add_file(self, path: str) -> ModelEntry:
         """Add a model file from anywhere for this session and select it in its role."""
         e = classify(Path(path).stem, Path(path))
@@ -119,11 +135,15 @@ class ModelsPanel(QWidget):
         e = self.current(role)
         return e.name if e else ""
 
-    def select(self, role: str, name: str) -> bool:
+    def select(self, role: str, name: str, quiet: bool = False) -> bool:
+        """Choose the model ``name`` for ``role`` ('' = none); ``quiet``: without emitting selection_changed."""
         box = self.pickers[role]
-        idx = box.findText(name)
+        idx = box.findText(name) if name else 0
         if idx >= 0:
+            box.blockSignals(quiet)
             box.setCurrentIndex(idx)
+            box.blockSignals(False)
+            self._mark_chosen()
         return idx >= 0
 
     # ---------------------------------------------------------------------------- internal
@@ -166,14 +186,14 @@ class ModelsPanel(QWidget):
             return
         self.facts.setHtml(f"<p>Loading {html.escape(e.name)}…</p>")
 
-        def shown(facts: dict) -> None:
-            rows = []
-            for role, f in facts.items():
+        def shown(facts: CheckpointFacts) -> None:
+            rows = [("Format", facts.format)]
+            for role, f in facts.networks.items():
                 rows.append((f"<b>{html.escape(role)}</b>", ""))
                 rows += [(k.replace("_", " "), format_fact(v)) for k, v in f.items()]
             self.facts.setHtml(_table(rows, escape_keys=False))
 
-        self.lane.submit(Job(lambda task: describe_file(e.path), key="describe", label=f"Loading {e.name}",
+        self.lane.submit(Job(lambda task: describe(e.path), key="describe", label=f"Loading {e.name}",
                              on_result=shown, on_error=lambda exc: self.facts.setHtml(
                                  f"<p style='color:#c0392b'>{html.escape(str(exc))}</p>")))  # fmt: skip
 

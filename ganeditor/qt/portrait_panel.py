@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
 from ganeditor.core.device import pick_device
-from ganeditor.qt.catalog import ModelEntry, directions_for
+from ganeditor.pipelines.align import AlignedFace
+from ganeditor.pipelines.catalog import ModelEntry, directions_for
+from ganeditor.pipelines.face_detect import Face
+from ganeditor.pipelines.portrait import (LANDMARK_NAMES, METHOD_LABELS, GeneratorInfo, InversionPreview,
+                                          InversionSummary, PortraitSession, WeightPaths, detector_available)
 from ganeditor.qt.document import Document, EditState
 from ganeditor.qt.image_view import ImageView
 from ganeditor.qt.jobs import Job, Lane
-from ganeditor.qt.portrait_session import LANDMARK_NAMES, METHOD_LABELS, PortraitSession
 from ganeditor.qt.preview import PreviewScheduler
 from ganeditor.qt.sliders import DirectionSliders, pretty
 from ganeditor.qt.widgets import Thumb, hint, section
@@ -22,22 +24,33 @@ SHORT_NAMES = ("L eye", "R eye", "nose", "L mouth", "R mouth")
 
 
 class PortraitPanel(QWidget):
-    """The portrait workflow over a ``PortraitSession`` run on the device lane."""
+    """The portrait workflow over a ``PortraitSession`` run on the device lane.
+
+    The panel owns the GUI-side state (faces, points, the aligned face, the reconstruction, the edited
+    face) and hands it to the session's methods as arguments; the session is only touched by jobs.
+    """
 
     message = Signal(str)  # for the status bar
     error = Signal(str, str)  # title, one-line message
+    generator_loaded = Signal(object)  # ModelEntry
+    generator_failed = Signal(object, str)  # ModelEntry, one-line message
+    inverted_changed = Signal()  # an inversion finished (or was restored)
 
     def __init__(self, lane: Lane, doc: Document, view: ImageView, device_name=lambda: "auto",
-                 parent: QWidget | None = None) -> None:
+                 weight_paths=lambda: WeightPaths(), parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.lane, self.doc, self.view, self.device_name = lane, doc, view, device_name
-        self.session = PortraitSession()
+        self.weight_paths = weight_paths
+        self.session = PortraitSession()  # used only inside jobs on the lane's worker thread
         self.edits = EditState(self)
         self.generator: ModelEntry | None = None
+        self.info: GeneratorInfo | None = None  # the loaded generator (None while loading or failed)
         self.catalog_entries: list[ModelEntry] = []
         self.loaded = False
-        self.faces: list[dict] = []
+        self.faces: list[Face] = []
         self.picked: list[tuple[float, float]] = []
+        self.aligned: AlignedFace | None = None
+        self.reconstruction: np.ndarray | None = None
         self.edited: np.ndarray | None = None
         self.inverted = False
         self.detector_ok, self.detector_reason = True, ""
@@ -111,47 +124,57 @@ class PortraitPanel(QWidget):
 
     # -------------------------------------------------------------------------- generator
     def set_generator(self, entry: ModelEntry | None, entries: list[ModelEntry]) -> None:
-        """Load the chosen generator (and its direction library / encoder) on the device lane."""
-        self.generator, self.catalog_entries, self.loaded = entry, entries, False
-        self.inverted = False
-        self.scheduler.reset()
+        """Load the chosen generator (and its direction library / encoder) on the device lane.
+
+        Until it has loaded, the current generator, inversion and edits stay as they are; if it
+        fails, they are kept and ``generator_failed(entry, message)`` is emitted."""
+        self.catalog_entries = entries
         if entry is None:
+            self.generator, self.info, self.loaded, self.inverted = None, None, False, False
+            self.scheduler.reset()
             self.model_label.setText("Choose a generator in the Models panel to edit portraits.")
             self._update_state()
             return
         lib = directions_for(entries, entry)
         encoders = [e.path for e in entries if e.kind == "encoder"]
         device = pick_device(self.device_name())
+        previous = self.model_label.text()
         self.model_label.setText(f"Loading {entry.name}…")
 
-        def loaded(info: dict) -> None:
-            self.loaded = True
-            self.sliders.set_directions(info["directions"], info["groups"])
+        def loaded(info: GeneratorInfo) -> None:
+            self.generator, self.info, self.loaded = entry, info, True
+            self.inverted, self.reconstruction, self.edited = False, None, None
+            self.scheduler.reset()
+            self.sliders.set_directions(list(info.directions), list(info.groups))
             self.model_label.setText(
-                f"Generator <b>{entry.name}</b>: {info['resolution']} px, {info['num_ws']}×{info['w_dim']} W+; "
-                f"{len(info['directions'])} directions from {info['source']}"
-                + ("; encoder found" if info["encoder"] else ""))  # fmt: skip
-            if info["encoder"]:
+                f"Generator <b>{entry.name}</b>: {info.resolution} px, {info.num_ws}×{info.w_dim} W+; "
+                f"{len(info.directions)} directions from {info.source}" + ("; encoder found" if info.encoder else ""))
+            if info.encoder:
                 self.method_box.setCurrentIndex(self.method_box.findData("progressive"))
-            if self.session.aligned is not None or self.picked:
+            for t in (self.recon_thumb, self.edit_thumb):
+                t.set_image(None)
+            if self.aligned is not None or self.picked:
                 self._realign()
             self._update_state()
+            emit(self.generator_loaded, entry)
 
-        def failed(exc: BaseException) -> None:
-            self.model_label.setText(f"Cannot use {entry.name}: {exc}")
+        def failed(exc: BaseException | None) -> None:  # None: the load was cancelled
+            self.model_label.setText(previous if self.loaded else f"Cannot use {entry.name}.")
             self._update_state()
+            emit(self.generator_failed, entry, "" if exc is None else str(exc))
 
+        paths = self.weight_paths()
         self.lane.submit(Job(lambda task: self.session.load_generator(entry.path, device, lib.path if lib else None,
                                                                       encoders, task),
                              key="portrait-load", label=f"Loading {entry.name}", grad=True,
-                             on_result=loaded, on_error=failed))  # fmt: skip
-        ok, reason = self.session.detector_available(device)
-        self.detector_ok, self.detector_reason = ok, reason
+                             on_result=loaded, on_error=failed, on_cancelled=lambda: failed(None)))  # fmt: skip
+        self.detector_ok, self.detector_reason = detector_available(paths)
+        self._update_state()
 
     # ------------------------------------------------------------------------------- faces
     def _photo_changed(self) -> None:
         self.faces, self.picked, self.inverted, self.edited = [], [], False, None
-        self.session.aligned = self.session.target = None
+        self.aligned = self.reconstruction = None
         self.face_box.clear()
         self.scheduler.reset()
         self.edits.set_names(list(self.edits.values))  # new photo: sliders back to 0 (undo history was cleared)
@@ -163,15 +186,15 @@ class PortraitPanel(QWidget):
 
     def detect(self) -> None:
         """Find faces in the current photo (MTCNN), then align the largest."""
-        photo = self.doc.current
+        photo, paths = self.doc.current, self.weight_paths()
 
-        def found(faces: list[dict]) -> None:
+        def found(faces: list[Face]) -> None:
             self.faces = faces
             self.face_box.blockSignals(True)
             self.face_box.clear()
             for i, f in enumerate(faces):
-                x1, y1, x2, y2 = f["box"]
-                self.face_box.addItem(f"Face {i + 1} ({x2 - x1:.0f}px, p={f['score']:.2f})")
+                x1, y1, x2, y2 = f.box
+                self.face_box.addItem(f"Face {i + 1} ({x2 - x1:.0f}px, p={f.score:.2f})")
             self.face_box.blockSignals(False)
             if not faces:
                 self.face_hint.setText("No face found. Place the 5 points by hand.")
@@ -180,18 +203,18 @@ class PortraitPanel(QWidget):
                 self._face_chosen(0)
             self._update_state()
 
-        self.lane.submit(Job(lambda task: self.session.detect(photo), key="portrait-detect", label="Detecting faces",
+        self.lane.submit(Job(lambda task: self.session.detect(photo, paths), key="portrait-detect", label="Detecting faces",
                              on_result=found, on_error=lambda e: emit(self.error, "Face detection", str(e))))
 
     def _face_chosen(self, index: int) -> None:
         if not 0 <= index < len(self.faces):
             return
-        self.picked = [tuple(p) for p in self.faces[index]["landmarks"]]
+        self.picked = [tuple(float(v) for v in p) for p in self.faces[index].landmarks]
         self._show_overlay(index)
         self._realign()
 
     def _show_overlay(self, index: int | None = None) -> None:
-        boxes = [f["box"] for f in self.faces]
+        boxes = [f.box for f in self.faces]
         if index is not None and boxes:
             boxes = [boxes[index]] + [b for i, b in enumerate(boxes) if i != index]
         self.view.set_overlay(boxes, [(x, y, SHORT_NAMES[i]) for i, (x, y) in enumerate(self.picked)])
@@ -229,12 +252,13 @@ class PortraitPanel(QWidget):
             return
         photo, pts = self.doc.current, np.array(self.picked, float)
 
-        def aligned(info: dict) -> None:
+        def aligned(face: AlignedFace) -> None:
+            self.aligned, self.reconstruction = face, None
             self.inverted, self.edited = False, None
-            self.target_thumb.set_image(info["image"])
+            self.target_thumb.set_image(face.image)
             self.recon_thumb.set_image(None)
             self.edit_thumb.set_image(None)
-            self.face_hint.setText(" ".join(info["notes"]) or "Face aligned. Next: invert it.")
+            self.face_hint.setText(" ".join(face.notes) or "Face aligned. Next: invert it.")
             self._update_state()
 
         self.lane.submit(Job(lambda task: self.session.align(photo, pts), key="portrait-align", label="Aligning face",
@@ -243,26 +267,31 @@ class PortraitPanel(QWidget):
     # --------------------------------------------------------------------------- inversion
     def invert(self) -> None:
         """Invert the aligned face with the chosen method; stage previews arrive as it runs."""
+        if self.aligned is None:
+            return
         method, steps = self.method_box.currentData(), self.steps_box.value()
+        target, paths = self.aligned.image, self.weight_paths()
         self.inverted = False
         self._update_state()
 
-        def preview(p: dict) -> None:
-            self.recon_thumb.set_image(p["image"], f"{p['stage']} {p['step']}/{p['steps']}")
-            self.invert_hint.setText(f"Inverting: {METHOD_LABELS.get(p['stage'], p['stage'])}, step {p['step']} of "
-                                     f"{p['steps']} ({p['progress'] * 100:.0f} % overall). Cancel keeps the best.")
+        def preview(p: InversionPreview) -> None:
+            self.recon_thumb.set_image(p.image, f"{p.stage} {p.step}/{p.steps}")
+            self.invert_hint.setText(f"Inverting: {METHOD_LABELS.get(p.stage, p.stage)}, step {p.step} of "
+                                     f"{p.steps} ({p.progress * 100:.0f} % overall). Cancel keeps the best.")
 
-        def done(r: dict) -> None:
-            self.inverted = True
-            self.recon_thumb.set_image(r["image"], "Reconstruction")
-            stages = ", ".join(f"{s['method']} {s['psnr']:.1f} dB" for s in r["stages"])
-            note = " (cancelled: best so far)" if r["cancelled"] else ""
-            self.invert_hint.setText(f"PSNR {stages}; {r['seconds']:.1f} s in all; loss {r['loss']}{note}")
+        def done(r: InversionSummary) -> None:
+            self.inverted, self.reconstruction = True, r.image
+            self.recon_thumb.set_image(r.image, "Reconstruction")
+            stages = ", ".join(f"{s.method} {s.psnr:.1f} dB" for s in r.stages)
+            note = " (cancelled: best so far)" if r.cancelled else ""
+            self.invert_hint.setText(f"PSNR {stages}; {r.seconds:.1f} s in all; loss {r.loss}{note}")
             self._request_preview()
             self._update_state()
+            emit(self.inverted_changed)
 
         self.invert_hint.setText("Inverting…")
-        self.lane.submit(Job(lambda task: self.session.invert(method, steps, steps, task), key="portrait-invert",
+        self.lane.submit(Job(lambda task: self.session.invert(target, method, steps, steps, task, paths),
+                             key="portrait-invert",
                              label=f"Inverting ({method})", grad=True, on_preview=preview, on_result=done,
                              on_error=lambda e: (emit(self.error, "Inversion", str(e)), self._update_state()),
                              on_cancelled=self._update_state))  # fmt: skip
@@ -284,8 +313,9 @@ class PortraitPanel(QWidget):
         if self.edited is None or self.doc.current is None:
             return
         photo, edited, alpha = self.doc.current, self.edited, self.doc.current_alpha
+        aligned, recon = self.aligned, self.reconstruction
         label = ", ".join(f"{pretty(k)} {v:+.1f}" for k, v in self.edits.active().items()) or "reconstruction"
-        self.lane.submit(Job(lambda task: self.session.paste(photo, edited), key="portrait-paste",
+        self.lane.submit(Job(lambda task: self.session.paste(photo, edited, aligned, recon), key="portrait-paste",
                              label="Pasting the face back",
                              on_result=lambda px: (self.doc.apply_result(px, alpha, f"Paste face ({label})"),
                                                    self.view.set_overlay()),
@@ -294,7 +324,7 @@ class PortraitPanel(QWidget):
     # ------------------------------------------------------------------------------- state
     def _update_state(self) -> None:
         has_photo = self.doc.is_open
-        aligned = self.session.aligned is not None
+        aligned = self.aligned is not None
         if not has_photo:
             why = "Open a photo first (File ▸ Open…)."
         elif self.generator is None:

@@ -11,7 +11,7 @@ from ganeditor.qt.widgets import hint
 
 
 class PreferencesDialog(QDialog):
-    """Edits the settings; OK stores them and points the engines at the weight paths."""
+    """Edits the settings; OK stores them (jobs read them when they start)."""
 
     def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -46,5 +46,4 @@ class PreferencesDialog(QDialog):
         s.set(Key.FAST_MODE, self.fast.isChecked())
         s.set(Key.VGG16_PATH, self.vgg.text().strip())
         s.set(Key.MTCNN_DIR, self.mtcnn.text().strip())
-        s.apply_environment()
         super().accept()

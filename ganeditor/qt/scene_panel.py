@@ -11,8 +11,8 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QPushButton, QVBoxLayout, 
 from ganeditor.core.device import pick_device
 from ganeditor.core.imageio import LoadedImage
 from ganeditor.formats import Checkpoint, load_checkpoint
-from ganeditor.pipelines.image2image import translate, upscale
-from ganeditor.qt.catalog import ModelEntry, translation_directions
+from ganeditor.pipelines.catalog import ModelEntry, translation_directions
+from ganeditor.pipelines.image2image import Image2ImageOptions, translate, upscale
 from ganeditor.qt.document import Document
 from ganeditor.qt.jobs import Job, JobTask, Lane
 from ganeditor.qt.widgets import hint, section
@@ -140,14 +140,13 @@ class ScenePanel(QWidget):
         opts = self.options()
         role = self.direction_box.currentData()
         label = f"Translate {self.direction_box.currentText().split('  (')[0]}"
-        self._submit(label, lambda ck, img, t: translate(ck, img, opts.get("tile"), t, opts.get("fast", False)),
-                     self.translator, role)
+        options = Image2ImageOptions(tile=opts.get("tile"), fast=opts.get("fast", False))
+        self._submit(label, lambda ck, img, t: translate(ck, img, options, task=t), self.translator, role)
 
     def run_upscale(self) -> None:
         if self.upscaler is None or not self.doc.is_open:
             return
         opts = self.options()
         scale = self.scale_box.currentData()
-        self._submit(f"Upscale ×{scale}",
-                     lambda ck, img, t: upscale(ck, img, opts.get("tile"), float(scale), t, opts.get("fast", False)),
-                     self.upscaler)
+        options = Image2ImageOptions(tile=opts.get("tile"), outscale=float(scale), fast=opts.get("fast", False))
+        self._submit(f"Upscale ×{scale}", lambda ck, img, t: upscale(ck, img, options, task=t), self.upscaler)

@@ -6,7 +6,6 @@ values are coerced to the default's type on the way out.
 
 from __future__ import annotations
 
-import os
 from enum import Enum
 from typing import Any
 
@@ -85,13 +84,6 @@ class Settings:
         items = [path, *items][:MAX_RECENT]
         self.set(Key.RECENT_FILES, items)
         return items
-
-    def apply_environment(self) -> None:
-        """Point the engines at the weight locations chosen in the settings (env variables they read)."""
-        for key, var in ((Key.VGG16_PATH, "GANEDITOR_VGG16"), (Key.MTCNN_DIR, "GANEDITOR_MTCNN_DIR")):
-            value = self.get(key)
-            if value:
-                os.environ[var] = value
 
     def sync(self) -> None:
         self.q.sync()

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ganeditor.core.atomic import atomic_write
 from ganeditor.core.errors import GanEditorError
+from ganeditor.core.imageio_open import open_image
 from ganeditor.core.progress import Task, null_task
 
 MANIFEST_VERSION = 1
@@ -160,9 +161,7 @@ def _fetch_and_extract(src: Source, work: Path) -> Path:
 
 
 def _describe(path: Path, rel: str, src: Source) -> dict:
-    from PIL import Image
-
-    with Image.open(path) as im:
+    with open_image(path) as im:
         w, h = im.size
     name = path.name
     return {

@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from ganeditor.core.errors import GanEditorError
+from ganeditor.core.imageio_open import open_image
 
 if TYPE_CHECKING:
     from ganeditor.pipelines.train.data_worlds import RenderedSource
@@ -88,7 +89,7 @@ class ImageFolder:
 
     def _decode(self, path: Path) -> Image.Image | None:
         try:
-            with Image.open(path) as im:
+            with open_image(path) as im:
                 im.draft("RGB", (self.size * 2, self.size * 2)) if im.format == "JPEG" else None
                 return im.convert("RGB")
         except Exception:

@@ -31,6 +31,7 @@ import torch
 from PIL import Image
 
 from ganeditor.core.errors import GanEditorError
+from ganeditor.core.imageio_open import open_image
 
 HELDOUT_PORTRAIT_SEED = 1 << 30  # portraits from this seed on are never used for training
 WORLDS = ("portraits", "scenes-day", "scenes-night", "synthetic-night")
@@ -195,7 +196,7 @@ class PhotoSource(RenderedSource):
 def _load_photo(path: Path, short: int) -> np.ndarray:
     """Decode a photo as RGB with its short side ``short`` (or smaller if the photo is smaller)."""
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             w, h = im.size
             r = min(1.0, short / min(w, h))
             target = (max(1, round(w * r)), max(1, round(h * r)))

@@ -17,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ganeditor.archs import build
+from ganeditor.archs.generator_api import require_stylegan
 from ganeditor.core.errors import GanEditorError
 from ganeditor.core.metrics import psnr, ssim
 from ganeditor.formats import Checkpoint, load_checkpoint
@@ -38,9 +39,7 @@ class EncoderRecipe(Recipe):
         if not gen_path:
             raise GanEditorError("the encoder recipe needs the generator: --set generator=CHECKPOINT")
         src = load_checkpoint(gen_path, ctx.device)
-        G = src.primary
-        if not hasattr(G, "mapping") or not hasattr(G, "synthesis"):
-            raise GanEditorError("not a StyleGAN generator", gen_path)
+        G = require_stylegan(src.primary, gen_path)
         self.G = G.eval().requires_grad_(False)
         self.fingerprint = generator_fingerprint(G)
         if len(data) > 1:

@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from ganeditor.core.device import pick_device
+from ganeditor.core.device import is_oom, pick_device
 from ganeditor.core.errors import Cancelled, GanEditorError
 from ganeditor.core.progress import Task, null_task
 from ganeditor.formats.native import save_checkpoint
@@ -34,6 +34,10 @@ RECIPES = {
     "srgan": "ganeditor.pipelines.train.srgan:SRGANRecipe",
     "stylegan2": "ganeditor.pipelines.train.stylegan2:StyleGAN2Recipe",
     "encoder": "ganeditor.pipelines.train.encoder:EncoderRecipe",
+    "scratches": "ganeditor.pipelines.train.restoration:ScratchRecipe",
+    "inpaint": "ganeditor.pipelines.train.restoration:InpaintRecipe",
+    "restore": "ganeditor.pipelines.train.restoration:RestoreRecipe",
+    "colorize": "ganeditor.pipelines.train.restoration:ColorizeRecipe",
 }
 
 
@@ -180,8 +184,8 @@ def _train(cfg: TrainConfig, run: RunDir, env: D.DistEnv, device: torch.device, 
             task.wait_while_paused()
             try:
                 losses = recipe.train_step(step, local_batch)
-            except RuntimeError as e:
-                if "out of memory" in str(e).lower():
+            except (RuntimeError, MemoryError) as e:
+                if is_oom(e):
                     raise GanEditorError(f"out of memory at batch size {cfg.batch}: try a smaller --batch") from None
                 raise
             losses = D.mean_scalars(env, losses)

@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 
 from ganeditor.core.device import cpu_has_bf16
+from ganeditor.core.state_io import match_param_layout
 from ganeditor.formats.base import Checkpoint
 from ganeditor.pipelines.train.dist import DistEnv, average_gradients
 
@@ -177,6 +178,7 @@ class Recipe:
             m.load_state_dict(state["modules"][k])
         for k, o in self.optimizers().items():
             o.load_state_dict(state["optimizers"][k])
+            match_param_layout(o)  # state files are contiguous; channels_last params need their layout back
         for k, s in self.schedulers().items():
             s.load_state_dict(state["schedulers"][k])
         self.load_extra_state(state.get("extra", {}))

@@ -1,8 +1,10 @@
-"""What each model in the model store is for, read cheaply (no Qt, no network built).
+"""The model catalogue: what each model in the model store is for, and what a checkpoint holds.
 
 Our safetensors files name their architectures in the header, so a model's kind (generator,
-translator, upscaler, encoder, direction library) is known without loading it.  Other formats are
-classified by suffix where that is unambiguous, else marked 'unknown' until loaded.
+translator, upscaler, encoder, direction library) is known without loading it (``classify``).  Other
+formats are classified by suffix where that is unambiguous, else marked 'unknown' until loaded.
+``describe`` loads a checkpoint and lists its networks' facts; ``ganeditor info`` and the window's
+Models panel both show it.
 """
 
 from __future__ import annotations
@@ -10,12 +12,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from safetensors import safe_open
 
+from ganeditor.archs.generator_api import is_stylegan
 from ganeditor.core.model_store import companion, list_models
+from ganeditor.formats import load_checkpoint
+from ganeditor.formats.base import PRIMARY_ROLES
 
-KINDS = ("generator", "translator", "upscaler", "encoder", "directions", "other", "unknown")
+KINDS = ("generator", "translator", "upscaler", "restorer", "encoder", "directions", "other", "unknown")
 ARCH_KINDS = {
     "stylegan2-generator": "generator",
     "stylegan3-generator": "generator",
@@ -25,8 +31,13 @@ ARCH_KINDS = {
     "msrresnet": "upscaler",
     "ncnn-graph": "upscaler",
     "latent-encoder": "encoder",
+    "scratch-detector": "restorer",
+    "inpaint-unet": "restorer",
+    "restore-unet": "restorer",
+    "colorize-unet": "restorer",
 }
-PRIMARY = ("G_ema", "g_ema", "G", "G_A", "net", "E")
+SPANDREL_KINDS = {"upscaler": "upscaler", "restorer": "restorer", "face restorer": "restorer", "inpainter": "restorer"}
+ROLES = ("generator", "translator", "upscaler")  # the kinds a user chooses one model of
 
 
 @dataclass
@@ -66,7 +77,7 @@ def classify(name: str, path: Path) -> ModelEntry:
         if "ganeditor.nets" in md:
             nets = _json(md["ganeditor.nets"])
             roles = list(nets)
-            primary = next((r for r in PRIMARY if r in nets), roles[0] if roles else "")
+            primary = next((r for r in PRIMARY_ROLES if r in nets), roles[0] if roles else "")
             arch = nets.get(primary, {}).get("arch", "") if primary else ""
             return ModelEntry(name, path, ARCH_KINDS.get(arch, "other"), arch, roles, _json(md.get("ganeditor.meta")))
         return ModelEntry(name, path, "unknown")
@@ -75,6 +86,23 @@ def classify(name: str, path: Path) -> ModelEntry:
     if suffix == ".param":
         return ModelEntry(name, path, "upscaler", "ncnn")
     return ModelEntry(name, path, "unknown", suffix[1:])
+
+
+def identify(entry: ModelEntry, device: str = "cpu") -> ModelEntry:
+    """``entry`` with its kind found by loading the file through the safe readers (for files ``classify``
+    cannot place from their name or header, e.g. .pth files only spandrel knows); unreadable: unchanged."""
+    try:
+        ckpt = load_checkpoint(entry.path, device)
+    except Exception:  # noqa: BLE001 - an unreadable file stays 'unknown' (its description says why)
+        return entry
+    net = ckpt.primary
+    arch = getattr(net, "arch_name", type(net).__name__)
+    kind = ARCH_KINDS.get(arch) or SPANDREL_KINDS.get(getattr(net, "kind", ""), "")
+    if not kind:
+        kind = "generator" if is_stylegan(net) else ("upscaler" if getattr(net, "io_convention", None) == "unit"
+                                                     else "other")
+    meta = dict(entry.meta, **{k: ckpt.meta[k] for k in ("kind", "scale", "purpose") if k in ckpt.meta})
+    return ModelEntry(entry.name, entry.path, kind, arch, list(ckpt.nets), meta)
 
 
 def _json(text: str | None) -> dict:
@@ -121,19 +149,30 @@ def _data_name(spec: str) -> str:
     return s.split("-")[-1] if s.startswith("scenes-") else s
 
 
-def describe_file(path: Path) -> dict[str, dict[str, object]]:
-    """Role -> facts (``describe()`` of each network, plus its parameter count); loads the file."""
-    from ganeditor.formats import load_checkpoint
+@dataclass(frozen=True)
+class CheckpointFacts:
+    """What a checkpoint holds: format, networks by role with their facts, discriminator, metadata."""
 
-    ckpt = load_checkpoint(path)
-    out: dict[str, dict[str, object]] = {}
+    file: str
+    format: str
+    primary: str  # the role inference uses
+    networks: dict[str, dict[str, Any]]  # role -> {architecture, describe() facts..., parameters}
+    has_discriminator: bool
+    meta: dict[str, Any]
+
+
+def describe(path: str | Path, device: str = "cpu") -> CheckpointFacts:
+    """Load ``path`` (any supported format) and describe every network in it."""
+    ckpt = load_checkpoint(path, device)
+    nets: dict[str, dict[str, Any]] = {}
     for role, net in ckpt.nets.items():
-        facts: dict[str, object] = {"architecture": getattr(net, "arch_name", type(net).__name__)}
+        facts: dict[str, Any] = {"architecture": getattr(net, "arch_name", type(net).__name__)}
         if hasattr(net, "describe"):
             facts.update(net.describe())
         facts["parameters"] = sum(p.numel() for p in net.parameters())
-        out[role] = facts
-    return out
+        nets[role] = facts
+    has_d = any(r in ckpt.nets for r in ("D", "D_A", "D_B")) or bool(ckpt.meta.get("has_discriminator"))
+    return CheckpointFacts(str(ckpt.path), ckpt.format_name, ckpt.primary_role, nets, has_d, dict(ckpt.meta))
 
 
 def format_fact(value: object) -> str:

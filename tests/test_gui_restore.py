@@ -1,0 +1,101 @@
+"""The Restore panel on tiny random models: stages, find damage, paint/erase the mask, restore with
+undo, cancel; the model library places a spandrel-only .pth under its kind."""
+
+import numpy as np
+import pytest
+import torch
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QMessageBox
+
+from ganeditor.archs import build
+from ganeditor.formats import Checkpoint
+from ganeditor.formats.native import save_checkpoint
+from ganeditor.qt.main_window import MainWindow
+from ganeditor.qt.settings import Settings
+from gui_support import wait_idle, write_photo, write_tiny_models
+
+SMALL = dict(channels=(4, 8, 8), blocks=(1, 1, 1))
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    d = write_tiny_models(tmp_path_factory.mktemp("models"))
+    torch.manual_seed(0)
+    for name, arch in (("restore-scratches", "scratch-detector"), ("restore-inpaint", "inpaint-unet"),
+                       ("restore-global", "restore-unet"), ("restore-colorize", "colorize-unet")):
+        save_checkpoint(Checkpoint("ganeditor", "t", {"net": build(arch, **SMALL)}, {}), d / f"{name}.safetensors")
+    spandrel = pytest.importorskip("spandrel")
+    from spandrel.architectures import DnCNN
+
+    torch.save(DnCNN.DnCNN(in_nc=3, out_nc=3, nc=8, nb=4).state_dict(), d / "user-dncnn.pth")
+    assert spandrel
+    return d
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, models_dir, monkeypatch):
+    monkeypatch.setenv("GANEDITOR_MODELS", str(models_dir))
+    errors = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a: errors.append(a[1:3]))
+    win = MainWindow(Settings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)))
+    win.errors = errors
+    qtbot.addWidget(win)
+    win.show()
+    wait_idle(qtbot, win.device_lane)
+    yield win
+    assert win.shutdown()
+
+
+def test_library_identifies_spandrel_files(window, qtbot):
+    qtbot.waitUntil(lambda: any(e.name == "user-dncnn" and e.kind != "unknown" for e in window.models.entries),
+                    timeout=60000)
+    kinds = {e.name: (e.kind, e.arch) for e in window.models.entries}
+    assert kinds["user-dncnn"] == ("restorer", "spandrel:DnCNN")
+    assert kinds["restore-global"] == ("restorer", "restore-unet")
+    assert "user-dncnn" not in [window.restore.rows["faces"].model.itemText(i)
+                                for i in range(window.restore.rows["faces"].model.count())]
+
+
+def test_find_damage_paint_erase_restore_undo(window, qtbot, tmp_path):
+    win, p = window, window.restore
+    assert not p.run_button.isEnabled() and "Open a photo" in p.run_hint.text()
+    assert win.open_image(str(write_photo(tmp_path / "old.png", (64, 48))))
+    assert p.run_button.isEnabled() and [s for s, r in p.rows.items() if r.toggle.isChecked()] == \
+        ["scratches", "global", "faces"]
+    p.detect()
+    qtbot.waitUntil(lambda: p.mask is not None, timeout=60000)
+    wait_idle(qtbot, win.device_lane)
+    assert p.mask.shape == (48, 64) and win.view.mask_image is not None
+    p.set_mask(np.zeros((48, 64), bool))
+    p.add_mode.setChecked(True)
+    assert win.view.brush == float(p.brush_size.value())
+    p.brush_size.setValue(2)
+    win.view.mask_stroke.emit(5.0, 10.0, 40.0, 10.0)  # a horizontal stroke, as a drag would send
+    assert p.mask[10, 5:39].all() and p.mask[8:12, 20].all() and not p.mask[30].any()  # edges at integers
+    p.erase_mode.setChecked(True)
+    win.view.mask_stroke.emit(20.0, 10.0, 20.0, 10.0)
+    assert not p.mask[10, 20] and p.mask[10, 5]
+    painted = p.mask.copy()
+    p.rows["faces"].toggle.setChecked(False)
+    before = win.doc.current.copy()
+    p.run()
+    qtbot.waitUntil(lambda: win.doc.undo_stack.count() == 1, timeout=60000)
+    wait_idle(qtbot, win.device_lane)
+    assert not win.errors
+    assert win.doc.current.shape == before.shape and not np.array_equal(win.doc.current, before)
+    assert p.mask is None and win.view.mask_image is None  # filled: the mask is done with
+    win.doc.undo_stack.undo()
+    assert np.array_equal(win.doc.current, before)
+    assert painted.sum() > 0
+
+
+def test_cancel_keeps_the_image(window, qtbot, tmp_path):
+    win, p = window, window.restore
+    assert win.open_image(str(write_photo(tmp_path / "big.png", (640, 480))))
+    before = win.doc.current.copy()
+    p.rows["faces"].toggle.setChecked(False)
+    p.run()
+    qtbot.waitUntil(lambda: win.device_lane.busy("restore"), timeout=10000)
+    win.device_lane.cancel("restore")
+    wait_idle(qtbot, win.device_lane)
+    assert np.array_equal(win.doc.current, before) and win.doc.undo_stack.count() == 0
