@@ -150,7 +150,10 @@ def write_card(lib: DirectionLibrary, num_ws: int, path: Path) -> Path:
         f"| sources | {', '.join(prov['sources'])} ({len(lib.directions)} directions) |",
         f"| built in | {prov['seconds']} s; slider check {prov['check']['seconds']} s ({prov['check']['n']} latents per direction) |",
         "| licence | MIT (same as GAN Editor); computed from our own generator and regressor. |", "",
-        "## Reproduce", "", "```", prov["command"], "```", "",
+        "## Reproduce", "", "```", prov["command"],
+        "# the slider check alone (what the window's names rest on), in place:",
+        f"python models/make_direction_library.py --generator models/{prov['generator']} --out models/{path.name} --check-only",
+        "```", "",
         "## Directions", "",
         "Layers are the ws rows a direction moves; σ is the spread of W along it (a slider value of 1 = 1σ); "
         "accuracy is the InterFaceGAN linear classifier's held-out accuracy. Slider check: how far the regressor "
