@@ -71,7 +71,7 @@ def test_default_settings_and_window_layout_round_trip(qtbot, tmp_path):
         qtbot.addWidget(win)
         win.show()
         win.docks["Train"].raise_()
-        assert set(win.docks) == {"Models", "Portrait", "Scene", "Restore", "Train"}
+        assert set(win.docks) == {"Models", "Portrait", "Generate", "Scene", "Restore", "Train"}
         win.close()
         again = MainWindow()
         qtbot.addWidget(again)

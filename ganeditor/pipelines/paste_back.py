@@ -20,6 +20,7 @@ given and the face covers more than twice the crop's pixels in the photo, else '
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -28,7 +29,9 @@ import torch.nn.functional as F
 from ganeditor.core.errors import GanEditorError
 from ganeditor.core.imageio import max_value
 from ganeditor.pipelines.align import AlignedFace, gaussian_blur, sample_affine
-from ganeditor.pipelines.paste_mask import FEATHER, MASK_KINDS, PasteMask, build_mask, crop_scale  # noqa: F401 - re-exported
+from ganeditor.pipelines.paste_mask import (  # noqa: F401 - MASK_KINDS re-exported
+    FEATHER, MASK_KINDS, BackgroundModel, PasteMask, build_mask, crop_scale,
+)  # fmt: skip
 
 BLENDS = ("auto", "replace", "detail")
 DETAIL_ABOVE = 2.0  # 'auto' blends by detail when the face is this many times the crop's size in the photo
@@ -39,10 +42,13 @@ def _to_float(a: np.ndarray, device: torch.device | str) -> torch.Tensor:
 
 
 def _as_channels(a: np.ndarray, c: int, what: str) -> np.ndarray:
-    """[S, S, C'] -> [S, S, c] (gray <-> RGB, alpha dropped)."""
+    """[S, S, C'] -> [S, S, c] (gray <-> RGB: a gray photo gets the edit's luminance; alpha dropped)."""
     a = a[:, :, None] if a.ndim == 2 else a
     if a.shape[2] == c:
         return a
+    if c == 1 and a.shape[2] >= 3:
+        y = a[:, :, :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)  # Rec. 601 luma
+        return np.clip(np.rint(y), 0, max_value(a.dtype)).astype(a.dtype)[:, :, None]
     out = np.repeat(a[:, :, :1], c, axis=2) if c >= 3 and a.shape[2] == 1 else a[:, :, :c]
     if out.shape[2] != c:
         raise GanEditorError(f"the {what} has {a.shape[2]} channels, the photo {c}")
@@ -145,6 +151,44 @@ def _match_colours(orig: torch.Tensor, edit: torch.Tensor, m: torch.Tensor, sigm
 # ------------------------------------------------------------------------------------------ entry
 
 
+@dataclass(frozen=True)
+class PasteTarget:
+    """Where an edit goes: the photo and the face aligned from it, plus a reduced copy of both for live
+    previews.  ``aligned`` None: the edited crop is itself the whole picture (a generated face)."""
+
+    photo: np.ndarray  # [H, W, C] uint8/uint16, full resolution
+    aligned: AlignedFace | None
+    reconstruction: np.ndarray | None  # the unedited rendering (where the edit acts; 'detail' blend)
+    small: np.ndarray  # the photo reduced to at most ``preview_side`` px (the photo itself when smaller)
+    small_aligned: AlignedFace | None
+    feather: float = FEATHER  # soft-edge width, fraction of the crop size
+    background: BackgroundModel | None = None  # made once for the face (see paste_mask)
+
+    def paste(self, edited: np.ndarray, full: bool = True, device: torch.device | str = "cpu") -> np.ndarray:
+        """``edited`` pasted into the photo (``full``) or into the reduced copy (a live preview)."""
+        if self.aligned is None:
+            return edited
+        photo, al = (self.photo, self.aligned) if full else (self.small, self.small_aligned)
+        return paste_back(photo, edited, al, reconstruction=self.reconstruction, feather=self.feather, device=device,
+                          background=self.background)
+
+
+def paste_target(photo: np.ndarray, aligned: AlignedFace | None, reconstruction: np.ndarray | None,
+                 feather: float = FEATHER, preview_side: int = 1024) -> PasteTarget:
+    """A PasteTarget with the reduced preview copy (area-averaged) made now."""
+    h, w = photo.shape[:2]
+    k = preview_side / max(h, w)
+    bg = None if aligned is None else BackgroundModel.of(aligned, feather)
+    if aligned is None or k >= 1:
+        return PasteTarget(photo, aligned, reconstruction, photo, aligned, feather, bg)
+    sw, sh = max(1, round(w * k)), max(1, round(h * k))
+    x = _to_float(photo[:, :, None] if photo.ndim == 2 else photo, "cpu")
+    x = F.interpolate(x, size=(sh, sw), mode="bilinear", antialias=True, align_corners=False)
+    small = x[0].permute(1, 2, 0).clamp(0, max_value(photo.dtype)).round().numpy().astype(photo.dtype)
+    small = small[:, :, 0] if photo.ndim == 2 else small
+    return PasteTarget(photo, aligned, reconstruction, small, aligned.for_photo_size(sw, sh), feather, bg)
+
+
 def paste_back(
     original: np.ndarray,  # [H, W, C] uint8/uint16: the full photo the face was aligned from
     edited_aligned: np.ndarray,  # [S, S, C] uint8/uint16 edited crop (any S; same framing as aligned.image)
@@ -156,6 +200,7 @@ def paste_back(
     reconstruction: np.ndarray | None = None,  # unedited reconstruction [S, S, C] (where the edit acts; 'detail')
     device: torch.device | str = "cpu",  # where the warping runs
     blend: str = "auto",  # 'auto' | 'replace' | 'detail' (see the module docstring)
+    background: BackgroundModel | None = None,  # the face's background model, if made already (live previews)
 ) -> np.ndarray:
     """The photo with the edited face blended in: same size, channels and dtype as ``original``."""
     orig = original[:, :, None] if original.ndim == 2 else original
@@ -168,7 +213,7 @@ def paste_back(
     recon = None
     if reconstruction is not None:
         recon = _to_float(_as_channels(reconstruction, c, "reconstruction"), device) / max_value(reconstruction.dtype)
-    m_photo, box = mask_in_photo(aligned, orig, build_mask(aligned, edit, mask, recon, feather), device)
+    m_photo, box = mask_in_photo(aligned, orig, build_mask(aligned, edit, mask, recon, feather, background), device)
     if box is None:
         return original.copy()
     t_crop = aligned.transform @ crop_scale(size, aligned)  # edited px -> photo px

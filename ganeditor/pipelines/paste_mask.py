@@ -229,8 +229,10 @@ class PasteMask:
 
 
 def build_mask(aligned: AlignedFace, edited: torch.Tensor, mask: str | np.ndarray = "auto",
-               reconstruction: torch.Tensor | None = None, feather: float = FEATHER) -> PasteMask:
-    """The paste mask for an edited crop [1, C, S, S] (see the module docstring)."""
+               reconstruction: torch.Tensor | None = None, feather: float = FEATHER,
+               background: BackgroundModel | None = None) -> PasteMask:
+    """The paste mask for an edited crop [1, C, S, S] (see the module docstring); ``background``: the
+    face's BackgroundModel if already made (it depends only on the face and the feather)."""
     size, dev = edited.shape[-1], edited.device
     zero = torch.zeros(size, size, device=dev)
     if not 0.005 <= feather <= 0.5:
@@ -254,4 +256,4 @@ def build_mask(aligned: AlignedFace, edited: torch.Tensor, mask: str | np.ndarra
         acts = diff_mask(edited, reconstruction, feather) * may_change_mask(aligned, size, feather, dev)
         gated = torch.maximum(gated, acts)
     sure = ellipse_mask(aligned, size, feather, dev) if mask == "auto" else zero
-    return PasteMask(sure * fence, gated * fence, BackgroundModel.of(aligned, feather))
+    return PasteMask(sure * fence, gated * fence, background or BackgroundModel.of(aligned, feather))

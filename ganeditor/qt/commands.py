@@ -29,10 +29,8 @@ class SetImageCommand(QUndoCommand):
 class SliderCommand(QUndoCommand):
     """Move one direction slider; the steps of one drag merge into a single command."""
 
-    def __init__(self, edits: EditState, name: str, new: float, drag_id: int) -> None:
-        from ganeditor.qt.sliders import pretty
-
-        super().__init__(f"Edit {pretty(name)}")
+    def __init__(self, edits: EditState, name: str, new: float, drag_id: int, label: str = "") -> None:
+        super().__init__(f"Edit {label or name}")
         self.edits, self.name, self.drag_id = edits, name, drag_id
         self.old, self.new = edits.value(name), float(new)
 

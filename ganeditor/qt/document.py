@@ -44,6 +44,16 @@ class Document(QObject):
         emit(self.image_changed)
         return img
 
+    def open_pixels(self, pixels: np.ndarray, name: str) -> LoadedImage:
+        """Start editing an image made in the app (a generated face): no file behind it yet."""
+        img = LoadedImage(pixels)
+        self.path, self.source = None, img
+        self.current, self.current_alpha = pixels, None
+        self.undo_stack.clear()
+        emit(self.opened, name)
+        emit(self.image_changed)
+        return img
+
     def as_loaded(self) -> LoadedImage:
         """The current result with the original's metadata (input of translate/upscale)."""
         assert self.source is not None and self.current is not None

@@ -17,6 +17,7 @@ from ganeditor.qt.image_view import ImageView
 from ganeditor.qt.job_bar import JobBar
 from ganeditor.qt.jobs import Job, Lane
 from ganeditor.qt.models_panel import ModelsPanel
+from ganeditor.qt.generate_panel import GeneratePanel
 from ganeditor.qt.portrait_panel import PortraitPanel
 from ganeditor.pipelines.portrait import WeightPaths, warm_up
 from ganeditor.qt.prefs_dialog import PreferencesDialog
@@ -60,12 +61,15 @@ class MainWindow(QMainWindow):
         self.scene = ScenePanel(self.device_lane, self.doc, self._scene_options)
         self.train = TrainPanel(self.train_lane, self._device_name)
         self.restore = RestorePanel(self.device_lane, self.doc, self.view, self._scene_options)
+        self.generate = GeneratePanel(self.device_lane, self.portrait)
         self.docks: dict[str, QDockWidget] = {}
         self._dock("Models", self.models, Qt.DockWidgetArea.LeftDockWidgetArea)
-        for title, panel in (("Portrait", self.portrait), ("Scene", self.scene), ("Restore", self.restore),
-                             ("Train", self.train)):
-            self._dock(title, panel, Qt.DockWidgetArea.RightDockWidgetArea, scroll=True)
-        self.tabifyDockWidget(self.docks["Portrait"], self.docks["Scene"])
+        for title, panel in (("Portrait", self.portrait), ("Generate", self.generate), ("Scene", self.scene),
+                             ("Restore", self.restore), ("Train", self.train)):
+            # the Portrait panel scrolls inside itself, under its fixed action bar
+            self._dock(title, panel, Qt.DockWidgetArea.RightDockWidgetArea, scroll=title != "Portrait")
+        self.tabifyDockWidget(self.docks["Portrait"], self.docks["Generate"])
+        self.tabifyDockWidget(self.docks["Generate"], self.docks["Scene"])
         self.tabifyDockWidget(self.docks["Scene"], self.docks["Restore"])
         self.tabifyDockWidget(self.docks["Restore"], self.docks["Train"])
         self.docks["Portrait"].raise_()
@@ -78,8 +82,10 @@ class MainWindow(QMainWindow):
         self._build_status()
         self.doc.image_changed.connect(self._show_document)
         self.models.selection_changed.connect(self._model_chosen)
-        for p in (self.portrait, self.scene, self.restore, self.train):
+        for p in (self.portrait, self.scene, self.restore, self.train, self.generate):
             p.error.connect(self.show_error)
+        self.generate.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
+        self.generate.edit_face.connect(self._edit_generated)
         self.restore.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
         self.portrait.generator_failed.connect(self._generator_failed)
         self.portrait.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
@@ -198,6 +204,13 @@ class MainWindow(QMainWindow):
     def open_path(self, path: str, remember: bool = True) -> bool:
         """Open a photo or a project file."""
         return self.open_image(path, remember)
+
+    def _edit_generated(self, ws, image, name: str) -> None:
+        """'Edit this face' in the Generate panel: the face becomes the photo, its latent goes to the sliders."""
+        self.doc.open_pixels(image, f"{name}.png")
+        self.setWindowTitle(f"{name} (generated) — GAN Editor")
+        self.portrait.edit_latent(ws, image)
+        self.show_panel("portrait")
 
     def panel_names(self) -> list[str]:
         return [t.lower() for t in self.docks]

@@ -1,4 +1,9 @@
-"""Direction sliders bound two-way to an ``EditState`` through undo commands."""
+"""Direction sliders bound two-way to an ``EditState`` through undo commands, grouped by what they do
+("Expression", "Age", "Hair", ..., "Discovered"), with a filter box and layer ranges on request.
+
+Sliders react to the mouse wheel only once focused (clicked or tabbed to): scrolling the panel over
+them scrolls the panel and never changes a value.
+"""
 
 from __future__ import annotations
 
@@ -6,52 +11,68 @@ import itertools
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QUndoStack
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QToolButton,
+from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSlider, QToolButton,
                                QVBoxLayout, QWidget)
 
+from ganeditor.pipelines.sliders import GROUPS, SLIDER_RANGE, SliderSpec
 from ganeditor.qt.commands import ResetSlidersCommand, SliderCommand
-from ganeditor.qt.document import EditState
 from ganeditor.qt.compat import emit
+from ganeditor.qt.document import EditState
 
 SCALE = 100  # slider ticks per unit of α
-RANGE = 3.0  # α from -RANGE to +RANGE (σ units for most directions)
+COLLAPSED = ("Discovered",)  # groups shown folded until opened
 _drags = itertools.count(1)
 
 
-def pretty(name: str) -> str:
-    """'hair_colour' -> 'Hair colour'; 'sefa_coarse_2' -> 'SeFa coarse 2'."""
-    text = name.replace("_", " ").strip()
-    for raw, nice in (("sefa", "SeFa"), ("ganspace", "GANSpace"), ("cond", "(cond.)")):
-        text = text.replace(raw, nice)
-    return text[:1].upper() + text[1:]
+class FocusWheelSlider(QSlider):
+    """A QSlider that takes wheel steps only while it has keyboard focus; otherwise the wheel goes to
+    the scroll area around it."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(Qt.Orientation.Horizontal, parent)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # click or Tab, not the wheel, gives focus
+
+    def wheelEvent(self, event) -> None:  # noqa: N802
+        if self.hasFocus():
+            super().wheelEvent(event)
+        else:
+            event.ignore()
 
 
 class SliderRow(QWidget):
-    """One direction: name, slider, value, reset; emits ``moved(name, value, drag_id)``."""
+    """One direction: name, slider, value, reset, layer range; emits ``moved(name, value, drag_id)``
+    and ``released(name)`` when a drag ends."""
 
     moved = Signal(str, float, int)
+    released = Signal(str)
 
-    def __init__(self, name: str, parent: QWidget | None = None) -> None:
+    def __init__(self, spec: SliderSpec, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.name = name
+        self.spec, self.name = spec, spec.name
         self._drag = 0
-        self.label = QLabel(pretty(name))
-        self.label.setMinimumWidth(110)
-        self.label.setToolTip(name)
-        self.slider = QSlider(Qt.Orientation.Horizontal)
-        self.slider.setRange(int(-RANGE * SCALE), int(RANGE * SCALE))
+        self.setToolTip(spec.tooltip)
+        self.label = QLabel(spec.label)
+        self.label.setMinimumWidth(120)
+        self.slider = FocusWheelSlider()
+        self.slider.setRange(int(-SLIDER_RANGE * SCALE), int(SLIDER_RANGE * SCALE))
         self.slider.setPageStep(SCALE // 2)
         self.slider.setSingleStep(SCALE // 10)
-        self.value_label = QLabel("0.00")
-        self.value_label.setMinimumWidth(40)
+        self.slider.setAccessibleName(spec.label)
+        self.value_label = QLabel("0.0")
+        self.value_label.setMinimumWidth(34)
         self.value_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        self.reset = QToolButton(text="↺", toolTip=f"Reset {pretty(name)} to 0", autoRaise=True)
+        self.layers = QLabel(f"{spec.layers[0]}–{spec.layers[1]}")
+        self.layers.setObjectName("caption")
+        self.layers.setToolTip("Generator layers (ws rows) this slider moves: low = coarse shape, high = fine detail")
+        self.layers.hide()
+        self.reset = QToolButton(text="↺", toolTip=f"Reset {spec.label} to 0", autoRaise=True)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        for w in (self.label, self.slider, self.value_label, self.reset):
+        for w in (self.label, self.slider, self.value_label, self.layers, self.reset):
             lay.addWidget(w)
         lay.setStretch(1, 1)
         self.slider.sliderPressed.connect(self._new_drag)
+        self.slider.sliderReleased.connect(lambda: emit(self.released, self.name))
         self.slider.valueChanged.connect(self._changed)
         self.reset.clicked.connect(lambda: self.slider.setValue(0))
 
@@ -60,8 +81,8 @@ class SliderRow(QWidget):
 
     def _changed(self, ticks: int) -> None:
         if not self.slider.isSliderDown():
-            self._new_drag()  # keyboard, wheel, reset: one undo step each
-        self.value_label.setText(f"{ticks / SCALE:+.2f}" if ticks else "0.00")
+            self._new_drag()  # keyboard, focused wheel, reset: one undo step each
+        self.value_label.setText(f"{ticks / SCALE:+.1f}" if ticks else "0.0")
         emit(self.moved, self.name, ticks / SCALE, self._drag)
 
     def show_value(self, value: float) -> None:
@@ -69,64 +90,115 @@ class SliderRow(QWidget):
         self.slider.blockSignals(True)
         self.slider.setValue(round(value * SCALE))
         self.slider.blockSignals(False)
-        self.value_label.setText(f"{value:+.2f}" if value else "0.00")
+        self.value_label.setText(f"{value:+.1f}" if value else "0.0")
+
+
+class GroupHeader(QToolButton):
+    """A group's title; clicking folds or unfolds its rows."""
+
+    def __init__(self, title: str, count: int, open_: bool, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.title, self.count = title, count
+        self.setObjectName("group")
+        self.setCheckable(True)
+        self.setChecked(open_)
+        self.setAutoRaise(True)
+        self.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.toggled.connect(self._arrow)
+        self._arrow(open_)
+
+    def _arrow(self, on: bool) -> None:
+        self.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
+        self.setText(f"{self.title.replace('&', '&&')}  ({self.count})")  # '&' would make a mnemonic
 
 
 class DirectionSliders(QWidget):
-    """A group filter plus one SliderRow per direction of the chosen group, and Reset all."""
+    """Every direction as a SliderRow under its group's header, a filter box, Reset all and, in an
+    advanced toggle, each slider's layer range."""
+
+    released = Signal(str)  # a slider drag ended (the panel renders at full resolution then)
 
     def __init__(self, edits: EditState, undo: QUndoStack, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.edits, self.undo = edits, undo
         self.rows: dict[str, SliderRow] = {}
-        self.groups: dict[str, list[str]] = {}
-        self.group_box = QComboBox(toolTip="Which family of directions to show")
-        self.group_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.group_box.setMinimumContentsLength(12)
-        self.reset_all = QPushButton("Reset all")
+        self.headers: dict[str, GroupHeader] = {}
+        self.filter = QLineEdit(placeholderText="Filter sliders (e.g. hair, smile)…", clearButtonEnabled=True)
+        self.reset_all = QPushButton("Reset all", toolTip="Put every slider back to 0 (undoable)")
+        self.show_layers = QCheckBox("Show layer ranges", toolTip="Which generator layers each slider moves")
         top = QHBoxLayout()
-        top.addWidget(QLabel("Directions:"))
-        top.addWidget(self.group_box, 1)
+        top.addWidget(self.filter, 1)
         top.addWidget(self.reset_all)
         self.rows_widget = QWidget()
         self.rows_layout = QVBoxLayout(self.rows_widget)
         self.rows_layout.setContentsMargins(0, 0, 4, 0)
-        self.rows_layout.setSpacing(2)
+        self.rows_layout.setSpacing(1)
+        self.empty = QLabel("No slider matches the filter.")
+        self.empty.setObjectName("hint")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(top)
         lay.addWidget(self.rows_widget, 1)
-        self.group_box.currentTextChanged.connect(self._show_group)
+        lay.addWidget(self.empty)
+        lay.addWidget(self.show_layers)
+        self.filter.textChanged.connect(lambda _t: self._refresh())
         self.reset_all.clicked.connect(self._reset)
+        self.show_layers.toggled.connect(lambda on: [r.layers.setVisible(on) for r in self.rows.values()])
         edits.changed.connect(self._sync)
+        self.set_specs([])
 
-    def set_directions(self, names: list[str], groups: list[str]) -> None:
-        """Rebuild the rows (all at 0)."""
-        for row in self.rows.values():
-            row.deleteLater()
-        self.rows.clear()
-        self.groups = {}
-        for n, g in zip(names, groups):
-            self.groups.setdefault(_group_label(g), []).append(n)
-        for n in names:
-            row = SliderRow(n, self.rows_widget)
+    def set_specs(self, specs: list[SliderSpec]) -> None:
+        """Rebuild the rows (all at 0), grouped in GROUPS order."""
+        for w in [*self.rows.values(), *self.headers.values()]:
+            w.deleteLater()
+        self.rows, self.headers = {}, {}
+        for group in GROUPS:
+            members = [s for s in specs if s.group == group]
+            if members:
+                self._add_group(group, members)
+        self.edits.set_names([s.name for s in specs])
+        self._refresh()
+
+    def add_spec(self, spec: SliderSpec) -> None:
+        """One more slider (a taught one), keeping the others' values."""
+        values = dict(self.edits.values)
+        specs = [r.spec for r in self.rows.values() if r.name != spec.name] + [spec]
+        self.set_specs(specs)
+        self.edits.set_all(values)
+
+    def _add_group(self, group: str, members: list[SliderSpec]) -> None:
+        header = GroupHeader(group, len(members), group not in COLLAPSED, self.rows_widget)
+        header.toggled.connect(lambda _on: self._refresh())
+        self.rows_layout.addWidget(header)
+        self.headers[group] = header
+        for spec in members:
+            row = SliderRow(spec, self.rows_widget)
+            row.layers.setVisible(self.show_layers.isChecked())
             row.moved.connect(self._moved)
+            row.released.connect(lambda name: emit(self.released, name))
             self.rows_layout.addWidget(row)
-            self.rows[n] = row
-        self.edits.set_names(names)
-        self.group_box.blockSignals(True)
-        self.group_box.clear()
-        self.group_box.addItems(list(self.groups))
-        self.group_box.blockSignals(False)
-        self._show_group(self.group_box.currentText())
+            self.rows[spec.name] = row
 
-    def _show_group(self, group: str) -> None:
-        members = set(self.groups.get(group, []))
-        for n, row in self.rows.items():
-            row.setVisible(n in members)
+    def label(self, name: str) -> str:
+        """The human name of a direction ('' if unknown)."""
+        row = self.rows.get(name)
+        return row.spec.label if row else ""
+
+    def _refresh(self) -> None:
+        words = self.filter.text().strip().lower().split()
+        shown = 0
+        for group, header in self.headers.items():
+            hits = [r for r in self.rows.values() if r.spec.group == group and all(
+                w in f"{r.spec.label} {r.spec.group}".lower() for w in words)]  # fmt: skip
+            header.setVisible(bool(hits))
+            for r in self.rows.values():
+                if r.spec.group == group:
+                    r.setVisible(r in hits and (header.isChecked() or bool(words)))
+            shown += len(hits)
+        self.empty.setVisible(bool(self.rows) and shown == 0)
 
     def _moved(self, name: str, value: float, drag_id: int) -> None:
-        self.undo.push(SliderCommand(self.edits, name, value, drag_id))
+        self.undo.push(SliderCommand(self.edits, name, value, drag_id, self.label(name)))
 
     def _reset(self) -> None:
         if self.edits.active():
@@ -137,8 +209,3 @@ class DirectionSliders(QWidget):
         for n, v in items:
             if n in self.rows:
                 self.rows[n].show_value(v)
-
-
-def _group_label(source: str) -> str:
-    return {"interfacegan": "Attributes (InterFaceGAN)", "sefa": "SeFa (unsupervised)",
-            "ganspace": "GANSpace (PCA)", "user": "User"}.get(source, source or "Directions")  # fmt: skip
