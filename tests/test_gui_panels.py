@@ -84,6 +84,7 @@ def test_portrait_points_fit_live_edit_apply_and_undo(qtbot, window, tmp_path):
     assert p.frame.photo.shape == original.shape and not np.array_equal(p.frame.photo, original)
     assert win.doc.current is original and p.apply_button.isEnabled()  # nothing applied yet
     p.apply_button.click()
+    qtbot.waitUntil(lambda: win.doc.current is not original, timeout=20000)
     assert np.array_equal(win.doc.current, p.frame.photo) and win.view.preview is None
     assert win.doc.undo_stack.text(win.doc.undo_stack.index() - 1).startswith("Portrait: ")
     win.doc.undo_stack.undo()  # Apply is one step
@@ -162,6 +163,7 @@ def test_train_panel_runs_a_tiny_run_to_completion(qtbot, window, tmp_path):
     t.steps.setValue(2)
     t.batch.setValue(2)
     t.sample_every.setValue(1)
+    t.eval_every.setValue(1)
     t.options.setText('{"ngf": 4, "ndf": 4, "n_blocks": 1, "crop_size": 24, "load_size": 26, "n_layers_d": 2}')
     assert t.start_button.isEnabled()
     done = []
@@ -173,6 +175,8 @@ def test_train_panel_runs_a_tiny_run_to_completion(qtbot, window, tmp_path):
     assert "Step 2/2. Finished." in t.stats.text()
     assert [len(v) for v in t.plot.series.values()] == [2] * len(t.plot.series) and "G_A" in t.plot.series
     assert t.sample.pixels is not None
+    assert [len(t.health.shares.series[k]) for k in ("diversity_AtoB", "diversity_BtoA")] == [2, 2]
+    assert "swd_x1e3_AtoB" in t.health.distances.series and "SWD and diversity only" in t.health.note.text()
     assert (tmp_path / "run" / "model.safetensors").is_file()
     assert t.start_button.isEnabled()
 

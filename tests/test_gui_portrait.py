@@ -219,6 +219,7 @@ def test_gray_and_16_bit_photos_keep_their_format(qtbot, tiny, tmp_path, kind):
     next(iter(p.sliders.rows.values())).slider.setValue(300)
     qtbot.waitUntil(lambda: p.frame is not None and p.frame.full, timeout=30000)
     p.apply_button.click()
+    qtbot.waitUntil(lambda: win.doc.current is not original, timeout=20000)
     assert win.doc.current.shape == original.shape and win.doc.current.dtype == original.dtype
     assert win.errors == []
 

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLabel, QPushButt
                                QSpinBox, QVBoxLayout, QWidget)
 
 from ganeditor.core.device import pick_device
+from ganeditor.core.provenance import record, step_record
 from ganeditor.pipelines.align import AlignedFace
 from ganeditor.pipelines.catalog import ModelEntry, directions_for
 from ganeditor.pipelines.invert import METHOD_LABELS, METHOD_TIPS
@@ -307,13 +308,22 @@ class PortraitPanel(QWidget):
         self._update_state()
 
     def apply(self) -> None:
-        """Put the full-resolution edit into the document as one undoable step."""
-        if self.frame is None or not self.frame.full or self.doc.current is None:
+        """Put the full-resolution edit into the document as one undoable step (with its provenance:
+        the generator's name and SHA-256, worked out on the lane)."""
+        if self.frame is None or not self.frame.full or self.doc.current is None or self.generator is None:
             return
-        label = ", ".join(f"{self.sliders.label(k)} {v:+.1f}" for k, v in self.frame.alphas.items())
-        self.doc.apply_result(self.frame.photo, self.doc.current_alpha, f"Portrait: {label}")
-        self.view.set_preview(None)
-        emit(self.message, f"Applied: {label}")
+        frame, alpha, model = self.frame, self.doc.current_alpha, self.generator.path
+        label = ", ".join(f"{self.sliders.label(k)} {v:+.1f}" for k, v in frame.alphas.items())
+        settings = {"directions": [f"{k}={v:g}" for k, v in frame.alphas.items()]}
+
+        def done(step: dict) -> None:
+            self.doc.apply_result(frame.photo, alpha, f"Portrait: {label}", {"op": "paste-back", "provenance": [step]})
+            self.view.set_preview(None)
+            emit(self.message, f"Applied: {label}")
+
+        self.lane.submit(Job(lambda task: step_record(record("paste-back", model, settings)), key="portrait-apply",
+                             label="Applying the edit", on_result=done,
+                             on_error=lambda e: emit(self.error, "Apply", str(e))))  # fmt: skip
 
     def teach(self) -> None:
         """Open the teach-a-slider dialog."""
