@@ -201,6 +201,9 @@ def test_generate_panel_sends_a_face_to_the_sliders_and_exports(qtbot, tiny, tmp
     g.export(str(tmp_path / "face.png"))
     wait_idle(qtbot, win.device_lane)
     assert Image.open(tmp_path / "face.png").size == (16, 16)
+    assert b"trainedAlgorithmicMedia" in (tmp_path / "face.png").read_bytes()  # marked as AI-made
+    win.doc.export(tmp_path / "doc.png")  # the generated face opened as the photo: still AI-made when exported
+    assert b"trainedAlgorithmicMedia" in (tmp_path / "doc.png").read_bytes()
 
 
 @pytest.mark.parametrize("kind", ["gray", "16-bit"])

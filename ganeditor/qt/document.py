@@ -27,6 +27,7 @@ class Document(QObject):
         self.current: np.ndarray | None = None
         self.current_alpha: np.ndarray | None = None
         self.undo_stack = QUndoStack(self)
+        self.made_by: dict[str, Any] | None = None  # a generated picture: how it was made (its first operation)
 
     @property
     def is_open(self) -> bool:
@@ -39,17 +40,18 @@ class Document(QObject):
     def open(self, path: str | Path) -> LoadedImage:
         """Decode ``path`` (EXIF orientation, 16-bit, CMYK... see core.imageio); ImageError if it cannot."""
         img = read_image(path)
-        self.path, self.source = Path(path), img
+        self.path, self.source, self.made_by = Path(path), img, None
         self.current, self.current_alpha = img.pixels, img.alpha
         self.undo_stack.clear()
         emit(self.opened, str(path))
         emit(self.image_changed)
         return img
 
-    def open_pixels(self, pixels: np.ndarray, name: str) -> LoadedImage:
-        """Start editing an image made in the app (a generated face): no file behind it yet."""
+    def open_pixels(self, pixels: np.ndarray, name: str, made_by: dict[str, Any]) -> LoadedImage:
+        """Start editing a picture a generator made in the app (``made_by``: its provenance step record);
+        no file behind it yet, and exports say it is AI-generated."""
         img = LoadedImage(pixels)
-        self.path, self.source = None, img
+        self.path, self.source, self.made_by = None, img, {"op": "generate", "provenance": [made_by]}
         self.current, self.current_alpha = pixels, None
         self.undo_stack.clear()
         emit(self.opened, name)
@@ -86,7 +88,8 @@ class Document(QObject):
         assert self.source is not None and self.current is not None
         s = self.source
         bit_depth = 16 if self.current.dtype == np.uint16 else 8
-        prov = from_operations(self.operations(), self.path, options)
+        ops = ([self.made_by] if self.made_by else []) + self.operations()
+        prov = from_operations(ops, self.path, options, made_by_model=self.made_by is not None)
         return write_image(path, self.current, self.current_alpha, bit_depth, s.icc_profile, s.exif, quality,
                            xmp=s.xmp, provenance=prov)  # fmt: skip
 

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
                                QPushButton, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
 from ganeditor.core.imageio import write_image
-from ganeditor.core.provenance import generated, record
+from ganeditor.core.provenance import generated, record, step_record
 from ganeditor.pipelines.generate import MIX_PARTS, FaceRequest
 from ganeditor.qt.compat import emit
 from ganeditor.qt.convert import qimage_from_array
@@ -32,7 +32,7 @@ MIX_TIPS = {"coarse": "Coarse: pose, face shape, hair volume", "middle": "Middle
 class GeneratePanel(QWidget):
     """See the module docstring.  Uses the portrait panel's generator (its session, on the device lane)."""
 
-    edit_face = Signal(object, object, str)  # ws [1, num_ws, w_dim] numpy, image, a name ("seed0042")
+    edit_face = Signal(object, object, str, object)  # ws [1, num_ws, w_dim] numpy, image, name ("seed0042"), step record
     message = Signal(str)
     error = Signal(str, str)
 
@@ -138,8 +138,19 @@ class GeneratePanel(QWidget):
             w.setEnabled(True)
 
     def _edit(self) -> None:
-        if self.current is not None:
-            emit(self.edit_face, self.current[0], self.current[1], f"seed{self.seed.value():04d}")
+        if self.current is None or self.portrait.generator is None:
+            return
+        (ws, image), name, model, settings = self.current, f"seed{self.seed.value():04d}", *self._made_by()
+        self.lane.submit(Job(lambda task: step_record(record("generate", model, settings)), key="generate-edit",
+                             label="Opening the face", on_result=lambda step: emit(self.edit_face, ws, image, name, step),
+                             on_error=lambda e: emit(self.error, "Generate", str(e))))  # fmt: skip
+
+    def _made_by(self) -> tuple[Path, dict]:
+        """The generator and the settings of the face shown (for provenance)."""
+        req = self.request()
+        return self.portrait.generator.path, {
+            "seed": req.seed, "truncation_psi": req.truncation_psi, "noise_mode": req.noise_mode,
+            "class": req.class_idx, "mix_seed": req.mix_seed, "mix": ",".join(req.mix_parts) or None}
 
     def _export(self) -> None:
         if self.current is None or self.portrait.generator is None:
@@ -151,9 +162,7 @@ class GeneratePanel(QWidget):
 
     def export(self, path: str) -> None:
         """Write the face shown (with provenance: a generated picture) on the device lane."""
-        image, req, model = self.current[1], self.request(), self.portrait.generator.path
-        settings = {"seed": req.seed, "truncation_psi": req.truncation_psi, "noise_mode": req.noise_mode,
-                    "class": req.class_idx, "mix_seed": req.mix_seed, "mix": ",".join(req.mix_parts) or None}
+        image, (model, settings) = self.current[1], self._made_by()
 
         def write(task) -> str:
             write_image(path, image, provenance=generated(record("generate", model, settings)))

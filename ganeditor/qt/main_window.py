@@ -207,9 +207,9 @@ class MainWindow(QMainWindow):
         """Open a photo or a project file."""
         return self.open_image(path, remember)
 
-    def _edit_generated(self, ws, image, name: str) -> None:
+    def _edit_generated(self, ws, image, name: str, made_by: dict) -> None:
         """'Edit this face' in the Generate panel: the face becomes the photo, its latent goes to the sliders."""
-        self.doc.open_pixels(image, f"{name}.png")
+        self.doc.open_pixels(image, f"{name}.png", made_by)
         self.setWindowTitle(f"{name} (generated) — GAN Editor")
         self.portrait.edit_latent(ws, image)
         self.show_panel("portrait")
