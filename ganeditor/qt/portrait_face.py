@@ -179,7 +179,7 @@ class FaceStep(QObject):
         photo, pts = self.doc.current, np.array(self.picked, float)
 
         def done(face: AlignedFace) -> None:
-            self.face = face
+            self.face, self.show_points = face, True
             self.thumb.set_image(face.image)
             self.hint.setText(self._notes(face) + "Drag a point on the photo to adjust it.")
             self.show_overlay()
