@@ -49,12 +49,16 @@ def movement(G, reg, ws, d, attr: str) -> tuple[float, float, str]:
     return float(eff[i]), others[worst], worst
 
 
-def user_marks(G, reg, attr: str, k: int, pool: int, rep: int) -> Marks:
-    """The regressor's k highest and k lowest scored faces of a fresh grid of ``pool`` samples."""
-    seeds = range(10_000 + rep * pool, 10_000 + (rep + 1) * pool)
-    w, imgs = sample_grid(G, list(seeds))
-    s = score_array(reg, imgs)[:, list(reg.attributes).index(attr)]
-    order = np.argsort(s, kind="stable")
+def scored_grid(G, reg, pool: int, rep: int) -> tuple[np.ndarray, np.ndarray]:
+    """A fresh grid of ``pool`` faces (repetition ``rep``): (W [pool, w_dim], regressor scores [pool, A])."""
+    w, imgs = sample_grid(G, list(range(10_000 + rep * pool, 10_000 + (rep + 1) * pool)))
+    return w, score_array(reg, imgs)
+
+
+def user_marks(reg, grid: tuple[np.ndarray, np.ndarray], attr: str, k: int) -> Marks:
+    """The grid's k highest and k lowest scored faces for ``attr``."""
+    w, scores = grid
+    order = np.argsort(scores[:, list(reg.attributes).index(attr)], kind="stable")
     return Marks(more=w[order[-k:]], less=w[order[:k]])
 
 
@@ -62,11 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--network", default=str(ROOT / "models" / "portrait-stylegan2.safetensors"))
     p.add_argument("--regressor", default=str(ROOT / "models" / "portrait-attributes.safetensors"))
-    p.add_argument("--attributes", nargs="+", default=["smile", "age", "hair_colour", "glasses", "mouth_open", "bg_brightness"])
+    p.add_argument("--attributes", nargs="+", default=["hair_colour", "glasses", "mouth_open", "smile"])
     p.add_argument("--labels", type=int, nargs="+", default=[10, 20, 40])
-    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--reps", type=int, default=2)
+    p.add_argument("--logistic-labels", type=int, nargs="*", default=[20], help="label counts also fitted by logistic regression")
     p.add_argument("--pool", type=int, default=64, help="faces in the grid the user marks from")
-    p.add_argument("--n", type=int, default=24, help="latents for measuring each direction")
+    p.add_argument("--n", type=int, default=16, help="latents for measuring each direction")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "teach.md")
     args = p.parse_args(argv)
@@ -77,17 +82,19 @@ def main(argv: list[str] | None = None) -> int:
     lib = load_library(Path(args.network).with_name(Path(args.network).stem + "-directions.safetensors"))
     shipped = {d.name: d for d in lib.directions if d.source == "interfacegan"}
     ws = sample_ws(G, args.n, seed=0)
+    grids = [scored_grid(G, reg, args.pool, rep) for rep in range(args.reps)]
     lines = ["| attribute | direction | labels | target (σ) | largest other (σ) | which |", "|---|---|---:|---:|---:|---|"]
     for attr in args.attributes:
         t, o, which = movement(G, reg, ws, shipped[attr], attr)
         lines.append(f"| {attr} | shipped InterFaceGAN | 5,000 (regressor) | {t:+.2f} | {o:.2f} | {which} |")
         others = [d for n, d in shipped.items() if d.info.get("attribute") != attr]
-        for kind, method, cond in (("taught", "fisher", False), ("taught, conditioned", "fisher", True),
-                                   ("taught, logistic fit", "logistic", False)):  # fmt: skip
-            for labels in args.labels:
+        for kind, method, cond, counts in (("taught", "fisher", False, args.labels),
+                                           ("taught, conditioned", "fisher", True, args.labels),
+                                           ("taught, logistic fit", "logistic", False, args.logistic_labels)):  # fmt: skip
+            for labels in counts:
                 res = []
                 for rep in range(args.reps):
-                    marks = user_marks(G, reg, attr, labels // 2, args.pool, rep)
+                    marks = user_marks(reg, grids[rep], attr, labels // 2)
                     d = teach_direction(G, attr, marks, others if cond else (), method=method)
                     res.append(movement(G, reg, ws, d, attr))
                 tt, oo = np.array([r[0] for r in res]), np.array([r[1] for r in res])

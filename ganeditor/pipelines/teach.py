@@ -79,9 +79,9 @@ def sample_grid(G: nn.Module, seeds: Sequence[int], psi: float = 0.7, batch: int
     return np.concatenate(ws), np.concatenate(imgs)
 
 
-def fisher_normal(G: nn.Module, more: np.ndarray, less: np.ndarray, samples: int = 3000) -> np.ndarray:
-    """Unit normal C^-1 (mean(more) - mean(less)), C = the generator's W covariance shrunk by ``SHRINK``."""
-    w = sample_w(G, samples, seed=1)
+def fisher_normal(w: np.ndarray, more: np.ndarray, less: np.ndarray) -> np.ndarray:
+    """Unit normal C^-1 (mean(more) - mean(less)), C = the covariance of W samples ``w`` [N, w_dim] shrunk
+    by ``SHRINK``."""
     c = np.cov(w.T)
     c = (1 - SHRINK) * c + SHRINK * np.trace(c) / len(c) * np.eye(len(c))
     n = np.linalg.solve(c, more.mean(0) - less.mean(0))
@@ -94,7 +94,7 @@ def teach_direction(
     marks: Marks,  # W latents marked "more" / "less"
     conditions: Sequence[Direction] = (),  # directions to stay independent of (projected out)
     method: str = "fisher",  # 'fisher' (default, see the module docstring) or 'logistic'
-    sigma_samples: int = 2000,  # W samples for σ
+    samples: int = 3000,  # W samples (the generator's covariance; the direction's σ)
 ) -> Direction:
     """A direction in W from the user's marks (see the module docstring), pointing towards "more"."""
     marks.check()
@@ -102,8 +102,9 @@ def teach_direction(
         raise GanEditorError(f"unknown method {method!r} (one of {', '.join(METHODS)})")
     x = np.concatenate([marks.more, marks.less]).astype(np.float64)
     y = np.r_[np.ones(len(marks.more)), np.zeros(len(marks.less))]
+    w = sample_w(G, samples, seed=1)
     if method == "fisher":
-        normal = fisher_normal(G, marks.more, marks.less)
+        normal = fisher_normal(w, marks.more, marks.less)
     else:
         normal, _ = fit_boundary(x, y, l2=1e-2)
     if conditions:
@@ -111,7 +112,6 @@ def teach_direction(
     if float(marks.more.mean(0) @ normal) < float(marks.less.mean(0) @ normal):
         normal = -normal
     acc = float((((x - x.mean(0)) @ normal > 0) == (y > 0.5)).mean())  # on the marks, boundary through their mean
-    w = sample_w(G, sigma_samples, seed=1)
     sigma = float(((w - w.mean(0)) @ normal).std())
     info = {"label": label.strip(), "labels": int(len(x)), "more": int(len(marks.more)), "less": int(len(marks.less)),
             "accuracy": acc, "method": method, "conditions": [c.name for c in conditions]}  # fmt: skip
