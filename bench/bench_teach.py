@@ -7,9 +7,9 @@ and 40 marks vs the shipped InterFaceGAN boundary (fitted on 5,000 regressor-lab
 The "user" sees a grid of ``--pool`` generated faces (seeds as NVlabs, truncation 0.7, a fresh grid per
 repetition) and marks the k faces the regressor scores highest as "more" and the k lowest as "less"
 (k = labels / 2): the clearest examples, as a person would pick.  Each set of marks is fitted as the
-window does (``pipelines.teach.teach_direction``: the Fisher discriminant with the generator's own W
-covariance), plain and conditioned on the shipped boundaries of every other attribute (projected
-out), and, for comparison, by logistic regression on the marks alone (the shipped boundaries' fit).  Every direction — taught or shipped — is then measured like
+window does (``pipelines.teach.teach_direction``: InterFaceGAN's logistic boundary on the marks),
+plain and conditioned on the shipped boundaries of every other attribute (projected out), and, for
+comparison, as a Fisher discriminant with the generator's own W covariance.  Every direction — taught or shipped — is then measured like
 the sliders' check (``pipelines.sliders``): ``--n`` seeded latents moved to the slider's ends
 (α = ±3 in the direction's σ units), rendered and scored; the target's movement and the largest
 movement of any other attribute (leakage), in population σ, averaged over the repetitions (± the
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--attributes", nargs="+", default=["hair_colour", "glasses", "mouth_open", "smile"])
     p.add_argument("--labels", type=int, nargs="+", default=[10, 20, 40])
     p.add_argument("--reps", type=int, default=2)
-    p.add_argument("--logistic-labels", type=int, nargs="*", default=[20], help="label counts also fitted by logistic regression")
+    p.add_argument("--other-labels", type=int, nargs="*", default=[20], help="label counts also fitted as a Fisher discriminant")
     p.add_argument("--pool", type=int, default=64, help="faces in the grid the user marks from")
     p.add_argument("--n", type=int, default=16, help="latents for measuring each direction")
     p.add_argument("--threads", type=int, default=2)
@@ -88,9 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         t, o, which = movement(G, reg, ws, shipped[attr], attr)
         lines.append(f"| {attr} | shipped InterFaceGAN | 5,000 (regressor) | {t:+.2f} | {o:.2f} | {which} |")
         others = [d for n, d in shipped.items() if d.info.get("attribute") != attr]
-        for kind, method, cond, counts in (("taught", "fisher", False, args.labels),
-                                           ("taught, conditioned", "fisher", True, args.labels),
-                                           ("taught, logistic fit", "logistic", False, args.logistic_labels)):  # fmt: skip
+        for kind, method, cond, counts in (("taught", "logistic", False, args.labels),
+                                           ("taught, conditioned", "logistic", True, args.labels),
+                                           ("taught, Fisher fit", "fisher", False, args.other_labels)):  # fmt: skip
             for labels in counts:
                 res = []
                 for rep in range(args.reps):

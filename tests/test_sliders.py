@@ -136,7 +136,8 @@ def test_teach_recovers_a_planted_direction(tiny_G):
     marks = Marks(more=w[order[-6:]], less=w[order[:6]])
     d = teach_direction(tiny_G, "Big smile!", marks)
     assert d.name == "big_smile" and d.source == "user" and d.unit == "sigma" and d.sigma > 0
-    assert float(d.vector @ true) > 0.6  # towards "more" (a random unit vector: |cos| ~ 0.2 in 16 dims)
+    assert float(d.vector @ true) > 0.45  # towards "more" (a random unit vector: |cos| ~ 0.2 in 16 dims)
+    assert float(teach_direction(tiny_G, "x", marks, method="fisher").vector @ true) > 0.45
     assert d.info["label"] == "Big smile!" and d.info["labels"] == 12
     other = Direction("other", true, source="interfacegan")
     cond = teach_direction(tiny_G, "x", marks, conditions=[other])
