@@ -58,13 +58,12 @@ def test_resource_helper_finds_shipped_files_and_refuses_escapes(monkeypatch, tm
 
 @pytest.mark.parametrize("name, size, depth", [("rgb16.png", None, 16), ("cmyk.jpg", None, 8),
                                                 ("exif_rot6.jpg", "rotated", 8), ("palette_transparent.png", None, 8)])
-def test_odd_images_open_in_the_window(qtbot, data_dir, settings, name, size, depth):
-    from ganeditor.qt.main_window import MainWindow
+def test_odd_images_open_in_the_window(qtbot, data_dir, tmp_path, monkeypatch, name, size, depth):
+    from gui_support import make_window, open_and_wait
 
-    win = MainWindow(settings)
-    qtbot.addWidget(win)
+    win = make_window(qtbot, tmp_path, monkeypatch)
     path = data_dir / "images" / name
-    assert win.open_image(str(path))
+    open_and_wait(qtbot, win, path)
     img = read_image(path)
     assert win.view.after.width() == img.size[0] and win.view.after.height() == img.size[1]
     if size == "rotated":
@@ -82,20 +81,20 @@ def test_undo_redo_of_slider_edits_merges_a_drag(qtbot):
     qtbot.addWidget(sliders)
     sliders.set_specs([SliderSpec("smile", "Smile", "Expression", "", (0, 9), True),
                        SliderSpec("age", "Age", "Age", "", (0, 9), True)])  # fmt: skip
-    smile = sliders.rows["smile"].slider
+    smile = sliders.row("smile").slider
     smile.setSliderDown(True)  # a drag: many values, one undo step
     for v in (10, 40, 90, 150):
         smile.setValue(v)
     smile.setSliderDown(False)
-    sliders.rows["age"].slider.setValue(-50)  # a keyboard step: its own undo step
+    sliders.row("age").slider.setValue(-50)  # a keyboard step: its own undo step
     stack = doc.undo_stack
     assert stack.count() == 2 and edits.values == {"smile": 1.5, "age": -0.5}
     assert stack.text(0) == "Edit Smile"
     stack.undo()
-    assert edits.values == {"smile": 1.5, "age": 0.0} and sliders.rows["age"].slider.value() == 0
+    assert edits.values == {"smile": 1.5, "age": 0.0} and sliders.row("age").slider.value() == 0
     stack.undo()
     assert edits.values == {"smile": 0.0, "age": 0.0} and smile.value() == 0
-    assert sliders.rows["smile"].value_label.text() == "0.0"
+    assert sliders.row("smile").value_label.text() == "0.0"
     stack.redo()
     assert edits.values["smile"] == 1.5 and smile.value() == 150
     sliders.reset_all.click()

@@ -7,15 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
+from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication
 
 from ganeditor.pipelines.face_detect import Face
-from ganeditor.qt.main_window import MainWindow
-from ganeditor.qt.settings import Settings
 from ganeditor.worlds.portraits import alignment_affine, render_portrait
-from gui_support import wait_idle, write_tiny_models
+import gui_support
+from gui_support import open_and_wait, wait_idle, wait_window_idle, write_tiny_models
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,17 +25,17 @@ def models_dir(tmp_path_factory):
 
 
 def make_window(qtbot, tmp_path, monkeypatch, generator):
-    errors = []
-    monkeypatch.setattr(QMessageBox, "warning", lambda *a: errors.append(a[1:3]))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # the user's model folder
-    win = MainWindow(Settings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)))
-    win.errors = errors
-    qtbot.addWidget(win)
+    win = gui_support.make_window(qtbot, tmp_path, monkeypatch)
     win.resize(1300, 850)
-    win.show()
     win.models.select("generator", generator)
-    wait_idle(qtbot, win.device_lane)
+    wait_window_idle(qtbot, win)
     return win
+
+
+def first_row(p):
+    """The first slider row (rows of folded groups are built on demand)."""
+    return p.sliders.row(next(iter(p.sliders.specs)))
 
 
 @pytest.fixture
@@ -44,7 +43,7 @@ def tiny(qtbot, tmp_path, models_dir, monkeypatch):
     monkeypatch.setenv("GANEDITOR_MODELS", str(models_dir))
     win = make_window(qtbot, tmp_path, monkeypatch, "tiny-stylegan2")
     yield win
-    assert win.shutdown()
+    win.discard_and_close()
 
 
 def two_faces(tmp_path):
@@ -75,22 +74,22 @@ def test_detect_works_on_a_fresh_install_with_the_shipped_models(qtbot, tmp_path
     monkeypatch.delenv("GANEDITOR_MODELS", raising=False)
     win = make_window(qtbot, tmp_path, monkeypatch, "portrait-stylegan2")
     p = win.portrait
-    assert win.open_image(str(ROOT / "resources" / "samples" / "portrait-grace-hopper.jpg"), remember=False)
+    open_and_wait(qtbot, win, ROOT / "resources" / "samples" / "portrait-grace-hopper.jpg")
     assert p.face.detect_button.isEnabled()  # no set-up step: MTCNN ships in models/
     p.face.detect()
     qtbot.waitUntil(lambda: p.face.face is not None, timeout=60000)
     wait_idle(qtbot, win.device_lane)
     assert len(p.face.faces) == 1 and len(win.view.points) == 5 and win.view.points_editable
-    named = [r.spec for r in p.sliders.rows.values() if r.spec.group not in ("Discovered", "My sliders")]
+    named = [s for s in p.sliders.specs.values() if s.group not in ("Discovered", "My sliders")]
     assert named and all(s.verified for s in named)  # only checked sliders carry a name
     assert win.errors == []
-    assert win.shutdown()
+    win.discard_and_close()
 
 
 def test_landmark_drag_realigns_and_does_not_pan_and_a_face_is_picked_on_the_canvas(qtbot, tiny, tmp_path):
     win, p, view = tiny, tiny.portrait, tiny.view
     path, faces = two_faces(tmp_path)
-    win.open_image(str(path))
+    open_and_wait(qtbot, win, path)
     p.face._found(faces)  # as Detect reports them (the detector itself is tested on real photos)
     qtbot.waitUntil(lambda: p.face.face is not None, timeout=20000)
     wait_idle(qtbot, win.device_lane)
@@ -114,11 +113,11 @@ def test_wheel_over_a_slider_scrolls_unless_the_slider_has_focus(qtbot, tiny, tm
     win, p = tiny, tiny.portrait
     img, _, lms = render_portrait(3, 96, return_landmarks=True)
     Image.fromarray(img).save(tmp_path / "face.png")
-    win.open_image(str(tmp_path / "face.png"))
+    open_and_wait(qtbot, win, tmp_path / "face.png")
     p.face._found([Face(np.r_[lms.min(0) - 10, lms.max(0) + 10], 0.99, lms.astype(float) - 0.5)])
     qtbot.waitUntil(lambda: p.face.face is not None, timeout=20000)
     fit(qtbot, win)
-    slider = next(iter(p.sliders.rows.values())).slider
+    slider = first_row(p).slider
     steps = win.doc.undo_stack.count()
 
     def wheel(notches):
@@ -195,7 +194,7 @@ def test_generate_panel_sends_a_face_to_the_sliders_and_exports(qtbot, tiny, tmp
     g.edit_button.click()
     qtbot.waitUntil(lambda: p.inverted, timeout=30000)
     assert win.doc.current.shape == (16, 16, 3) and p.sliders.isEnabled() and win.doc.path is None
-    next(iter(p.sliders.rows.values())).slider.setValue(150)
+    first_row(p).slider.setValue(150)
     qtbot.waitUntil(lambda: p.frame is not None and p.frame.full, timeout=30000)
     assert p.frame.photo.shape == (16, 16, 3)
     g.export(str(tmp_path / "face.png"))
@@ -214,12 +213,12 @@ def test_gray_and_16_bit_photos_keep_their_format(qtbot, tiny, tmp_path, kind):
         Image.fromarray(img.mean(2).astype(np.uint8)).save(tmp_path / "photo.png")
     else:
         Image.fromarray(img[:, :, 0].astype(np.uint16) * 257).save(tmp_path / "photo.png")  # 16-bit gray PNG
-    win.open_image(str(tmp_path / "photo.png"))
+    open_and_wait(qtbot, win, tmp_path / "photo.png")
     original = win.doc.current
     p.face._found([Face(np.r_[lms.min(0) - 10, lms.max(0) + 10], 0.99, lms.astype(float) - 0.5)])
     qtbot.waitUntil(lambda: p.face.face is not None, timeout=20000)
     fit(qtbot, win)
-    next(iter(p.sliders.rows.values())).slider.setValue(300)
+    first_row(p).slider.setValue(300)
     qtbot.waitUntil(lambda: p.frame is not None and p.frame.full, timeout=30000)
     p.apply_button.click()
     qtbot.waitUntil(lambda: win.doc.current is not original, timeout=20000)
@@ -232,8 +231,8 @@ def test_no_face_says_what_to_do(qtbot, tmp_path, monkeypatch):
     win = make_window(qtbot, tmp_path, monkeypatch, "portrait-stylegan2")
     rng = np.random.default_rng(0)
     Image.fromarray((rng.random((120, 160, 3)) * 60 + 100).astype(np.uint8)).save(tmp_path / "wall.png")
-    win.open_image(str(tmp_path / "wall.png"))
+    open_and_wait(qtbot, win, tmp_path / "wall.png")
     win.portrait.face.detect()
     qtbot.waitUntil(lambda: "No face found" in win.portrait.face.hint.text(), timeout=60000)
     assert "Place 5 points" in win.portrait.face.hint.text() and win.errors == []
-    assert win.shutdown()
+    win.discard_and_close()

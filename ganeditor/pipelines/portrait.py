@@ -136,6 +136,7 @@ class InversionSummary:
     loss: str
     stages: tuple[StageFigures, ...]
     seconds: float  # the whole run, every stage included
+    latent: "LatentState"  # what a project file keeps to bring this inversion back
 
 
 @dataclass(frozen=True)
@@ -263,7 +264,8 @@ class PortraitSession:
         self._set_latent(final.ws, noise, final.G_tuned)
         stages = tuple(StageFigures(s.method, float(s.psnr), float(s.ssim), float(s.seconds), int(s.steps_done),
                                     bool(s.cancelled)) for s in final.stages)  # fmt: skip
-        return InversionSummary(self.render({}), bool(final.cancelled), final.loss_name, stages, float(final.seconds))
+        return InversionSummary(self.render({}), bool(final.cancelled), final.loss_name, stages,
+                                float(final.seconds), self.latent_state())
 
     def _set_latent(self, ws: torch.Tensor, noise: dict[str, torch.Tensor], G_tuned: torch.nn.Module | None) -> None:
         G = self._need_generator()

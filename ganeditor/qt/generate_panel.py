@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
 from ganeditor.core.imageio import write_image
 from ganeditor.core.provenance import generated, record, step_record
 from ganeditor.pipelines.generate import MIX_PARTS, FaceRequest
-from ganeditor.qt.compat import emit
 from ganeditor.qt.convert import qimage_from_array
 from ganeditor.qt.jobs import Job, Lane
 from ganeditor.qt.widgets import Thumb, hint, section
@@ -123,7 +122,7 @@ class GeneratePanel(QWidget):
             return
         reqs = [self.request()] + [self.request(self._first + k) for k in range(GRID)]
         self.lane.submit(Job(lambda task: self.portrait.session.generate(reqs), key="generate", label="Generating",
-                             on_result=self._shown, on_error=lambda e: emit(self.error, "Generate", str(e))))
+                             on_result=self._shown, on_error=lambda e: self.error.emit("Generate", str(e))))
 
     def _shown(self, faces: list[tuple[np.ndarray, np.ndarray]]) -> None:
         self.current = faces[0]
@@ -142,8 +141,8 @@ class GeneratePanel(QWidget):
             return
         (ws, image), name, model, settings = self.current, f"seed{self.seed.value():04d}", *self._made_by()
         self.lane.submit(Job(lambda task: step_record(record("generate", model, settings)), key="generate-edit",
-                             label="Opening the face", on_result=lambda step: emit(self.edit_face, ws, image, name, step),
-                             on_error=lambda e: emit(self.error, "Generate", str(e))))  # fmt: skip
+                             label="Opening the face", on_result=lambda step: self.edit_face.emit(ws, image, name, step),
+                             on_error=lambda e: self.error.emit("Generate", str(e))))  # fmt: skip
 
     def _made_by(self) -> tuple[Path, dict]:
         """The generator and the settings of the face shown (for provenance)."""
@@ -169,8 +168,8 @@ class GeneratePanel(QWidget):
             return path
 
         self.lane.submit(Job(write, key="generate-export", label="Exporting",
-                             on_result=lambda p: emit(self.message, f"Exported {Path(p).name}"),
-                             on_error=lambda e: emit(self.error, "Export", str(e))))  # fmt: skip
+                             on_result=lambda p: self.message.emit(f"Exported {Path(p).name}"),
+                             on_error=lambda e: self.error.emit("Export", str(e))))  # fmt: skip
 
 
 def _row(*widgets: QWidget) -> QHBoxLayout:

@@ -13,7 +13,6 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QWidget
 
 from ganeditor.qt.convert import qimage_from_array
-from ganeditor.qt.compat import emit
 
 ZOOM_STEP = 1.25
 MIN_SCALE, MAX_SCALE = 0.02, 32.0
@@ -39,6 +38,7 @@ class ImageView(QWidget):
         self.setMouseTracking(True)
         self.after: QPixmap | None = None
         self.before: QPixmap | None = None
+        self._pixmaps: dict[int, tuple[np.ndarray, QPixmap]] = {}  # id(array) -> (array, its pixmap)
         self.scale = 1.0
         self.center = QPointF(0, 0)  # image point shown at the widget's centre
         self.auto_fit = True
@@ -63,13 +63,23 @@ class ImageView(QWidget):
     def set_images(self, after: np.ndarray | None, before: np.ndarray | None = None) -> None:
         """Show ``after`` (the result); ``before`` is what compare shows (None: no compare)."""
         old = None if self.after is None else self.after.size()
-        self.after = None if after is None else QPixmap.fromImage(qimage_from_array(after))
-        self.before = None if before is None else QPixmap.fromImage(qimage_from_array(before))
+        self.after, self.before = self._pixmap(after), self._pixmap(before)
+        self._pixmaps = {k: v for k, v in self._pixmaps.items() if k in (id(after), id(before))}
         if self.after is None or old != self.after.size():
             self.auto_fit = True
         if self.auto_fit:
             self.fit()
         self.update()
+
+    def _pixmap(self, pixels: np.ndarray | None) -> QPixmap | None:
+        """The pixmap of ``pixels``, converted once per array (undo/redo and compare reuse it)."""
+        if pixels is None:
+            return None
+        hit = self._pixmaps.get(id(pixels))
+        if hit is None or hit[0] is not pixels:
+            hit = (pixels, QPixmap.fromImage(qimage_from_array(pixels)))
+            self._pixmaps[id(pixels)] = hit
+        return hit[1]
 
     def set_overlay(self, boxes=(), points=(), selected: int = 0, editable: bool = False) -> None:
         """Face boxes (x1, y1, x2, y2) with ``selected`` highlighted, and labelled points (x, y, label),
@@ -177,7 +187,7 @@ class ImageView(QWidget):
     def _set_scale(self, s: float) -> None:
         if s != self.scale:
             self.scale = s
-            emit(self.zoom_changed, s)
+            self.zoom_changed.emit(s)
 
     def to_image(self, p: QPointF) -> QPointF:
         """Widget coordinates -> image coordinates (pixel edges at integers)."""
@@ -213,11 +223,11 @@ class ImageView(QWidget):
         if self.brush:
             q = self.to_image(pos)
             self._drag = ("brush", pos, q)
-            emit(self.mask_stroke, q.x(), q.y(), q.x(), q.y())
+            self.mask_stroke.emit(q.x(), q.y(), q.x(), q.y())
             return
         if self.pick_mode:
             q = self.to_image(pos)
-            emit(self.point_picked, q.x() - 0.5, q.y() - 0.5)
+            self.point_picked.emit(q.x() - 0.5, q.y() - 0.5)
             return
         point = self._point_at(pos) if self.points_editable else None
         if point is not None:
@@ -226,7 +236,7 @@ class ImageView(QWidget):
             return
         box = self._box_at(pos)
         if box is not None:
-            emit(self.box_clicked, box)
+            self.box_clicked.emit(box)
             return
         kind = "split" if self._near_divider(pos.x()) else "pan"
         self._drag = (kind, pos, QPointF(self.center))
@@ -240,13 +250,13 @@ class ImageView(QWidget):
             self.update()
         if self._drag is not None and self._drag[0] == "brush":
             q, last = self.to_image(pos), self._drag[2]
-            emit(self.mask_stroke, last.x(), last.y(), q.x(), q.y())
+            self.mask_stroke.emit(last.x(), last.y(), q.x(), q.y())
             self._drag = ("brush", pos, q)
             return
         if self._drag is not None and self._drag[0] == "point":
             i, q = int(self._drag[2].x()), self.to_image(pos)
             self.points[i] = (q.x() - 0.5, q.y() - 0.5, self.points[i][2])
-            emit(self.point_dragged, i, q.x() - 0.5, q.y() - 0.5)
+            self.point_dragged.emit(i, q.x() - 0.5, q.y() - 0.5)
             self.update()
             return
         if self._drag is None:
@@ -277,9 +287,9 @@ class ImageView(QWidget):
         self._drag = None
         if dropped:
             self.setCursor(Qt.CursorShape.OpenHandCursor)
-            emit(self.point_dropped, i, self.points[i][0], self.points[i][1])
+            self.point_dropped.emit(i, self.points[i][0], self.points[i][1])
         elif was_brush:
-            emit(self.stroke_finished)
+            self.stroke_finished.emit()
         elif not self.pick_mode and not self.brush:
             self.setCursor(Qt.CursorShape.ArrowCursor)
 

@@ -17,7 +17,6 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QPushButton, QVBoxLayout, 
 from ganeditor.pipelines.align import AlignedFace
 from ganeditor.pipelines.face_detect import Face
 from ganeditor.pipelines.portrait import LANDMARK_NAMES, PortraitSession, WeightPaths
-from ganeditor.qt.compat import emit
 from ganeditor.qt.document import Document
 from ganeditor.qt.image_view import ImageView
 from ganeditor.qt.jobs import Job, Lane
@@ -79,7 +78,17 @@ class FaceStep(QObject):
         self.face_box.blockSignals(False)
         self.thumb.set_image(None)
         self.show_overlay()
-        emit(self.cleared)
+        self.cleared.emit()
+
+    def restore(self, face: AlignedFace, photo: np.ndarray | None) -> None:
+        """A face saved in a project: shown with its landmarks, no detection or alignment run."""
+        self.faces, self.selected = [], 0
+        self.picked = [tuple(float(v) for v in p) for p in face.landmarks]
+        self.face, self.show_points = face, True
+        self.thumb.set_image(face.image)
+        self.hint.setText(self._notes(face) + "Drag a point on the photo to adjust it.")
+        self.show_overlay()
+        self.aligned.emit(face, photo)
 
     def update_state(self, ready: bool, detector_ok: bool, detector_reason: str, why: str) -> None:
         """Enable the controls; ``why`` explains what is missing first."""
@@ -110,7 +119,7 @@ class FaceStep(QObject):
         self.hint.setText("Looking for faces…")
         self.lane.submit(Job(lambda task: self.session.detect(photo, paths), key="portrait-detect",
                              label="Detecting faces", on_result=self._found,
-                             on_error=lambda e: emit(self.error, "Face detection", str(e))))  # fmt: skip
+                             on_error=lambda e: self.error.emit("Face detection", str(e))))  # fmt: skip
 
     def _found(self, faces: list[Face]) -> None:
         self.faces = faces
@@ -156,19 +165,19 @@ class FaceStep(QObject):
             self._ask_point(len(self.picked))
             return
         self.points_button.setChecked(False)
-        emit(self.message, "5 points placed: aligning")
+        self.message.emit("5 points placed: aligning")
         self.realign()
 
     def _point_moved(self, i: int, x: float, y: float) -> None:
         if 0 <= i < len(self.picked):
             self.picked[i] = (x, y)
-            emit(self.message, f"{LANDMARK_NAMES[i]} moved: re-aligning")
+            self.message.emit(f"{LANDMARK_NAMES[i]} moved: re-aligning")
             self.realign()
 
     def _ask_point(self, n: int) -> None:
         text = f"Click the {LANDMARK_NAMES[n]} on the photo ({n + 1} of 5)."
         self.hint.setText(text)
-        emit(self.message, text)
+        self.message.emit(text)
 
     # ------------------------------------------------------------------------------ alignment
     def realign(self) -> None:
@@ -183,10 +192,10 @@ class FaceStep(QObject):
             self.thumb.set_image(face.image)
             self.hint.setText(self._notes(face) + "Drag a point on the photo to adjust it.")
             self.show_overlay()
-            emit(self.aligned, face, photo)
+            self.aligned.emit(face, photo)
 
         self.lane.submit(Job(lambda task: self.session.align(photo, pts), key="portrait-align", label="Aligning face",
-                             on_result=done, on_error=lambda e: emit(self.error, "Alignment", str(e))))
+                             on_result=done, on_error=lambda e: self.error.emit("Alignment", str(e))))
 
     def _notes(self, face: AlignedFace) -> str:
         notes = list(face.notes)

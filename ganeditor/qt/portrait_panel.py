@@ -6,7 +6,10 @@ one undo step.  Before/after (the toolbar's compare) shows the original photo.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
+import torch
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSlider,
                                QSpinBox, QVBoxLayout, QWidget)
@@ -18,12 +21,13 @@ from ganeditor.pipelines.catalog import ModelEntry, directions_for
 from ganeditor.pipelines.invert import METHOD_LABELS, METHOD_TIPS
 from ganeditor.pipelines.paste_back import FEATHER, PasteTarget, paste_target
 from ganeditor.pipelines.portrait import (EditFrame, GeneratorInfo, InversionPreview, InversionSummary,
-                                          PortraitSession, WeightPaths, detector_available)
-from ganeditor.qt.compat import emit
+                                          LatentState, PortraitSession, WeightPaths, detector_available)
+from ganeditor.pipelines.project import PortraitState
 from ganeditor.qt.document import Document, EditState
 from ganeditor.qt.image_view import ImageView
 from ganeditor.qt.jobs import Job, Lane
 from ganeditor.qt.portrait_face import FaceStep
+from ganeditor.qt.portrait_project import PortraitProject
 from ganeditor.qt.preview import PreviewScheduler
 from ganeditor.qt.sliders import DirectionSliders
 from ganeditor.qt.widgets import Thumb, hint, section
@@ -32,7 +36,7 @@ METHOD_ORDER = ("encoder", "wplus", "progressive", "w", "pti")  # the three name
 FULL_RENDER_AFTER_MS = 300  # a pause this long (or a released slider) renders the full-resolution paste
 
 
-class PortraitPanel(QWidget):
+class PortraitPanel(PortraitProject, QWidget):
     """The portrait workflow over a ``PortraitSession`` run on the device lane.
 
     The panel owns the GUI-side state (the aligned face, the photo it came from, the paste target,
@@ -44,11 +48,13 @@ class PortraitPanel(QWidget):
     generator_loaded = Signal(object)  # ModelEntry
     generator_failed = Signal(object, str)  # ModelEntry, one-line message
     inverted_changed = Signal()  # an inversion finished (or was restored)
+    wants_generator = Signal(object)  # ModelEntry a project needs
 
-    def __init__(self, lane: Lane, doc: Document, view: ImageView, device_name=lambda: "auto",
-                 weight_paths=lambda: WeightPaths(), parent: QWidget | None = None) -> None:
+    def __init__(self, lane: Lane, doc: Document, view: ImageView,
+                 device: Callable[[], torch.device] = lambda: pick_device("auto"),
+                 weight_paths: Callable[[], WeightPaths] = WeightPaths, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.lane, self.doc, self.view, self.device_name = lane, doc, view, device_name
+        self.lane, self.doc, self.view, self.device = lane, doc, view, device
         self.weight_paths = weight_paths
         self.session = PortraitSession()  # used only inside jobs on the lane's worker thread
         self.edits = EditState(self)
@@ -60,12 +66,14 @@ class PortraitPanel(QWidget):
         self.target: PasteTarget | None = None
         self.reconstruction: np.ndarray | None = None
         self.frame: EditFrame | None = None  # the newest rendered edit
+        self.latent: LatentState | None = None  # the current fit, as numpy (for project files)
+        self._pending: PortraitState | None = None  # project work waiting for its generator to load
         self.inverted = False
         self.detector_ok, self.detector_reason = True, ""
         self.face = FaceStep(lane, doc, view, self.session, weight_paths, self)
         self.scheduler = PreviewScheduler(lane, lambda p, task: self.session.edit_frame(*p), parent=self)
         self.scheduler.frame.connect(self._frame)
-        self.scheduler.failed.connect(lambda e: emit(self.error, "Preview failed", str(e)))
+        self.scheduler.failed.connect(lambda e: self.error.emit("Preview failed", str(e)))
         self.full_timer = QTimer(self, singleShot=True, interval=FULL_RENDER_AFTER_MS)
         self.full_timer.timeout.connect(lambda: self._request(full=True))
         self._build()
@@ -166,7 +174,7 @@ class PortraitPanel(QWidget):
             return
         lib = directions_for(entries, entry)
         encoders = [e.path for e in entries if e.kind == "encoder"]
-        device = pick_device(self.device_name())
+        device = self.device()  # the session keeps it for every job on this generator
         previous = self.model_label.text()
         self.model_label.setText(f"Loading {entry.name}…")
 
@@ -179,17 +187,19 @@ class PortraitPanel(QWidget):
                     if named else f"{len(info.sliders)} sliders")  # fmt: skip
             self.model_label.setText(f"Generator <b>{entry.name}</b>: {info.resolution} px; {what} from {info.source}"
                                      + ("; encoder found" if info.encoder else ""))  # fmt: skip
-            if info.encoder:
+            if info.encoder and self._pending is None:  # a project's own method choice wins
                 self.method_box.setCurrentIndex(self.method_box.findData("progressive"))
-            if self.face.picked:
+            if self._pending is not None and self._pending.latent.fingerprint == info.fingerprint:
+                self._restore_latent()
+            elif self.face.picked:
                 self.face.realign()
             self._update_state()
-            emit(self.generator_loaded, entry)
+            self.generator_loaded.emit(entry)
 
         def failed(exc: BaseException | None) -> None:  # None: the load was cancelled
             self.model_label.setText(previous if self.loaded else f"Cannot use {entry.name}.")
             self._update_state()
-            emit(self.generator_failed, entry, "" if exc is None else str(exc))
+            self.generator_failed.emit(entry, "" if exc is None else str(exc))
 
         paths = self.weight_paths()
         self.lane.submit(Job(lambda task: self.session.load_generator(entry.path, device, lib.path if lib else None,
@@ -201,6 +211,7 @@ class PortraitPanel(QWidget):
 
     # ------------------------------------------------------------------------------- faces
     def _photo_changed(self) -> None:
+        self._pending = None
         self.face.reset()
         self.edits.set_names(list(self.edits.values))  # new photo: sliders back to 0 (undo history was cleared)
         self._update_state()
@@ -211,7 +222,7 @@ class PortraitPanel(QWidget):
         self._update_state()
 
     def _clear_fit(self) -> None:
-        self.inverted, self.reconstruction, self.target, self.frame = False, None, None, None
+        self.inverted, self.reconstruction, self.target, self.frame, self.latent = False, None, None, None, None
         self.scheduler.reset()
         self.recon_thumb.set_image(None)
         self.invert_hint.setText("")
@@ -233,19 +244,19 @@ class PortraitPanel(QWidget):
                                      "overall). Cancel in the status bar keeps the best so far.")  # fmt: skip
 
         def done(r: InversionSummary) -> None:
-            self.reconstruction = r.image
+            self.reconstruction, self.latent = r.image, r.latent
             self.recon_thumb.set_image(r.image, "Fitted face")
             note = " (cancelled: best so far)" if r.cancelled else ""
             self.invert_hint.setText(f"Fitted in {r.seconds:.1f} s: {r.stages[-1].psnr:.1f} dB{note}. "
                                      f"Stages: " + ", ".join(f"{s.method} {s.psnr:.1f} dB" for s in r.stages))
             self._fitted(face)
-            emit(self.inverted_changed)
+            self.inverted_changed.emit()
 
         self.invert_hint.setText("Fitting…")
         self.lane.submit(Job(lambda task: self.session.invert(target, method, steps, steps, task, paths),
                              key="portrait-invert", label=f"Fitting the face ({METHOD_LABELS[method]})", grad=True,
                              on_preview=preview, on_result=done,
-                             on_error=lambda e: (emit(self.error, "Fitting the face", str(e)), self._update_state()),
+                             on_error=lambda e: (self.error.emit("Fitting the face", str(e)), self._update_state()),
                              on_cancelled=self._update_state))  # fmt: skip
 
     def _fitted(self, face: AlignedFace | None) -> None:
@@ -261,7 +272,7 @@ class PortraitPanel(QWidget):
 
         self.lane.submit(Job(lambda task: paste_target(photo, face, recon, feather), key="portrait-target",
                              label="Preparing the preview", on_result=ready,
-                             on_error=lambda e: emit(self.error, "Preview", str(e))))  # fmt: skip
+                             on_error=lambda e: self.error.emit("Preview", str(e))))  # fmt: skip
 
     def _retarget(self) -> None:
         if self.inverted and self.base is not None:
@@ -272,14 +283,15 @@ class PortraitPanel(QWidget):
         self.face.reset()
         self.base = image
 
-        def done(recon: np.ndarray) -> None:
-            self.reconstruction = recon
-            self.recon_thumb.set_image(recon, "Generated face")
+        def done(r: tuple[np.ndarray, LatentState]) -> None:
+            self.reconstruction, self.latent = r
+            self.recon_thumb.set_image(self.reconstruction, "Generated face")
             self.invert_hint.setText("A generated face: the sliders edit its latent directly.")
             self._fitted(None)
 
-        self.lane.submit(Job(lambda task: self.session.use_latent(ws), key="portrait-invert", label="Using the face",
-                             on_result=done, on_error=lambda e: emit(self.error, "Generated face", str(e))))
+        self.lane.submit(Job(lambda task: (self.session.use_latent(ws), self.session.latent_state()),
+                             key="portrait-invert", label="Using the face",
+                             on_result=done, on_error=lambda e: self.error.emit("Generated face", str(e))))
 
     # ----------------------------------------------------------------------------- editing
     def _edits_changed(self) -> None:
@@ -315,15 +327,18 @@ class PortraitPanel(QWidget):
         frame, alpha, model = self.frame, self.doc.current_alpha, self.generator.path
         label = ", ".join(f"{self.sliders.label(k)} {v:+.1f}" for k, v in frame.alphas.items())
         settings = {"directions": [f"{k}={v:g}" for k, v in frame.alphas.items()]}
+        face = self.target.aligned if self.target is not None else None
+        op = {"op": "paste-back", "model_path": str(model), "directions": dict(frame.alphas),
+              "landmarks": [] if face is None else [list(map(float, p)) for p in face.landmarks]}  # fmt: skip
 
         def done(step: dict) -> None:
-            self.doc.apply_result(frame.photo, alpha, f"Portrait: {label}", {"op": "paste-back", "provenance": [step]})
+            self.doc.apply_result(frame.photo, alpha, f"Portrait: {label}", {**op, "provenance": [step]})
             self.view.set_preview(None)
-            emit(self.message, f"Applied: {label}")
+            self.message.emit(f"Applied: {label}")
 
         self.lane.submit(Job(lambda task: step_record(record("paste-back", model, settings)), key="portrait-apply",
                              label="Applying the edit", on_result=done,
-                             on_error=lambda e: emit(self.error, "Apply", str(e))))  # fmt: skip
+                             on_error=lambda e: self.error.emit("Apply", str(e))))  # fmt: skip
 
     def teach(self) -> None:
         """Open the teach-a-slider dialog."""
@@ -333,7 +348,7 @@ class PortraitPanel(QWidget):
 
     def _taught(self, spec) -> None:
         self.sliders.add_spec(spec)
-        emit(self.message, f"New slider '{spec.label}' is under My sliders (saved for this generator)")
+        self.message.emit(f"New slider '{spec.label}' is under My sliders (saved for this generator)")
 
     # ------------------------------------------------------------------------------- state
     def _update_state(self) -> None:

@@ -2,25 +2,29 @@
 ("Expression", "Age", "Hair", ..., "Discovered"), with a filter box and layer ranges on request.
 
 Sliders react to the mouse wheel only once focused (clicked or tabbed to): scrolling the panel over
-them scrolls the panel and never changes a value.
+them scrolls the panel and never changes a value; focused wheel notches in quick succession are one
+undo step, like a drag.  Rows are built when their group is first shown, a few at a time, so a
+library of a hundred directions never stalls the window.
 """
 
 from __future__ import annotations
 
 import itertools
+import time
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSlider, QToolButton,
                                QVBoxLayout, QWidget)
 
 from ganeditor.pipelines.sliders import GROUPS, SLIDER_RANGE, SliderSpec
 from ganeditor.qt.commands import ResetSlidersCommand, SliderCommand
-from ganeditor.qt.compat import emit
 from ganeditor.qt.document import EditState
 
 SCALE = 100  # slider ticks per unit of α
 COLLAPSED = ("Discovered",)  # groups shown folded until opened
+WHEEL_MERGE_S = 0.8  # focused wheel notches closer than this merge into one undo step
+BUILD_SLICE_S = 0.03  # rows are built for at most this long before the event loop runs again
 _drags = itertools.count(1)
 
 
@@ -71,19 +75,38 @@ class SliderRow(QWidget):
         for w in (self.label, self.slider, self.value_label, self.layers, self.reset):
             lay.addWidget(w)
         lay.setStretch(1, 1)
+        self._wheel_until = 0.0  # focused wheel notches before this time (monotonic s) continue one undo step
+        self._in_wheel = False
+        self.slider.installEventFilter(self)
         self.slider.sliderPressed.connect(self._new_drag)
-        self.slider.sliderReleased.connect(lambda: emit(self.released, self.name))
+        self.slider.sliderReleased.connect(lambda: self.released.emit(self.name))
         self.slider.valueChanged.connect(self._changed)
         self.reset.clicked.connect(lambda: self.slider.setValue(0))
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt API
+        """Focused wheel notches in quick succession (< WHEEL_MERGE_S apart) are one undo step; an
+        unfocused slider lets the wheel through to the scroll area (FocusWheelSlider)."""
+        if obj is self.slider and event.type() == QEvent.Type.Wheel and self.slider.hasFocus():
+            now = time.monotonic()
+            if now > self._wheel_until:
+                self._new_drag()
+            self._wheel_until = now + WHEEL_MERGE_S
+            self._in_wheel = True
+            try:
+                self.slider.wheelEvent(event)  # handled here so the value change knows it came from the wheel
+            finally:
+                self._in_wheel = False
+            return True
+        return super().eventFilter(obj, event)
 
     def _new_drag(self) -> None:
         self._drag = next(_drags)
 
     def _changed(self, ticks: int) -> None:
-        if not self.slider.isSliderDown():
-            self._new_drag()  # keyboard, focused wheel, reset: one undo step each
+        if not self.slider.isSliderDown() and not self._in_wheel:
+            self._new_drag()  # keyboard, reset: one undo step each
         self.value_label.setText(f"{ticks / SCALE:+.1f}" if ticks else "0.0")
-        emit(self.moved, self.name, ticks / SCALE, self._drag)
+        self.moved.emit(self.name, ticks / SCALE, self._drag)
 
     def show_value(self, value: float) -> None:
         """Programmatic update (undo/redo): no feedback loop."""
@@ -121,8 +144,12 @@ class DirectionSliders(QWidget):
     def __init__(self, edits: EditState, undo: QUndoStack, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.edits, self.undo = edits, undo
-        self.rows: dict[str, SliderRow] = {}
+        self.specs: dict[str, SliderSpec] = {}  # every direction offered, in display order
+        self.rows: dict[str, SliderRow] = {}  # the rows built so far
         self.headers: dict[str, GroupHeader] = {}
+        self._boxes: dict[str, QVBoxLayout] = {}  # group -> the layout its rows go into
+        self._pending: list[str] = []  # rows not built yet, those on screen first
+        self._shown: set[str] = set()  # rows the filter and folds show
         self.filter = QLineEdit(placeholderText="Filter sliders (e.g. hair, smile)…", clearButtonEnabled=True)
         self.reset_all = QPushButton("Reset all", toolTip="Put every slider back to 0 (undoable)")
         self.show_layers = QCheckBox("Show layer ranges", toolTip="Which generator layers each slider moves")
@@ -148,57 +175,92 @@ class DirectionSliders(QWidget):
         self.set_specs([])
 
     def set_specs(self, specs: list[SliderSpec]) -> None:
-        """Rebuild the rows (all at 0), grouped in GROUPS order."""
-        for w in [*self.rows.values(), *self.headers.values()]:
-            w.deleteLater()
-        self.rows, self.headers = {}, {}
+        """Rebuild the sliders (all at 0), grouped in GROUPS order; rows are built once shown."""
+        while self.rows_layout.count():
+            w = self.rows_layout.takeAt(0).widget()
+            if w is not None:
+                w.deleteLater()
+        self.rows, self.headers, self._boxes, self._pending = {}, {}, {}, []
+        ordered = [s for g in GROUPS for s in specs if s.group == g]
+        self.specs = {s.name: s for s in ordered}
         for group in GROUPS:
-            members = [s for s in specs if s.group == group]
-            if members:
-                self._add_group(group, members)
-        self.edits.set_names([s.name for s in specs])
+            count = sum(s.group == group for s in ordered)
+            if count:
+                self._add_group(group, count)
+        self.edits.set_names(list(self.specs))
         self._refresh()
 
     def add_spec(self, spec: SliderSpec) -> None:
         """One more slider (a taught one), keeping the others' values."""
         values = dict(self.edits.values)
-        specs = [r.spec for r in self.rows.values() if r.name != spec.name] + [spec]
-        self.set_specs(specs)
+        self.set_specs([s for s in self.specs.values() if s.name != spec.name] + [spec])
         self.edits.set_all(values)
 
-    def _add_group(self, group: str, members: list[SliderSpec]) -> None:
-        header = GroupHeader(group, len(members), group not in COLLAPSED, self.rows_widget)
+    def _add_group(self, group: str, count: int) -> None:
+        header = GroupHeader(group, count, group not in COLLAPSED, self.rows_widget)
         header.toggled.connect(lambda _on: self._refresh())
+        box = QWidget(self.rows_widget)
+        box_lay = QVBoxLayout(box)
+        box_lay.setContentsMargins(0, 0, 0, 0)
+        box_lay.setSpacing(1)
         self.rows_layout.addWidget(header)
-        self.headers[group] = header
-        for spec in members:
-            row = SliderRow(spec, self.rows_widget)
-            row.layers.setVisible(self.show_layers.isChecked())
-            row.moved.connect(self._moved)
-            row.released.connect(lambda name: emit(self.released, name))
-            self.rows_layout.addWidget(row)
-            self.rows[spec.name] = row
+        self.rows_layout.addWidget(box)
+        self.headers[group], self._boxes[group] = header, box_lay
 
     def label(self, name: str) -> str:
         """The human name of a direction ('' if unknown)."""
-        row = self.rows.get(name)
-        return row.spec.label if row else ""
+        spec = self.specs.get(name)
+        return spec.label if spec else ""
+
+    def _wanted(self) -> tuple[set[str], set[str]]:
+        """(names to show with the current filter and folds, names the filter matches); headers of
+        groups with no match hide."""
+        words = self.filter.text().strip().lower().split()
+        hits = {n for n, s in self.specs.items() if all(w in f"{s.label} {s.group}".lower() for w in words)}
+        for group, header in self.headers.items():
+            header.setVisible(any(self.specs[n].group == group for n in hits))
+        return {n for n in hits if words or self.headers[self.specs[n].group].isChecked()}, hits
 
     def _refresh(self) -> None:
-        words = self.filter.text().strip().lower().split()
-        shown = 0
-        for group, header in self.headers.items():
-            hits = [r for r in self.rows.values() if r.spec.group == group and all(
-                w in f"{r.spec.label} {r.spec.group}".lower() for w in words)]  # fmt: skip
-            header.setVisible(bool(hits))
-            for r in self.rows.values():
-                if r.spec.group == group:
-                    r.setVisible(r in hits and (header.isChecked() or bool(words)))
-            shown += len(hits)
-        self.empty.setVisible(bool(self.rows) and shown == 0)
+        shown, hits = self._wanted()
+        self._shown = shown
+        for n, row in self.rows.items():
+            row.setVisible(n in shown)
+        unbuilt = [n for n in self.specs if n not in self.rows]
+        self._pending = [n for n in unbuilt if n in shown] + [n for n in unbuilt if n not in shown]  # shown first
+        self.empty.setVisible(bool(self.specs) and not hits)
+        self._build_some()
+
+    def _build_some(self) -> None:
+        """Build pending rows for at most BUILD_SLICE_S, then let the event loop run and continue
+        (styled widgets cost milliseconds each; a hundred at once would freeze the window)."""
+        t0 = time.monotonic()
+        while self._pending and time.monotonic() - t0 < BUILD_SLICE_S:
+            name = self._pending.pop(0)
+            if name in self.specs and name not in self.rows:
+                self.row(name)
+        if self._pending:
+            QTimer.singleShot(0, self._build_some)
+
+    def row(self, name: str) -> SliderRow:
+        """The row of direction ``name``, built now if it was not yet."""
+        if name in self.rows:
+            return self.rows[name]
+        spec = self.specs[name]
+        row = SliderRow(spec, self.rows_widget)
+        row.layers.setVisible(self.show_layers.isChecked())
+        row.show_value(self.edits.value(name))
+        row.moved.connect(self._moved)
+        row.released.connect(self.released.emit)
+        box, order = self._boxes[spec.group], list(self.specs)
+        at = sum(order.index(n) < order.index(name) for n in self.rows if self.specs[n].group == spec.group)
+        box.insertWidget(at, row)
+        self.rows[name] = row
+        row.setVisible(name in self._shown)
+        return row
 
     def _moved(self, name: str, value: float, drag_id: int) -> None:
-        self.undo.push(SliderCommand(self.edits, name, value, drag_id, self.label(name)))
+        self.undo.push(SliderCommand(self.edits, name, value, drag_id, label=self.label(name)))
 
     def _reset(self) -> None:
         if self.edits.active():
