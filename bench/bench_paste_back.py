@@ -24,7 +24,8 @@ given).  The "before" column runs the ``paste_back`` module of commit ``--before
   those pixels that changed; bg = the same outside the face box grown 60 % sideways and downwards
   and 100 % upwards (curtains, flags).
 
-Crops (photo | before | after | |after - photo| x4) go to ``--out`` and, downscaled, ``--figures``.
+Crops (photo | before | after | |after - photo| x4) go to ``--out`` and, downscaled to FIGURE_WIDTH px
+wide PNGs, ``--figures`` (bench/RESULTS.md shows those).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from ganeditor.pipelines.generate import to_uint8  # noqa: E402
 from ganeditor.pipelines.invert import ProjectOptions, invert, project, run_inversion  # noqa: E402
 from ganeditor.pipelines.invert_loss import make_inversion_loss  # noqa: E402
 
+FIGURE_WIDTH = 1000  # px, the crops under --figures
 CASES = [  # (name, photo under the photo cache's files/ or 'synthetic', direction, alpha)
     ("astronaut-age", "scikit-image/astronaut.png", "age", 3.0),
     ("astronaut-hair", "scikit-image/astronaut.png", "hair_colour", 3.0),
@@ -235,9 +237,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.figures:
             args.figures.mkdir(parents=True, exist_ok=True)
             im = Image.fromarray(fig)
-            k = min(1.0, 1400 / im.width)
+            k = min(1.0, FIGURE_WIDTH / im.width)
             im.resize((round(im.width * k), round(im.height * k)), Image.Resampling.LANCZOS).save(
-                args.figures / f"{name}.jpg", quality=90)
+                args.figures / f"{name}.png", optimize=True)
         print(f"{name}: before {row['before']}  after {row['after']}", flush=True)
     print()
     print(f"before = paste_back of commit {args.before}; after = this tree; inversion: encoder + {args.steps} W+ steps")

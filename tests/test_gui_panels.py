@@ -29,7 +29,7 @@ def test_portrait_points_fit_live_edit_apply_and_undo(qtbot, window, tmp_path):
     open_and_wait(qtbot, win, path)
     place_points(qtbot, win, lms)
     assert p.face.thumb.pixels.shape == (16, 16, 3) and p.invert_button.isEnabled()
-    assert not p.sliders.isEnabled() and not p.apply_button.isEnabled()
+    assert not p.sliders.isEnabled() and not p.bar.apply_button.isEnabled()
     p.method_box.setCurrentIndex(p.method_box.findData("w"))
     p.steps_box.setValue(20)
     p.invert()
@@ -43,8 +43,8 @@ def test_portrait_points_fit_live_edit_apply_and_undo(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: p.frame is not None and p.frame.full, timeout=30000)
     assert win.view.preview is not None and win.view.preview_before is not None
     assert p.frame.photo.shape == original.shape and not np.array_equal(p.frame.photo, original)
-    assert win.doc.current is original and p.apply_button.isEnabled()  # nothing applied yet
-    p.apply_button.click()
+    assert win.doc.current is original and p.bar.apply_button.isEnabled()  # nothing applied yet
+    p.bar.apply_button.click()
     qtbot.waitUntil(lambda: win.doc.current is not original, timeout=20000)
     assert np.array_equal(win.doc.current, p.frame.photo) and win.view.preview is None
     assert win.doc.undo_stack.text(win.doc.undo_stack.index() - 1).startswith("Portrait: ")

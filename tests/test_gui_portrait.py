@@ -220,7 +220,7 @@ def test_gray_and_16_bit_photos_keep_their_format(qtbot, tiny, tmp_path, kind):
     fit(qtbot, win)
     first_row(p).slider.setValue(300)
     qtbot.waitUntil(lambda: p.frame is not None and p.frame.full, timeout=30000)
-    p.apply_button.click()
+    p.bar.apply_button.click()
     qtbot.waitUntil(lambda: win.doc.current is not original, timeout=20000)
     assert win.doc.current.shape == original.shape and win.doc.current.dtype == original.dtype
     assert win.errors == []
@@ -236,3 +236,28 @@ def test_no_face_says_what_to_do(qtbot, tmp_path, monkeypatch):
     qtbot.waitUntil(lambda: "No face found" in win.portrait.face.hint.text(), timeout=60000)
     assert "Place 5 points" in win.portrait.face.hint.text() and win.errors == []
     win.discard_and_close()
+
+
+def test_apply_and_its_undo_keep_the_fit_and_another_change_of_the_photo_drops_it(qtbot, tiny, tmp_path):
+    win, p, stack = tiny, tiny.portrait, tiny.doc.undo_stack
+    img, _, lms = render_portrait(5, 96, return_landmarks=True)
+    Image.fromarray(img).save(tmp_path / "face.png")
+    open_and_wait(qtbot, win, tmp_path / "face.png")
+    p.face._found([Face(np.r_[lms.min(0) - 10, lms.max(0) + 10], 0.99, lms.astype(float) - 0.5)])
+    qtbot.waitUntil(lambda: p.face.face is not None, timeout=20000)
+    fit(qtbot, win)
+    first_row(p).slider.setValue(200)
+    qtbot.waitUntil(lambda: p.frame is not None and p.frame.full, timeout=30000)
+    base, face = win.doc.current, p.face.face
+    p.apply()
+    qtbot.waitUntil(lambda: win.doc.current is not base, timeout=20000)
+    stack.undo()
+    stack.redo()
+    wait_idle(qtbot, win.device_lane)
+    assert p.inverted and p.face.face is face and p.base is base  # our own result: the fit stays
+    win.doc.apply_result(win.doc.current // 2, None, "Darken")  # another operation changes the photo
+    qtbot.waitUntil(lambda: p.face.face is not face, timeout=20000)
+    wait_idle(qtbot, win.device_lane)
+    assert not p.inverted and p.base is win.doc.current  # aligned again from the new photo, to be fitted
+    assert p.face.face.image.mean() < face.image.mean() - 10
+    assert "photo changed" in win.statusBar().currentMessage() and win.errors == []

@@ -15,7 +15,8 @@ from PySide6.QtWidgets import QMessageBox
 
 from ganeditor.pipelines.project import VERSION, load_project
 from ganeditor.qt.settings import Key
-from gui_support import align_portrait, make_window, open_and_wait, tiny_window, wait_window_idle, write_photo
+from gui_support import (make_window, open_and_wait, place_points, portrait_photo, tiny_window, wait_window_idle,
+                         write_photo)
 
 A = QMessageBox.StandardButton
 
@@ -26,8 +27,13 @@ def window(tiny_window):
 
 
 def edit_session(qtbot, win, tmp_path):
-    """Open a portrait, align (5 points), fit (W, 20 steps), move a slider, apply, translate."""
-    path = align_portrait(qtbot, win, tmp_path)
+    """Open a portrait, translate it, align (5 points), fit (W, 20 steps), move a slider, apply."""
+    path, lms = portrait_photo(tmp_path)
+    open_and_wait(qtbot, win, path)
+    win.scene.run_translate()
+    qtbot.waitUntil(lambda: win.doc.undo_stack.count() == 1, timeout=20000)
+    wait_window_idle(qtbot, win)
+    place_points(qtbot, win, lms)
     p = win.portrait
     p.method_box.setCurrentIndex(p.method_box.findData("w"))
     p.steps_box.setValue(20)
@@ -39,8 +45,6 @@ def edit_session(qtbot, win, tmp_path):
     before = win.doc.current
     p.apply()
     qtbot.waitUntil(lambda: win.doc.current is not before, timeout=20000)
-    win.scene.run_translate()
-    qtbot.waitUntil(lambda: win.doc.undo_stack.count() == 3, timeout=20000)
     wait_window_idle(qtbot, win)
     return path, name
 
@@ -61,9 +65,9 @@ def test_project_round_trip_is_exact(qtbot, window, tmp_path, monkeypatch, tiny_
     assert win.save_project(str(out), wait=True)
     assert not win.doc.is_modified and win.windowTitle().startswith("work.ganedit — ")
     pr = load_project(out)
-    assert [o["op"] for o in pr.operations] == ["paste-back", "translate"]
-    assert pr.operations[1]["model"] == "tiny-cyclegan" and pr.operations[1]["network"] == "G_A"
-    assert pr.operations[0]["directions"] == {name: 1.5} and pr.operations[0]["model_path"].endswith("tiny-stylegan2.safetensors")
+    assert [o["op"] for o in pr.operations] == ["translate", "paste-back"]
+    assert pr.operations[0]["model"] == "tiny-cyclegan" and pr.operations[0]["network"] == "G_A"
+    assert pr.operations[1]["directions"] == {name: 1.5} and pr.operations[1]["model_path"].endswith("tiny-stylegan2.safetensors")
     current, aligned = win.doc.current, win.portrait.face.face.image
     recon, sliders = win.portrait.reconstruction, dict(win.portrait.edits.active())
     edited = win.portrait.frame.face
@@ -80,7 +84,7 @@ def test_project_round_trip_is_exact(qtbot, window, tmp_path, monkeypatch, tiny_
     assert dict(q.edits.active()) == sliders and q.sliders.row(name).slider.value() == 150
     assert np.array_equal(q.frame.face, edited)
     assert not other.doc.is_modified and other.errors == []
-    assert [o["op"] for o in other.doc.operations()] == ["paste-back", "translate"]  # kept: exports still say so
+    assert [o["op"] for o in other.doc.operations()] == ["translate", "paste-back"]  # kept: exports still say so
     again = other.export(str(tmp_path / "again.png"))
     qtbot.waitUntil(lambda: again.state == "done", timeout=30000)
     assert b"compositeWithTrainedAlgorithmicMedia" in (tmp_path / "again.png").read_bytes()

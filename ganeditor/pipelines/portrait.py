@@ -29,10 +29,10 @@ from ganeditor.pipelines.directions import Direction, sefa
 from ganeditor.pipelines.edit import PreviewRenderer, apply_edits
 from ganeditor.pipelines.face_detect import Face, detect_faces, find_weights, get_detector, unavailable_message
 from ganeditor.pipelines.generate import FaceRequest, generate_face, to_uint8
-from ganeditor.pipelines.invert import METHOD_LABELS, METHOD_TIPS, METHODS, ProjectOptions, center_crop_resize, invert, with_noise  # noqa: F401
+from ganeditor.pipelines.invert import ProjectOptions, center_crop_resize, invert, with_noise
 from ganeditor.pipelines.invert_loss import make_inversion_loss
 from ganeditor.pipelines.invert_pti import PTIOptions, add_delta, pti_delta
-from ganeditor.pipelines.paste_back import PasteTarget, paste_back
+from ganeditor.pipelines.paste_back import PasteTarget
 from ganeditor.pipelines.sliders import SliderSpec, slider_specs
 from ganeditor.pipelines.teach import USER_LIBRARY_ROLE, Marks, latent_of, sample_grid, save_user_direction, teach_direction
 
@@ -344,11 +344,6 @@ class PortraitSession:
         save_user_direction(G, self.generator_path or "generator", d)
         self.directions = [x for x in self.directions if x.name != d.name] + [d]
         return slider_specs([d], G.num_ws)[0]
-
-    def paste(self, photo: np.ndarray, edited: np.ndarray, aligned: AlignedFace,
-              reconstruction: np.ndarray | None) -> np.ndarray:
-        """The full-resolution photo with the edited face blended in."""
-        return paste_back(photo, edited, aligned, reconstruction=reconstruction, device=self.device)
 
 
 def warm_up(task: Task | None = None) -> None:

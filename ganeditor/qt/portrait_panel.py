@@ -26,6 +26,7 @@ from ganeditor.pipelines.project import PortraitState
 from ganeditor.qt.document import Document, EditState
 from ganeditor.qt.image_view import ImageView
 from ganeditor.qt.jobs import Job, Lane
+from ganeditor.qt.portrait_apply import AppliedResults, ApplyBar
 from ganeditor.qt.portrait_face import FaceStep
 from ganeditor.qt.portrait_project import PortraitProject
 from ganeditor.qt.preview import PreviewScheduler
@@ -68,6 +69,7 @@ class PortraitPanel(PortraitProject, QWidget):
         self.frame: EditFrame | None = None  # the newest rendered edit
         self.latent: LatentState | None = None  # the current fit, as numpy (for project files)
         self._pending: PortraitState | None = None  # project work waiting for its generator to load
+        self._applied = AppliedResults()
         self.inverted = False
         self.detector_ok, self.detector_reason = True, ""
         self.face = FaceStep(lane, doc, view, self.session, weight_paths, self)
@@ -84,6 +86,7 @@ class PortraitPanel(PortraitProject, QWidget):
         self.edits.changed.connect(lambda *_: self._edits_changed())
         self.sliders.released.connect(lambda _n: self._request(full=True))
         doc.opened.connect(lambda _p: self._photo_changed())
+        doc.image_changed.connect(self._document_changed)
         lane.job_started.connect(lambda job: self._update_state() if job.key.startswith("portrait") else None)
         self._update_state()
 
@@ -137,27 +140,13 @@ class PortraitPanel(PortraitProject, QWidget):
         outer.setContentsMargins(0, 0, 0, 0)
         outer.setSpacing(0)
         outer.addWidget(self.scroll, 1)
-        outer.addWidget(self._action_bar())
+        self.bar = ApplyBar()
+        outer.addWidget(self.bar)
+        self.bar.reset_button.clicked.connect(self.sliders.reset_all.click)
+        self.bar.apply_button.clicked.connect(self.apply)
         self.invert_button.clicked.connect(self.invert)
         self.teach_button.clicked.connect(self.teach)
         self.feather.valueChanged.connect(lambda _v: self._retarget())
-
-    def _action_bar(self) -> QWidget:
-        """Reset and Apply, always visible below the scrolling content."""
-        bar = QFrame(objectName="actionbar")
-        self.action_label = QLabel("")
-        self.action_label.setObjectName("hint")
-        self.reset_button = QPushButton("Reset", toolTip="Put every slider back to 0 (undoable)")
-        self.apply_button = QPushButton("Apply", toolTip="Put the edit into the photo (one undo step)")
-        self.apply_button.setObjectName("primary")
-        row = QHBoxLayout(bar)
-        row.setContentsMargins(8, 6, 8, 6)
-        row.addWidget(self.action_label, 1)
-        row.addWidget(self.reset_button)
-        row.addWidget(self.apply_button)
-        self.reset_button.clicked.connect(self.sliders.reset_all.click)
-        self.apply_button.clicked.connect(self.apply)
-        return bar
 
     # -------------------------------------------------------------------------- generator
     def set_generator(self, entry: ModelEntry | None, entries: list[ModelEntry]) -> None:
@@ -220,6 +209,20 @@ class PortraitPanel(PortraitProject, QWidget):
         self.base = photo
         self._clear_fit()
         self._update_state()
+
+    def _document_changed(self) -> None:
+        """Apply (and its undo/redo) keeps the fit; any other change of the photo (translate, restore, an
+        undo past the fit) leaves a fit of a face that is not the photo's any more: the face is aligned
+        again from the new photo (found again if the photo changed size) and waits for a new fit."""
+        cur, base = self.doc.current, self.base
+        if cur is None or base is None or self._applied.made_from(cur, base):
+            return
+        if cur.shape[:2] != base.shape[:2] or self.face.face is None:
+            self.face.reset()
+            self.message.emit("The photo changed: find the face again to edit it.")
+        else:
+            self.face.realign()
+            self.message.emit("The photo changed: the face was aligned again; fit it to edit it.")
 
     def _clear_fit(self) -> None:
         self.inverted, self.reconstruction, self.target, self.frame, self.latent = False, None, None, None, None
@@ -332,6 +335,7 @@ class PortraitPanel(PortraitProject, QWidget):
               "landmarks": [] if face is None else [list(map(float, p)) for p in face.landmarks]}  # fmt: skip
 
         def done(step: dict) -> None:
+            self._applied.remember(frame.photo, self.base)
             self.doc.apply_result(frame.photo, alpha, f"Portrait: {label}", {**op, "provenance": [step]})
             self.view.set_preview(None)
             self.message.emit(f"Applied: {label}")
@@ -380,7 +384,4 @@ class PortraitPanel(PortraitProject, QWidget):
         self.edit_hint.setText("" if self.inverted else "The sliders unlock once the face is fitted.")
         active = self.edits.active()
         full = self.frame is not None and self.frame.full
-        self.apply_button.setEnabled(self.inverted and bool(active) and full)
-        self.reset_button.setEnabled(bool(active))
-        self.action_label.setText("" if not self.inverted else "No edit yet: move a slider." if not active else
-                                  "Full resolution: ready to apply." if full else "Preview on the photo…")
+        self.bar.show_state(self.inverted, bool(active), full)
