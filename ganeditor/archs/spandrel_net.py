@@ -107,7 +107,8 @@ class SpandrelNet(nn.Module):
         """Facts for ``ganeditor info`` and the model library."""
         r = self.receptive_radius
         tiling = (f"exact tiles (receptive field {r} px each side)" if r is not None else
-                  "overlap-blended tiles (global operations: tiles differ slightly from a whole-image run)")
+                  "overlap-blended tiles (its receptive field is global or wider than measured: "
+                  "tiles differ slightly from a whole-image run)")
         return {"summary": f"{self.arch_id} {self.kind} x{self.scale} (through spandrel)", "arch": self.arch_name,
                 "kind": self.kind, "scale": self.scale, "channels": f"{self.input_channels} -> {self.output_channels}",
                 "tags": ", ".join(self.tags), "size_multiple": self.size_multiple, "tiling": tiling}
