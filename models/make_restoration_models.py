@@ -13,10 +13,8 @@ photos (``photos:train``, from ``bench/gather_photos.py``), degraded on the fly 
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -30,7 +28,7 @@ from ganeditor.core.errors import Cancelled, GanEditorError  # noqa: E402
 from ganeditor.formats import Checkpoint, load_checkpoint  # noqa: E402
 from ganeditor.formats.native import save_checkpoint  # noqa: E402
 from ganeditor.formats.ncnn_convert import canonicalize_safetensors  # noqa: E402
-from make_demo_models import MODELS_DIR, PHOTO_LICENCE, _train_until, run_stats, runs_root, sha256  # noqa: E402
+from make_demo_models import PHOTO_LICENCE, _train_until, parse_args, run_stats, runs_root, sha256  # noqa: E402
 
 _COMMON = dict(batch=8, seed=0, precision="bf16", checkpoint_every=100, sample_every=250, log_every=10, keep=2,
                validate_every=250)
@@ -95,20 +93,7 @@ def export(name: str, run: Path, out: Path) -> Checkpoint:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("name", choices=sorted(RECIPES))
-    ap.add_argument("--resume", action="store_true", help="continue the run folder from its last checkpoint")
-    ap.add_argument("--steps", type=int, default=None, help="total steps (default: the recipe's)")
-    ap.add_argument("--export-only", action="store_true", help="no training: export, measure, write the card")
-    ap.add_argument("--no-export", action="store_true", help="train only")
-    ap.add_argument("--run", type=Path, default=None, help="run folder (default $GANEDITOR_RUNS/NAME)")
-    ap.add_argument("--models-dir", type=Path, default=MODELS_DIR, help="where NAME.safetensors and NAME.md go")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    ap.add_argument("--tiny", action="store_true", default=os.environ.get("GANEDITOR_DEMO_TINY") == "1",
-                    help="tiny networks/steps/evaluations (tests)")
-    args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_args(list(RECIPES), __doc__.splitlines()[0], argv)
     run = args.run or runs_root() / args.name
     try:
         if not args.export_only:
