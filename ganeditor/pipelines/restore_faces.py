@@ -26,6 +26,7 @@ import torch.nn as nn
 
 from ganeditor.core.imageio import max_value
 from ganeditor.core.progress import Task, null_task
+from ganeditor.core.tiling_cancel import CancelPoints
 from ganeditor.pipelines.align import align_face
 from ganeditor.pipelines.face_detect import detect_faces, get_detector, unavailable_message
 from ganeditor.pipelines.generate import to_uint8
@@ -129,7 +130,13 @@ def restore_faces(prior: FacePrior, photo: np.ndarray, *, detect_on: np.ndarray 
     if get_detector(device) is None:
         return photo, 0, ["faces: skipped, " + unavailable_message()]
     source = to_uint8_rgb(photo if detect_on is None else detect_on)
-    faces = [f for f in detect_faces(source, device) if f.eye_distance >= MIN_EYE_DISTANCE / landmark_scale]
+    with CancelPoints(task):  # detection of a large photo and a 512-px face network are seconds of work
+        faces = [f for f in detect_faces(source, device) if f.eye_distance >= MIN_EYE_DISTANCE / landmark_scale]
+        return _restore_each(prior, photo, faces, landmark_scale, fidelity, strength, device, task)
+
+
+def _restore_each(prior: FacePrior, photo: np.ndarray, faces: list, landmark_scale: float, fidelity: float,
+                  strength: float, device: torch.device | str, task: Task) -> tuple[np.ndarray, int, list[str]]:
     if not faces:
         return photo, 0, ["faces: no face found"]
     notes = []
