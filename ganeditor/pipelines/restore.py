@@ -18,7 +18,7 @@ model is of the stage's kind and says what it found otherwise.  Strength per sta
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -222,4 +222,4 @@ def restore(image: LoadedImage, models: RestoreModels, options: RestoreOptions, 
 
 def _with(image: LoadedImage, pixels: np.ndarray) -> LoadedImage:
     """``image`` with new pixels of the same size (alpha and metadata kept)."""
-    return LoadedImage(pixels, image.alpha, image.bit_depth, image.icc_profile, image.exif, list(image.notes))
+    return replace(image, pixels=pixels, notes=list(image.notes))
