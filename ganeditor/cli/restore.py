@@ -45,7 +45,8 @@ def _stages(text: str) -> tuple[str, ...]:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("restore", help="restore old photos: dust and scratches, noise and fading, faces, colour, size",
-                       description=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=__doc__.split("\n\n", 1)[1].replace("``", "'"),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", help="image file or folder of images (scans: PNG, TIFF incl. 16-bit, JPEG...)")
     p.add_argument("output", help="output image file or folder (created); 16-bit in -> 16-bit out")
     p.add_argument("--stages", type=_stages, default=DEFAULT_STAGES,
