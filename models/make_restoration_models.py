@@ -40,23 +40,23 @@ _TINY = dict(steps=2, batch=2, checkpoint_every=1, sample_every=1, log_every=1, 
 RECIPES: dict[str, dict] = {
     "restore-scratches": {
         "title": "Dust and scratch detector",
-        "train": dict(recipe="scratches", data=["photos:train?short=768"], steps=2500, **_COMMON,
+        "train": dict(recipe="scratches", data=["photos:train?short=768"], steps=1200, **_COMMON,
                       options=dict(crop_size=128, lr=5e-4, pos_weight=4.0)),
     },
     "restore-global": {
         "title": "Global old-photo restorer (GAN)",
-        "train": dict(recipe="restore", data=["photos:train?short=768"], steps=2500, **_COMMON,
-                      options=dict(crop_size=128, lr=3e-4, pretrain_steps=1200, w_gan=0.005, w_perceptual=0.5)),
+        "train": dict(recipe="restore", data=["photos:train?short=768"], steps=1500, **dict(_COMMON, batch=6),
+                      options=dict(crop_size=96, lr=3e-4, pretrain_steps=800, w_gan=0.005, w_perceptual=0.5)),
     },
     "restore-inpaint": {
         "title": "Dust and scratch inpainter (GAN)",
-        "train": dict(recipe="inpaint", data=["photos:train?short=768"], steps=1500, **_COMMON,
-                      options=dict(crop_size=96, lr=3e-4, pretrain_steps=400, w_gan=0.01, w_perceptual=0.5)),
+        "train": dict(recipe="inpaint", data=["photos:train?short=768"], steps=1000, **dict(_COMMON, batch=6),
+                      options=dict(crop_size=96, lr=3e-4, pretrain_steps=300, w_gan=0.01, w_perceptual=0.5)),
     },
     "restore-colorize": {
         "title": "Colouriser (chroma from luma, GAN)",
-        "train": dict(recipe="colorize", data=["photos:train?short=320"], steps=2000, **_COMMON,
-                      options=dict(crop_size=128, lr=3e-4, pretrain_steps=1000, w_gan=0.02)),
+        "train": dict(recipe="colorize", data=["photos:train?short=256"], steps=1200, **dict(_COMMON, batch=6),
+                      options=dict(crop_size=96, lr=3e-4, pretrain_steps=600, w_gan=0.02)),
     },
 }
 
