@@ -101,6 +101,9 @@ def write_card(name: str, recipe: dict, stats: dict, quality: dict, path: Path, 
         "`ganeditor.pipelines.train.degrade.old_photo` (seeded per sample).",
         f"- **Recipe**: `{cfg['recipe']}` ({'ganeditor/pipelines/train/restoration.py'}), batch {cfg['batch']}, "
         f"{stats['steps']:,} steps, precision {cfg['precision']}, options `{json.dumps(cfg['options'], sort_keys=True)}`.",
+        *([f"- **Stopped** at step {stats['steps']:,} of a run configured for {cfg['steps']:,} (the learning rate is "
+            "constant, so this equals a run of that many steps, as the recipe table now says)."]
+          if stats["steps"] < cfg["steps"] else []),
         f"- **Trained**: {_fmt_time(stats['wall_s'] or 0)} on {platform.processor() or platform.machine()} "
         f"({torch.get_num_threads()} thread(s) for the export; training used 1 thread, niced, on a shared machine).",
         "- **Reproduce**: `python models/make_restoration_models.py " + name + "` (`--resume` continues a run).",
