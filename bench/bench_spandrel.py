@@ -34,6 +34,9 @@ CLASS = {"RealCUGAN": "UpCunet2x", "KBNet": "KBNet_s"}  # modules exporting seve
 KWARGS = {  # where the class has no usable defaults (published configurations)
     "SPAN": dict(num_in_ch=3, num_out_ch=3, upscale=4),
     "NAFNet": dict(img_channel=3, width=32, middle_blk_num=1, enc_blk_nums=[1, 1, 1, 1], dec_blk_nums=[1, 1, 1, 1]),
+    "DRUNet": dict(in_nc=4, out_nc=3),  # colour + noise-level map, as the published drunet_color
+    "SwinIR": dict(upscale=2, img_size=64, window_size=8, embed_dim=60, depths=[6, 6, 6, 6], num_heads=[6, 6, 6, 6],
+                   mlp_ratio=2, upsampler="pixelshuffledirect"),  # the lightweight x2 model
 }
 
 

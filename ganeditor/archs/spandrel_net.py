@@ -82,6 +82,10 @@ class SpandrelNet(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """RGB [N,3,H,W] in [0,1] (+ a [N,1,H,W] mask for inpainters) -> [N,3,H*s,W*s] in [0,1]."""
+        return self.unclamped(x, mask).clamp(0, 1)
+
+    def unclamped(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``forward`` before the final clamp (what the receptive-field probe differentiates)."""
         assert x.ndim == 4 and x.shape[1] == 3, x.shape
         h, w = x.shape[-2:]
         if self.input_channels == 1:  # gray models see the luma
@@ -91,7 +95,7 @@ class SpandrelNet(nn.Module):
             mask = pad_to_requirements(mask, self.size_multiple, self.min_size, self.square)
         y = self._call(x, mask)
         assert isinstance(y, torch.Tensor), f"{self.arch_id} returned {type(y).__name__}, not a tensor"
-        y = y.clamp(0, 1)[..., : h * self.scale, : w * self.scale]
+        y = y[..., : h * self.scale, : w * self.scale]
         return y.expand(-1, 3, -1, -1) if y.shape[1] == 1 else y
 
     # --- tiling facts ----------------------------------------------------------------------
