@@ -35,6 +35,7 @@ KWARGS = {  # where the class has no usable defaults (published configurations)
     "SPAN": dict(num_in_ch=3, num_out_ch=3, upscale=4),
     "NAFNet": dict(img_channel=3, width=32, middle_blk_num=1, enc_blk_nums=[1, 1, 1, 1], dec_blk_nums=[1, 1, 1, 1]),
     "DRUNet": dict(in_nc=4, out_nc=3),  # colour + noise-level map, as the published drunet_color
+    "LaMa": dict(in_nc=4, out_nc=3),  # RGB + mask, as big-lama
     "SwinIR": dict(upscale=2, img_size=64, window_size=8, embed_dim=60, depths=[6, 6, 6, 6], num_heads=[6, 6, 6, 6],
                    mlp_ratio=2, upsampler="pixelshuffledirect"),  # the lightweight x2 model
 }
