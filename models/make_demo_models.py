@@ -30,8 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ganeditor.core.errors import Cancelled, GanEditorError  # noqa: E402
 from ganeditor.formats import Checkpoint, load_checkpoint  # noqa: E402
-from ganeditor.formats.native import save_checkpoint  # noqa: E402
-from ganeditor.formats.ncnn_convert import canonicalize_safetensors  # noqa: E402
+from ganeditor.formats.native import canonicalize_safetensors, save_checkpoint  # noqa: E402
 from ganeditor.pipelines.train.engine import TrainConfig, train  # noqa: E402
 from ganeditor.pipelines.train.run_dir import RunDir  # noqa: E402
 
@@ -55,7 +54,7 @@ RECIPES: dict[str, dict] = {
                                    ada=False)),
         "export": ["G_ema"],
         "licence": PROCEDURAL_LICENCE,
-        "tiny": dict(steps=2, batch=4, checkpoint_every=1, sample_every=1, log_every=1,
+        "tiny": dict(steps=2, batch=4, checkpoint_every=1, sample_every=1, log_every=1, eval_every=1, eval_count=32,
                      options=dict(resolution=16, channel_base=256, channel_max=16, z_dim=8, w_dim=8, mapping_layers=2)),
     },
     "portrait-stylegan2-encoder": {
@@ -74,12 +73,13 @@ RECIPES: dict[str, dict] = {
         "title": "Day <-> night CycleGAN",
         "train": dict(recipe="cyclegan", data=["world:scenes-day", "world:scenes-night"], steps=3000, batch=1,
                       seed=0, precision="bf16", checkpoint_every=250, sample_every=250, log_every=50, keep=3,
+                      eval_every=500, eval_count=48,
                       options=dict(ngf=32, ndf=64, n_blocks=9, crop_size=128, load_size=256, lr=2e-4,
-                                   pool_size=50, lambda_identity=0.5)),
+                                   pool_size=50, lambda_identity=0.5, upsample="resize")),
         "export": ["G_A", "G_B"],
         "licence": PROCEDURAL_LICENCE,
         "tiny": dict(steps=2, batch=1, checkpoint_every=1, sample_every=1, log_every=1,
-                     data=["world:scenes-day?n=4", "world:scenes-night?n=4"],
+                     data=["world:scenes-day?n=4", "world:scenes-night?n=4"], eval_every=1, eval_count=4,
                      options=dict(ngf=4, ndf=4, n_blocks=1, crop_size=32, load_size=48)),
     },
     "srgan-x4": {
@@ -89,7 +89,7 @@ RECIPES: dict[str, dict] = {
                       validate_every=500,
                       options=dict(arch="msrresnet", num_feat=64, num_block=16, scale=4, crop_size=96,
                                    stage="both", pretrain_steps=2000, total_steps=2100, lr=2e-4, pixel_loss="l1",
-                                   degradation="bicubic", val_size=192, val_count=11)),
+                                   degradation="mix", mix_clean=0.4, mix_jpeg=0.35, val_size=192, val_count=11)),
         "export": ["net"],
         "licence": PHOTO_LICENCE,
         "tiny": dict(steps=2, batch=2, checkpoint_every=1, sample_every=1, log_every=1, validate_every=2,
@@ -182,6 +182,7 @@ def run_training(name: str, run: Path, resume: bool, steps: int | None, tiny: bo
 
 def _train_until(name: str, run: Path, fields: dict, resume: bool) -> None:
     from ganeditor.cli.common import progress_task
+    from ganeditor.cli.train import print_health
 
     cfg = TrainConfig(out=str(run), **fields)
     last = None
@@ -189,6 +190,8 @@ def _train_until(name: str, run: Path, fields: dict, resume: bool) -> None:
                        graceful="stopping: writing a checkpoint") as task:
         for ev in train(cfg, task, resume=resume):
             last = ev
+            if "feature_space" in ev.metrics:
+                print_health(ev)
             if ev.step % max(1, cfg.log_every * 10) == 0:
                 print(f"step {ev.step}/{ev.steps} {ev.images_per_s:.2f} images/s "
                       + " ".join(f"{k}={v:.3g}" for k, v in ev.losses.items()), flush=True)
@@ -211,7 +214,8 @@ def run_stats(run: Path) -> dict:
     cfg = RunDir(run).read_config()
     return {"steps": upto, "wall_s": round(wall, 1),
             "images_per_s": recs[-1].get("images_per_s") if recs else None, "config": cfg,
-            "last": recs[-1] if recs else {}, "validations": [r for r in recs if "val_psnr" in r]}
+            "last": recs[-1] if recs else {}, "validations": [r for r in recs if "val_psnr" in r],
+            "health": [r for r in recs if "feature_space" in r]}
 
 
 @torch.no_grad()
@@ -272,9 +276,18 @@ def measure(name: str, ckpt_path: Path, tiny: bool) -> dict:
         gen = load_checkpoint(ck.meta["generator"]).primary.eval()
         return demo_eval.encoder_quality(gen, ck.nets["E"].eval(), count=4 if tiny else 64)
     if name == "daynight-cyclegan":
-        return demo_eval.cyclegan_quality(ck.nets["G_A"].eval(), ck.nets["G_B"].eval(), count=2 if tiny else 50,
-                                          size=64 if tiny else 256, stats_count=4 if tiny else 200)
-    return demo_eval.srgan_quality(ck.nets["net"].eval(), short=64 if tiny else 768, crop=32 if tiny else 384)
+        G_A, G_B = ck.nets["G_A"].eval(), ck.nets["G_B"].eval()
+        q = demo_eval.cyclegan_quality(G_A, G_B, count=2 if tiny else 50, size=64 if tiny else 256,
+                                       stats_count=4 if tiny else 200)
+        try:
+            q["photos"] = demo_eval.photo_night_lights(G_A, short=64 if tiny else 256)
+        except GanEditorError as e:  # no gathered photo cache on this machine (bench/gather_photos.py)
+            print(f"real-photo measurements skipped: {e}", file=sys.stderr)
+        return q
+    net, short, crop = ck.nets["net"].eval(), 64 if tiny else 768, 32 if tiny else 384
+    q = demo_eval.srgan_quality(net, short=short, crop=crop)
+    q["jpeg30"] = demo_eval.srgan_quality(net, short=short, crop=crop, jpeg=30)
+    return q
 
 
 def sha256(path: Path) -> str:

@@ -146,3 +146,28 @@ def test_ssim_is_computed_in_fp32_under_autocast():
     assert torch.isfinite(got) and abs(got.detach().item() - ref.detach().item()) < 1e-6
     got.backward()
     assert torch.isfinite(a.grad).all()
+
+
+def test_ssim_and_ms_ssim_match_reference_packages():
+    import pytest
+    import torch
+
+    pytorch_msssim = pytest.importorskip("pytorch_msssim")
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    from ganeditor.core.metrics import ms_ssim, ssim
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(2, 3, 181, 170, generator=g, dtype=torch.float64)
+    b = (a + 0.15 * torch.randn(2, 3, 181, 170, generator=g, dtype=torch.float64)).clamp(0, 1)
+    ref = pytorch_msssim.ssim(a, b, data_range=1.0).item()
+    tm = structural_similarity_index_measure(a, b, data_range=1.0, gaussian_kernel=True, sigma=1.5,
+                                             kernel_size=11).item()  # pads the borders: not the valid region
+    assert ssim(a, b) == pytest.approx(ref, abs=1e-7) and abs(ssim(a, b) - tm) < 0.02  # ours runs in fp32
+    assert torch.allclose(ms_ssim(a, b).double(), pytorch_msssim.ms_ssim(a, b, data_range=1.0, size_average=False),
+                          atol=1e-6)
+    w3 = [0.0448, 0.2856, 0.3001]
+    w3 = [x / sum(w3) for x in w3]
+    ref3 = pytorch_msssim.ms_ssim(a, b, data_range=1.0, size_average=False, weights=w3)
+    assert torch.allclose(ms_ssim(a, b, scales=3).double(), ref3, atol=1e-6)
+    assert not torch.allclose(ms_ssim(a, b, scales=3), ms_ssim(a, b))

@@ -161,6 +161,7 @@ def test_train_panel_runs_a_tiny_run_to_completion(qtbot, window, tmp_path):
     t.steps.setValue(2)
     t.batch.setValue(2)
     t.sample_every.setValue(1)
+    t.eval_every.setValue(1)
     t.options.setText('{"ngf": 4, "ndf": 4, "n_blocks": 1, "crop_size": 24, "load_size": 26, "n_layers_d": 2}')
     assert t.start_button.isEnabled()
     done = []
@@ -172,6 +173,8 @@ def test_train_panel_runs_a_tiny_run_to_completion(qtbot, window, tmp_path):
     assert "Step 2/2. Finished." in t.stats.text()
     assert [len(v) for v in t.plot.series.values()] == [2] * len(t.plot.series) and "G_A" in t.plot.series
     assert t.sample.pixels is not None
+    assert [len(t.health.shares.series[k]) for k in ("diversity_AtoB", "diversity_BtoA")] == [2, 2]
+    assert "swd_x1e3_AtoB" in t.health.distances.series and "SWD and diversity only" in t.health.note.text()
     assert (tmp_path / "run" / "model.safetensors").is_file()
     assert t.start_button.isEnabled()
 

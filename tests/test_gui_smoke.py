@@ -43,8 +43,8 @@ def test_sample_photos_open_from_the_file_menu(qtbot, settings):
     win = MainWindow(settings)
     qtbot.addWidget(win)
     labels = [a.text() for a in win.sample_menu.actions()]
-    assert labels == ["Cat small", "Portrait grace hopper", "Street day"]
-    win.sample_menu.actions()[1].trigger()
+    assert labels == ["Cat small", "Old photo grace hopper", "Portrait grace hopper", "Street day"]
+    win.sample_menu.actions()[2].trigger()
     assert win.doc.is_open and win.view.after.width() == 512 and win.view.after.height() == 600
     assert settings.get(Key.RECENT_FILES) == []  # samples are not the user's files
     win.close()

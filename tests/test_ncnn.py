@@ -15,7 +15,7 @@ from PIL import Image
 from ganeditor.archs import build
 from ganeditor.archs.ncnn_graph import SUPPORTED, NcnnGraph
 from ganeditor.core.errors import CheckpointError
-from ganeditor.formats.base import load_checkpoint
+from ganeditor.formats import load_checkpoint
 from ganeditor.formats.native import save_checkpoint
 from ganeditor.formats.ncnn import load_ncnn, ncnn_float, parse_param, write_ncnn
 from ganeditor.formats.ncnn_convert import convert_graph

@@ -22,10 +22,11 @@ import torch.nn as nn
 import ganeditor.archs  # noqa: F401
 from ganeditor.core.errors import CheckpointError
 from ganeditor.core.safe_pickle import COLLECTIONS_GLOBALS, NUMPY_GLOBALS, restricted_load
-from ganeditor.formats.base import load_checkpoint, sniff
+from ganeditor.formats import load_checkpoint, sniff
 from ganeditor.formats.nvlabs_pkl import ALLOWED, PersistentObject, read_pickle
-from ganeditor.formats.nvlabs_pkl_write import module_record, save_nvlabs_pkl
-from ganeditor.formats.torch_legacy import TORCH_GLOBALS, read_legacy_stream, write_storage_stream
+from writers.nvlabs_pkl_write import module_record, save_nvlabs_pkl
+from ganeditor.formats.torch_legacy import TORCH_GLOBALS, read_legacy_stream
+from writers.nvlabs_pkl_write import write_storage_stream
 
 for _mod in ("stylegan2", "stylegan2_disc", "stylegan3"):  # registered by archs/__init__ once integrated
     try:
@@ -228,7 +229,7 @@ TF_STATIC = {
 
 
 def test_legacy_tf_pickle_round_trip(data_dir, tmp_path):
-    from ganeditor.formats.nvlabs_tf import save_tf_pickle
+    from writers.nvlabs_tf_write import save_tf_pickle
 
     src = load_checkpoint(data_dir / "nvlabs_pkl" / "sg2ada_cond.pkl")
     static = {"G": TF_STATIC["G"], "G_ema": TF_STATIC["G"], "D": TF_STATIC["D"]}
@@ -255,7 +256,7 @@ def test_legacy_tf_pickle_round_trip(data_dir, tmp_path):
 def test_records_identify_and_keep_original_globals(data_dir, tmp_path, stem, family):
     """Without building networks: family detection, numpy attributes, and code-free re-writing."""
     from ganeditor.formats.nvlabs_pkl import identify
-    from ganeditor.formats.nvlabs_pkl_write import strip_code
+    from writers.nvlabs_pkl_write import strip_code
 
     path = data_dir / "nvlabs_pkl" / f"{stem}.pkl"
     raw = read_pickle(path)
@@ -284,7 +285,7 @@ def test_numpy_1_and_2_module_names():
 def test_legacy_tf_lod_names_mean_orig_architecture(tmp_path, monkeypatch):
     """TF 'orig' networks name their per-resolution RGB layers ToRGB_lod*/FromRGB_lod*."""
     from ganeditor.archs import build
-    from ganeditor.formats import nvlabs_tf
+    from writers import nvlabs_tf_write as nvlabs_tf
 
     torch.manual_seed(0)
     common = dict(c_dim=0, img_resolution=16, img_channels=3)

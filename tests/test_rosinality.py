@@ -13,7 +13,8 @@ from PIL import Image
 
 from ganeditor.core.errors import CheckpointError, UnsafeCheckpointError
 from ganeditor.formats import rosinality
-from ganeditor.formats.base import load_checkpoint, sniff
+from ganeditor.formats import load_checkpoint, sniff
+from ganeditor.formats.torch_load import torch_load
 from ganeditor.pipelines.generate import generate, seed_to_z
 
 # name -> (resolution, z_dim, n_mlp, channels by resolution)
@@ -134,7 +135,7 @@ def test_train_checkpoint_discriminator(rdir, loaded):
 
 
 def _resave(tmp_path, rdir, name, edit, **save_kw):
-    obj = rosinality.torch_load_safe(rdir / f"{name}.pt")
+    obj = torch_load(rdir / f"{name}.pt", allow=[argparse.Namespace])
     edit(obj)
     out = tmp_path / f"edited_{name}.pt"
     torch.save(obj, out, **save_kw)
@@ -180,7 +181,7 @@ def test_legacy_serialization_and_bare_state_dict(tmp_path, rdir, loaded):
     assert open(legacy, "rb").read(2) == b"\x80\x02"
     assert torch.equal(_synth(load_checkpoint(legacy).primary, 1, 1.0), ref)
     bare = tmp_path / "bare.pt"
-    torch.save(rosinality.torch_load_safe(rdir / "g32_cm2_mlp8.pt")["g_ema"], bare)
+    torch.save(torch_load(rdir / "g32_cm2_mlp8.pt", allow=[argparse.Namespace])["g_ema"], bare)
     ckpt = load_checkpoint(bare)
     assert ckpt.meta["w_avg_source"]["G_ema"].startswith("computed")
     assert torch.equal(_synth(ckpt.primary, 1, 1.0), ref)  # psi 1 does not use w_avg

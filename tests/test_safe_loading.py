@@ -16,9 +16,9 @@ import torch
 
 import ganeditor.archs  # noqa: F401
 from ganeditor.core.errors import CheckpointError, UnsafeCheckpointError
-from ganeditor.formats.base import load_checkpoint
-from ganeditor.formats.nvlabs_pkl_write import NVlabsPickler, _Global, _Persistent, module_record
-from ganeditor.formats.torch_legacy import write_storage_stream
+from ganeditor.formats import load_checkpoint
+from writers.nvlabs_pkl_write import NVlabsPickler, _Global, _Persistent, module_record
+from writers.nvlabs_pkl_write import write_storage_stream
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -214,7 +214,7 @@ def test_nested_reduce_inside_persistent_state(tmp_path, marker):
 
 def test_malicious_module_src_is_never_executed(data_dir, tmp_path, marker):
     """The official loader would exec module_src; we read `state` only (loads fine, marker absent)."""
-    from ganeditor.formats.nvlabs_pkl_write import save_nvlabs_pkl
+    from writers.nvlabs_pkl_write import save_nvlabs_pkl
 
     src = load_checkpoint(data_dir / "nvlabs_pkl" / "sg2ada_cond.pkl")
     code = f"import os\nos.system({_touch(marker)!r})\nclass Generator: pass\nclass Discriminator: pass\n"

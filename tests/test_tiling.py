@@ -137,10 +137,11 @@ def test_feather_ramps_sum_to_one():
     assert left[0] == 1 and right[-1] == 1 and left[-1] < 0.1
 
 
-@pytest.mark.parametrize("padding_type, tile", [("reflect", 32), ("reflect", 17), ("zero", 32)])
-def test_instance_norm_resnet_generator_tiled_equals_untiled(padding_type, tile):
+@pytest.mark.parametrize("padding_type, tile, upsample", [("reflect", 32, "deconv"), ("reflect", 17, "deconv"),
+                                                          ("zero", 32, "deconv"), ("reflect", 17, "resize")])
+def test_instance_norm_resnet_generator_tiled_equals_untiled(padding_type, tile, upsample):
     torch.manual_seed(5)
-    net = build("cyclegan-resnet-generator", ngf=8, n_blocks=9, padding_type=padding_type).eval()
+    net = build("cyclegan-resnet-generator", ngf=8, n_blocks=9, padding_type=padding_type, upsample=upsample).eval()
     img = _image(100, 90, seed=5)
     ref = _whole(net, img, CYCLEGAN_CONVENTION, 1, 0, 4)
     assert _maxdiff(run_tiled(net, img, 1, TileOptions(tile=tile, global_stats=True, conv=CYCLEGAN_CONVENTION)), ref) <= 1

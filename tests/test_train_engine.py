@@ -170,7 +170,8 @@ def test_disk_full_keeps_previous_checkpoint(folders, tmp_path, monkeypatch):
 def test_torchrun_two_gloo_processes_match_one_process(folders, tmp_path):
     a, b = folders
     common = ["--data", a, b, "--steps", 3, "--batch", 2, "--checkpoint-every", 3, "--log-every", 1,
-              "--sample-every", 0, "--precision", "fp32", "--device", "cpu", "--set", "pool_size=0", *TINY]  # fmt: skip
+              "--sample-every", 0, "--eval-every", 0, "--precision", "fp32", "--device", "cpu", "--set", "pool_size=0",
+              *TINY]  # fmt: skip
     one = tmp_path / "one"
     subprocess.run(cli("--out", one, *common), check=True, env=ENV, capture_output=True, timeout=300)
     two = tmp_path / "two"

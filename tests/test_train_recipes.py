@@ -32,12 +32,29 @@ def test_srgan_psnr_then_gan_stage_validates_and_exports(photos, tmp_path):
     events = list(train(cfg))
     assert "perceptual" not in events[1].losses and "perceptual" in events[2].losses  # switch at step 2
     m = events[-1].metrics
-    assert set(m) == {"val_psnr", "val_ssim", "val_psnr_bicubic"} and 0 < m["val_ssim"] <= 1
+    assert set(m) == {f"val_{k}{s}" for k in ("psnr", "ssim", "psnr_bicubic") for s in ("", "_jpeg30")}
+    assert 0 < m["val_ssim"] <= 1 and m["val_psnr_bicubic_jpeg30"] < m["val_psnr_bicubic"]
     ckpt = load_checkpoint(tmp_path / "run" / "model.safetensors")
     assert ckpt.primary.arch_name == "msrresnet" and ckpt.meta["stage"] == "gan"
     assert "substitute" in ckpt.meta["perceptual_loss"] or "vgg19" in ckpt.meta["perceptual_loss"]
     out = ckpt.primary(torch.rand(1, 3, 8, 8))
     assert out.shape == (1, 3, 32, 32)
+
+
+def test_srgan_mix_degradation_draws_clean_jpeg_and_second_order_inputs():
+    from ganeditor.pipelines.train.degrade import bicubic_down
+    from ganeditor.pipelines.train.srgan import mixed_down
+
+    g = torch.Generator().manual_seed(0)
+    hr = torch.rand(1, 3, 48, 48, generator=g).repeat(40, 1, 1, 1)
+    rngs = [np.random.default_rng(i) for i in range(40)]
+    lr = mixed_down(hr, 4, rngs, clean=0.4, jpeg_only=0.35)
+    assert lr.shape == (40, 3, 12, 12) and 0 <= float(lr.min()) and float(lr.max()) <= 1
+    clean = (bicubic_down(hr[:1], 4) * 255).round() / 255
+    kinds = ["clean" if torch.equal(x, clean[0]) else "other" for x in lr]
+    assert 8 <= kinds.count("clean") <= 24  # about 40 % untouched, the rest JPEG'd or second-order degraded
+    again = mixed_down(hr, 4, [np.random.default_rng(i) for i in range(40)])
+    assert torch.equal(lr, again)  # a function of the per-sample generators: exactly resumable
 
 
 def test_srgan_fine_tunes_an_esrgan_checkpoint(photos, tmp_path):

@@ -13,7 +13,7 @@ from PIL import Image
 
 from ganeditor.archs import build
 from ganeditor.formats import load_checkpoint
-from ganeditor.formats import torch_pth_export as X
+from writers import torch_pth_export as X
 
 
 def _translate_like_junyanz(net: torch.nn.Module, png) -> np.ndarray:

@@ -14,6 +14,7 @@ from ganeditor.archs.image2image_api import ImageToImageNet
 from ganeditor.archs.registry import register
 
 NORMS = ("instance", "batch", "none")
+UPSAMPLES = ("deconv", "resize")
 PADDINGS = ("reflect", "replicate", "zero")
 
 
@@ -59,7 +60,7 @@ class ResnetBlock(nn.Module):
 @register("cyclegan-resnet-generator")
 class ResnetGenerator(nn.Module, ImageToImageNet):
     """junyanz ResNet generator: c7s1-ngf, two stride-2 downsamplings, n_blocks ResnetBlocks, two
-    transposed-conv upsamplings, c7s1-output_nc, tanh."""
+    transposed-conv (or resize-conv) upsamplings, c7s1-output_nc, tanh."""
 
     io_convention = "tanh"  # input (rgb01 - 0.5) / 0.5, output in [-1, 1]
     input_mean = 0.5  # per channel, as upstream's Normalize((0.5,)*3, (0.5,)*3)
@@ -75,12 +76,17 @@ class ResnetGenerator(nn.Module, ImageToImageNet):
         use_dropout: bool = False,  # Dropout(0.5) inside the blocks (training only; shifts indices)
         n_blocks: int = 9,  # ResnetBlocks: 9 ('resnet_9blocks') or 6 ('resnet_6blocks')
         padding_type: str = "reflect",  # padding inside the blocks: 'reflect' | 'replicate' | 'zero'
+        upsample: str = "deconv",  # 'deconv': transposed convs (junyanz, loads their checkpoints) | 'resize':
+        # nearest x2 then reflection-padded 3x3 conv (no checkerboard, Odena et al. 2016; our own recipe)
     ):
         super().__init__()
         assert n_blocks >= 0
         norm_layer(norm, 1)  # validates the name
         self.input_nc, self.output_nc, self.ngf = input_nc, output_nc, ngf
         self.norm, self.use_dropout, self.n_blocks, self.padding_type = norm, use_dropout, n_blocks, padding_type
+        if upsample not in UPSAMPLES:
+            raise ValueError(f"unknown upsample {upsample!r} (expected one of {', '.join(UPSAMPLES)})")
+        self.upsample = upsample
         use_bias = norm == "instance"  # upstream: convs have biases only with InstanceNorm
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
@@ -95,11 +101,12 @@ class ResnetGenerator(nn.Module, ImageToImageNet):
             layers += [ResnetBlock(ngf * 4, padding_type, norm, use_dropout, use_bias)]
         for i in range(2):  # upsampling
             c = ngf * 2 ** (2 - i)
-            layers += [
-                nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1, bias=use_bias),
-                norm_layer(norm, c // 2),
-                nn.ReLU(True),
-            ]
+            if upsample == "resize":
+                layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1),
+                           nn.Conv2d(c, c // 2, 3, bias=use_bias)]
+            else:
+                layers += [nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1, bias=use_bias)]
+            layers += [norm_layer(norm, c // 2), nn.ReLU(True)]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7, padding=0), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 
@@ -125,6 +132,7 @@ class ResnetGenerator(nn.Module, ImageToImageNet):
             "out_channels": self.output_nc,
             "norm": self.norm,
             "padding": self.padding_type,
+            "upsample": {"deconv": "transposed convolution", "resize": "nearest x2 + 3x3 convolution"}[self.upsample],
             "io": "input normalised with mean 0.5 / std 0.5, output tanh in [-1, 1]",
             "needs_global_stats": self.needs_global_stats,
         }

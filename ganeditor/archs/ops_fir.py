@@ -34,7 +34,8 @@ def setup_filter(
     """Prepare a float32 FIR filter for ``upfirdn2d`` (NVlabs ``setup_filter`` semantics)."""
     if f is None:
         f = 1
-    f = torch.as_tensor(np.asarray(f, dtype=np.float32) if not torch.is_tensor(f) else f, dtype=torch.float32)
+    f = torch.as_tensor(np.asarray(f, dtype=np.float32) if not torch.is_tensor(f) else f, dtype=torch.float32,
+                        device="cpu" if not torch.is_tensor(f) else f.device)  # CPU also under a meta device context
     assert f.ndim in (0, 1, 2) and f.numel() > 0
     if f.ndim == 0:
         f = f[None]

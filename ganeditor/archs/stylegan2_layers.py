@@ -38,6 +38,8 @@ def block_dtype(use_fp16: bool, device: torch.device, force_fp32: bool) -> torch
 
 
 class FullyConnectedLayer(nn.Module):
+    """Linear layer with equalised learning rate (NVlabs names: ``weight``, ``bias``); StyleGAN2 and 3."""
+
     def __init__(
         self,
         in_features: int,  # number of input features
@@ -45,14 +47,17 @@ class FullyConnectedLayer(nn.Module):
         bias: bool = True,  # additive bias before the activation
         activation: str = "linear",  # 'linear', 'relu', 'lrelu', ...
         lr_multiplier: float = 1,  # learning-rate multiplier (equalised lr)
-        bias_init: float = 0,  # initial bias value
+        bias_init: Any = 0,  # initial bias: a value or one per feature (stored / lr_multiplier, as SG3)
+        weight_init: float = 1,  # initial weight std
     ):
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
         self.activation = activation
-        self.weight = nn.Parameter(torch.randn([out_features, in_features]) / lr_multiplier)
-        self.bias = nn.Parameter(torch.full([out_features], float(bias_init))) if bias else None
+        w = torch.randn([out_features, in_features])
+        self.weight = nn.Parameter(w / lr_multiplier if weight_init == 1 else w * (weight_init / lr_multiplier))
+        b = np.broadcast_to(np.asarray(bias_init, dtype=np.float32), [out_features]) / np.float32(lr_multiplier)
+        self.bias = nn.Parameter(torch.from_numpy(np.ascontiguousarray(b, dtype=np.float32))) if bias else None
         self.weight_gain = lr_multiplier / np.sqrt(in_features)
         self.bias_gain = lr_multiplier
 

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from ganeditor.archs import ops
 from ganeditor.archs.filtered_lrelu import design_lowpass_filter, filtered_lrelu
 from ganeditor.archs.registry import register
+from ganeditor.archs.stylegan2_layers import FullyConnectedLayer  # shared with StyleGAN2
 
 
 def make_transform(translate: tuple[float, float] = (0.0, 0.0), angle: float = 0.0) -> np.ndarray:
@@ -63,40 +64,6 @@ def modulated_conv2d(
     wm = w.unsqueeze(0) * coef.reshape(n, o, i, 1, 1)  # [NOIkk]
     outs = [F.conv2d(x[j : j + 1], wm[j].to(x.dtype), bias, padding=padding) for j in range(n)]
     return outs[0] if n == 1 else torch.cat(outs)
-
-
-class FullyConnectedLayer(nn.Module):
-    """Linear layer with equalised learning rate (NVlabs names: ``weight``, ``bias``)."""
-
-    def __init__(
-        self,
-        in_features: int,  # input features
-        out_features: int,  # output features
-        activation: str = "linear",  # activation name ('linear', 'lrelu', ...)
-        bias: bool = True,  # use an additive bias
-        lr_multiplier: float = 1,  # learning-rate multiplier
-        weight_init: float = 1,  # initial weight std
-        bias_init: Any = 0,  # initial bias (scalar or per feature)
-    ):
-        super().__init__()
-        self.in_features, self.out_features, self.activation = in_features, out_features, activation
-        self.weight = nn.Parameter(torch.randn([out_features, in_features]) * (weight_init / lr_multiplier))
-        b = np.broadcast_to(np.asarray(bias_init, dtype=np.float32), [out_features])
-        self.bias = nn.Parameter(torch.from_numpy(b / lr_multiplier)) if bias else None
-        self.weight_gain = lr_multiplier / np.sqrt(in_features)
-        self.bias_gain = lr_multiplier
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight.to(x.dtype)
-        b = self.bias
-        if b is not None:
-            b = b.to(x.dtype)
-            if self.bias_gain != 1:
-                b = b * self.bias_gain
-        if x.ndim == 2 and b is not None:  # b + gain * x @ W^T in one call (no pass over the weight)
-            y = torch.addmm(b.unsqueeze(0), x, w.t(), alpha=self.weight_gain)
-            return y if self.activation == "linear" else ops.bias_act(y, None, act=self.activation, impl="ref")
-        return ops.bias_act(x.matmul(w.t() * self.weight_gain), b, act=self.activation, impl="ref")
 
 
 class MappingNetwork(nn.Module):

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 import traceback
 
 from ganeditor import __version__
+from ganeditor.cli.common import SIGNALS_SEEN, Terminated
 from ganeditor.core.errors import Cancelled, GanEditorError
 
 # Explicit list (no folder scanning: frozen builds must see every command).
@@ -28,6 +31,7 @@ COMMANDS = [
     "ganeditor.cli.directions",
     "ganeditor.cli.edit",
     "ganeditor.cli.gui",
+    "ganeditor.cli.desktop",
 ]
 
 
@@ -50,21 +54,46 @@ def _one_line(e: BaseException) -> str:
     return " ".join(text.split())
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``ganeditor`` console script."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv == ["--version"]:  # answered before the commands (and torch) are imported
+        print(f"ganeditor {__version__}")
+        return 0
     parser = build_parser()
     args = parser.parse_args(argv or ["gui"])
     if args.command is None:
         args = parser.parse_args(["gui", *argv])
+    old_term = None
+    if args.command != "gui" and threading.current_thread() is threading.main_thread():
+        # SIGTERM unwinds like Ctrl-C: temp files are removed, the exit is clean (the window has its own)
+        old_term = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _run(args)
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
+    except Terminated:
+        print("ganeditor: terminated (SIGTERM); nothing partial was left behind", file=sys.stderr)
+        return 143
     except GanEditorError as e:
         if args.debug:
             traceback.print_exc()
         print(f"ganeditor: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except Cancelled:
+        if signal.SIGTERM in SIGNALS_SEEN:
+            print("ganeditor: stopped by SIGTERM", file=sys.stderr)
+            return 143
         print("ganeditor: cancelled", file=sys.stderr)
         return 130
     except BrokenPipeError:  # e.g. `ganeditor info X | head`

@@ -10,6 +10,7 @@ import threading
 from typing import Iterator
 
 from ganeditor.core.device import DEVICE_CHOICES
+from ganeditor.core.files import refuse_overwrite
 from ganeditor.core.progress import ProgressEvent, Task
 
 
@@ -47,8 +48,27 @@ def parse_vec2(text: str) -> tuple[float, float]:
         raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected two numbers 'X,Y'") from None
 
 
+SIGNALS_SEEN: set[int] = set()  # signals that cancelled work (SIGTERM makes the exit status 143)
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised on SIGTERM: unwinds like Ctrl-C (atomic writes remove their temp files), exit 143."""
+
+
 def add_device_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="compute device (default: auto)")
+
+
+def add_overwrite_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--overwrite", action="store_true", help="allow an output to replace one of the input files")
+
+
+def guard_outputs(inputs: list, outputs: list, overwrite: bool) -> None:
+    """Refuse (one line, exit 2) when an output path names an input file, unless ``overwrite``."""
+    for dst in outputs:
+        for src in inputs:
+            if src is not None:
+                refuse_overwrite(src, dst, overwrite)
 
 
 @contextlib.contextmanager
@@ -60,8 +80,9 @@ def stop_on_signals(task: Task, what: str = "stopping after the current step") -
         return
 
     def handler(signum: int, frame: object) -> None:
+        SIGNALS_SEEN.add(signum)
         if task.cancelled:
-            raise KeyboardInterrupt
+            raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
         task.cancel_token.cancel()
         print(f"\nganeditor: {what} (press Ctrl-C again to abort at once)", file=sys.stderr, flush=True)
 

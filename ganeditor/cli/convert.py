@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from ganeditor.cli.common import add_overwrite_option, guard_outputs
 from ganeditor.core.errors import GanEditorError
 from ganeditor.core.model_store import resolve_model
 from ganeditor.formats import load_checkpoint
@@ -19,6 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("output", help="output .safetensors file")
     p.add_argument("--fp16", action="store_true", help="store weights as fp16 (half the size)")
     p.add_argument("--only", default=None, help="keep only these networks, e.g. 'G_ema' or 'G_ema,D'")
+    add_overwrite_option(p)
     p.set_defaults(func=run)
 
 
@@ -28,7 +30,9 @@ def run(args: argparse.Namespace) -> int:
         raise GanEditorError("output must end with .safetensors", out)
     if not out.parent.exists():
         raise GanEditorError("output folder does not exist", out.parent)
-    ckpt = load_checkpoint(resolve_model(args.input))
+    src = resolve_model(args.input)
+    guard_outputs([src], [out], args.overwrite)
+    ckpt = load_checkpoint(src)
     if args.only:
         roles = [r.strip() for r in args.only.split(",") if r.strip()]
         missing = [r for r in roles if r not in ckpt.nets]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ganeditor.cli.common import add_device_option, parse_range
+from ganeditor.cli.common import add_device_option, add_overwrite_option, guard_outputs, parse_range
 from ganeditor.core.device import pick_device
 from ganeditor.core.errors import GanEditorError
 from ganeditor.pipelines.direction_io import generator_fingerprint, load_directions, save_library
@@ -22,12 +22,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--from", dest="source", default=None, help="file to import (InterFaceGAN .npy, GANSpace .npz, factor .pt)")
     p.add_argument("--out", required=True, help="library file to write (.safetensors)")
     add_device_option(p)
+    add_overwrite_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.num < 1:
         raise GanEditorError("--num must be positive")
+    guard_outputs([args.network, args.source], [args.out], args.overwrite)
     device = pick_device(args.device)
     ckpt, G = load_stylegan(args.network, device)
     layers = args.layers

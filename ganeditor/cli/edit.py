@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganeditor.cli.common import add_device_option, parse_range
+from ganeditor.cli.common import add_device_option, add_overwrite_option, guard_outputs, parse_range
 from ganeditor.cli.invert import parse_align
 from ganeditor.core.device import pick_device
 from ganeditor.core.errors import GanEditorError
@@ -72,6 +72,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "the photo's detail (detail); auto: detail when the face is over twice the generator's size")  # fmt: skip
     p.add_argument("--out", default="edit.png", help="output image (default edit.png)")
     add_device_option(p)
+    add_overwrite_option(p)
     p.set_defaults(func=run)
 
 
@@ -90,6 +91,8 @@ def paste_back_hook(args: argparse.Namespace, image: np.ndarray, reconstruction:
 
 
 def run(args: argparse.Namespace) -> int:
+    inputs = [args.network, args.latent, args.pti_delta, args.mix, args.paste_back]
+    guard_outputs(inputs + [spec for spec, _, _ in args.direction], [args.out], args.overwrite)
     device = pick_device(args.device)
     ckpt, G = load_stylegan(args.network, device)
     fp = generator_fingerprint(G)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ganeditor.cli.common import add_device_option, parse_range, parse_vec2, progress_task
+from ganeditor.cli.common import add_device_option, add_overwrite_option, guard_outputs, parse_range, parse_vec2, progress_task
 from ganeditor.core.device import pick_device
 from ganeditor.core.errors import GanEditorError
 from ganeditor.core.imageio import write_image
+from ganeditor.core.model_store import resolve_model
 from ganeditor.core.provenance import generated, record
 from ganeditor.pipelines.generate import generate
 from ganeditor.pipelines.portrait import load_stylegan
@@ -25,12 +26,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rotate", type=float, default=0.0, help="StyleGAN3 input rotation in degrees")
     p.add_argument("--outdir", required=True, help="output folder (created)")
     add_device_option(p)
+    add_overwrite_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    network = resolve_model(args.network)
+    guard_outputs([network], [Path(args.outdir) / f"seed{s:04d}.png" for s in args.seeds], args.overwrite)
     device = pick_device(args.device)
-    ckpt, G = load_stylegan(args.network, device)
+    ckpt, G = load_stylegan(network, device)
     outdir = Path(args.outdir)
     try:
         outdir.mkdir(parents=True, exist_ok=True)

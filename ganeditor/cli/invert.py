@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganeditor.cli.common import add_device_option, progress_task
+from ganeditor.cli.common import add_device_option, add_overwrite_option, guard_outputs, progress_task
 from ganeditor.core.device import pick_device
 from ganeditor.core.errors import GanEditorError
 from ganeditor.core.imageio import write_image
@@ -54,12 +54,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="reconstruction loss (auto: LPIPS if VGG16 weights exist, else D features, else pixel+SSIM)")  # fmt: skip
     p.add_argument("--seed", type=int, default=303, help="seed of the noise initialisation")
     add_device_option(p)
+    add_overwrite_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.steps < 1 or args.pti_steps < 1:
         raise GanEditorError("--steps and --pti-steps must be positive")
+    outs = [Path(args.outdir) / n for n in ("target.png", "reconstruction.png", "projected_w.npz", "pti_delta.safetensors")]
+    guard_outputs([args.photo, args.network, args.encoder], outs, args.overwrite)
     device = pick_device(args.device)
     ckpt, G = load_stylegan(args.network, device)
     encoder = args.encoder

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganeditor.cli.common import progress_task
+from ganeditor.cli.common import guard_outputs, progress_task
 from ganeditor.cli.translate import add_common_options, print_report
 from ganeditor.core.errors import GanEditorError
 from ganeditor.core.imageio import LoadedImage, read_image, write_image
@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if not options.stages:
         raise GanEditorError("no stage to run (--stages none)")
     srcs, dsts = plan_batch(args.input, args.output)
+    guard_outputs([*srcs, args.mask], [*dsts, *(_mask_path(d) for d in dsts if args.save_mask)], args.overwrite)
     if options.mask is not None and len(srcs) > 1:
         raise GanEditorError("--mask is for one photo, not a folder", args.mask)
     models = RestoreModels.load(options.stages, dict(args.model), args.device, options.face_steps)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 from ganeditor.cli.common import add_device_option, progress_task
 from ganeditor.core.errors import GanEditorError
@@ -41,12 +42,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sample-every", type=int, default=None, help="steps between sample grids (0: never)")
     p.add_argument("--log-every", type=int, default=None, help="steps between metric records")
     p.add_argument("--validate-every", type=int, default=None, help="steps between validations (0: never)")
+    p.add_argument("--eval-every", type=int, default=None,
+                   help="steps between health measurements: FID/KID (Inception weights on disk, else a named fallback "
+                        "feature space), precision/recall, attribute coverage, SWD, and the mode-collapse alarm (0: never)")
+    p.add_argument("--eval-count", type=int, default=None, help="generated and real images per health measurement")
+    p.add_argument("--inception", default=None, metavar="FILE",
+                   help="FID Inception weights (pt_inception-2015-12-05-6726825d.pth); default: $GANEDITOR_INCEPTION "
+                        "or the torch hub cache")
     p.add_argument("--keep", type=int, default=None, help="checkpoints to keep")
     p.add_argument("--init", default=None, help="checkpoint to fine-tune from")
     p.add_argument("--set", type=_kv, action="append", default=[], metavar="KEY=VALUE",
                    help="recipe option, e.g. --set lr=1e-4 --set ngf=32 (repeatable)")
     add_device_option(p)
     p.set_defaults(func=run)
+
+
+def print_health(ev) -> None:
+    """One line of health figures (and any mode-collapse alarm) for the terminal log."""
+    from ganeditor.pipelines.train.health import describe_space
+
+    m = ev.metrics
+    shown = " ".join(f"{k}={v:.3g}" for k, v in m.items()
+                     if isinstance(v, float) and not k.startswith("coverage/") and k != "time")
+    print(f"step {ev.step}: health [{describe_space(m['feature_space'])}] {shown}", file=sys.stderr, flush=True)
+    for a in ev.alarms:
+        print(f"step {ev.step}: WARNING {a.text()}", file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,8 +78,10 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         precision=args.precision,
         options=dict(args.set),
+        eval_inception=args.inception,
         **{k: getattr(args, k) for k in ("steps", "batch", "checkpoint_every", "sample_every", "log_every",
-                                          "validate_every", "keep") if getattr(args, k) is not None},
+                                          "validate_every", "eval_every", "eval_count", "keep")
+           if getattr(args, k) is not None},
     )
     if args.resume and args.steps is None:
         cfg.steps = 0  # keep the run's own number of steps
@@ -73,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
     with progress_task(f"train {args.recipe}", cfg.steps or None, graceful=graceful) as task:
         for ev in train(cfg, task, resume=args.resume):
             last = ev
+            if "feature_space" in ev.metrics:
+                print_health(ev)
     if last is not None:
         losses = " ".join(f"{k}={v:.4g}" for k, v in last.losses.items())
         print(f"step {last.step}/{last.steps}: {losses}; {last.images_per_s:.2f} images/s")

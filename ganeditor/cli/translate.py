@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from ganeditor.cli.common import add_device_option, progress_task
+from ganeditor.cli.common import add_device_option, add_overwrite_option, guard_outputs, progress_task
 from ganeditor.core.device import pick_device
 from ganeditor.core.imageio import DEFAULT_MAX_PIXELS, LoadedImage
 from ganeditor.core.model_store import resolve_model
@@ -36,6 +36,7 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tile", type=_positive, default=None, help="tile size in pixels (default: from free memory)")
     add_device_option(p)
     p.add_argument("--fast", action="store_true", help="bf16/fp16 autocast + channels_last (small drift)")
+    add_overwrite_option(p)
     p.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6,
                    help=f"refuse larger inputs (decompression-bomb guard, default {DEFAULT_MAX_PIXELS / 1e6:g})")
 
@@ -60,8 +61,10 @@ def run_image2image(args: argparse.Namespace, kind: str,
     """Load the model, check its kind, process INPUT -> OUTPUT (``settings`` are recorded in each
     output's provenance); exit 2 if any file failed."""
     srcs, dsts = plan_batch(args.input, args.output)
+    model = resolve_model(args.checkpoint)
+    guard_outputs([*srcs, model], dsts, args.overwrite)
     device = pick_device(args.device)
-    ckpt = load_checkpoint(resolve_model(args.checkpoint), device)
+    ckpt = load_checkpoint(model, device)
     role = select_role(ckpt, getattr(args, "net", None), getattr(args, "direction", None))
     if role is not None:
         ckpt.nets = {role: ckpt.nets[role]}

@@ -1,6 +1,7 @@
 """Image files in and out, and the only conversions between pixel arrays and tensors.
 
-``read_image`` decodes defensively: its own pixel limit against decompression bombs
+Files are opened by ``imageio_open.open_image`` (only regular files, only an allow-list of Pillow
+formats: never EPS/PS/PDF or another plugin that runs a program).  ``read_image`` decodes defensively: its own pixel limit against decompression bombs
 (``DEFAULT_MAX_PIXELS`` = 200 megapixels, overridable), EXIF orientation applied (and reset in the
 EXIF kept), CMYK / YCbCr / palette / 1-bit converted, alpha split off, 16-bit gray and RGB(A)
 PNG/TIFF kept at 16 bits, float TIFF mapped to 16 bits, animated files read at their first frame,
@@ -19,7 +20,6 @@ from __future__ import annotations
 import io
 import struct
 import sys
-import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +31,7 @@ from PIL import Image, ImageCms, PngImagePlugin
 
 from ganeditor.core.atomic import atomic_write
 from ganeditor.core.errors import ImageError
+from ganeditor.core.imageio_open import open_image
 from ganeditor.core.imageio_raw import encode_png16, encode_tiff16
 from ganeditor.core.xmp import clean_xmp
 
@@ -41,7 +42,6 @@ DEFAULT_MAX_PIXELS = 200_000_000  # 200 MP: larger files are refused unless the 
 ORIENTATION_TAG = 0x0112
 JPEG_MAX_XMP = 65_000  # bytes of XMP that fit in a JPEG APP1 segment with its header
 WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
-_OPEN_LOCK = threading.Lock()  # guards Pillow's global MAX_IMAGE_PIXELS while a header is read
 
 
 @dataclass
@@ -110,7 +110,7 @@ def _rawmode(im: Image.Image) -> str | None:
 def _decode16(path: Path, im: Image.Image, raw: str) -> np.ndarray | None:
     """Full 16-bit samples of an RGB(A)/LA file that Pillow would unpack to 8 bits, else None."""
     if raw in ("LA;16B", "LA;16L") and im.mode == "RGBA":  # 4 bytes per pixel: unpack them as RGBA
-        with Image.open(path) as im2:
+        with open_image(path) as im2:
             im2.tile = [t._replace(args="RGBA" if isinstance(t.args, str) else ("RGBA", *t.args[1:])) for t in im2.tile]
             b = np.asarray(im2).astype(np.uint16)
         hi, lo = (0, 1) if raw.endswith("B") else (1, 0)
@@ -120,7 +120,7 @@ def _decode16(path: Path, im: Image.Image, raw: str) -> np.ndarray | None:
     swapped = raw[:-1] + ("L" if order == "B" else "B")
     try:
         hi = np.asarray(im)
-        with Image.open(path) as im2:
+        with open_image(path) as im2:
             im2.tile = [t._replace(args=swapped if isinstance(t.args, str) else (swapped, *t.args[1:])) for t in im2.tile]
             lo = np.asarray(im2)
     except (OSError, ValueError, SyntaxError):
@@ -130,31 +130,10 @@ def _decode16(path: Path, im: Image.Image, raw: str) -> np.ndarray | None:
     return (hi.astype(np.uint16) << 8) | lo
 
 
-def _open(path: Path) -> Image.Image:
-    with _OPEN_LOCK:  # our own limit is checked by the caller; Pillow's would cap it at 179 MP
-        saved = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = None
-        try:
-            return Image.open(path)
-        finally:
-            Image.MAX_IMAGE_PIXELS = saved
-
-
 def read_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> LoadedImage:
     """Decode an image file into RGB/gray uint8/uint16 pixels plus alpha, ICC, EXIF and notes."""
     path = Path(path)
-    if not path.exists():
-        raise ImageError("file not found", path)
-    if path.is_dir():
-        raise ImageError("is a folder, expected an image file", path)
-    try:
-        im = _open(path)
-    except Image.UnidentifiedImageError:
-        raise ImageError("not an image file, or a format that cannot be read", path) from None
-    except OSError as e:
-        if e.strerror:  # the file system refused (permissions, I/O error)
-            raise ImageError(f"cannot read ({e.strerror})", path) from None
-        raise ImageError(f"truncated or damaged image file ({' '.join(str(e).split())})", path) from None
+    im = open_image(path)
     with im:
         w, h = im.size
         if max_pixels is not None and w * h > max_pixels:
@@ -209,7 +188,7 @@ def _decode(path: Path, im: Image.Image) -> LoadedImage:
         a, bit_depth = np.round(np.clip(a / div, 0.0, 1.0) * 65535.0).astype(np.uint16), 16
         notes.append(f"floating-point image mapped from [0, {div:g}] to 16 bits")
     else:
-        im, a, icc = _to_8bit(im, icc, notes)
+        im, a, icc = _pillow_to_8bit(im, icc, notes)
     if a.ndim == 2:
         a = a[:, :, None]
     a = np.ascontiguousarray(_orient(a, orientation))
@@ -226,7 +205,7 @@ def _decode(path: Path, im: Image.Image) -> LoadedImage:
     return LoadedImage(a, alpha, bit_depth, icc, exif, notes, clean_xmp(im.info.get("xmp")))
 
 
-def _to_8bit(im: Image.Image, icc: bytes | None, notes: list[str]) -> tuple[Image.Image, np.ndarray, bytes | None]:
+def _pillow_to_8bit(im: Image.Image, icc: bytes | None, notes: list[str]) -> tuple[Image.Image, np.ndarray, bytes | None]:
     """Convert any 8-bit Pillow mode to L, LA, RGB or RGBA."""
     mode = im.mode
     if mode == "CMYK":
@@ -321,12 +300,17 @@ def write_image(
     return notes
 
 
+def to_8bit(pixels: np.ndarray) -> np.ndarray:
+    """uint16 (or uint8) pixels -> uint8, rounded to the nearest level (65535 -> 255); the one such conversion."""
+    if pixels.dtype == np.uint16:
+        return ((pixels.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    return pixels.astype(np.uint8, copy=False)
+
+
 def _to_depth(a: np.ndarray, bit_depth: int) -> np.ndarray:
     if bit_depth == 16:
         return a.astype(np.uint16) * 257 if a.dtype == np.uint8 else a.astype(np.uint16, copy=False)
-    if a.dtype == np.uint16:
-        return ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-    return a.astype(np.uint8, copy=False)
+    return to_8bit(a)
 
 
 def _encode_pillow(a: np.ndarray, fmt: str, icc: bytes | None, exif: bytes | None, quality: int,

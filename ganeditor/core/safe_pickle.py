@@ -6,16 +6,23 @@ standard library with every opcode that can reach code replaced: ``GLOBAL``/``ST
 ``REDUCE``/``NEWOBJ``/``OBJ``/``INST`` only call stand-ins marked as safe, ``BUILD`` only sets
 the state of a few known data types, and item/append opcodes only touch plain containers.
 Anything else raises ``UnsafeCheckpointError`` naming what was refused; nothing is executed.
+
+Work and memory are bounded by the file's size: every stand-in charges the bytes it produces (and
+every container construction its items) to a budget of ``OUTPUT_EXPANSION`` x the pickle's size
++ ``OUTPUT_SLACK`` shared by nested loads, so a pickle that passes one memoised object to an allowed
+global thousands of times is refused once it has produced that much; large strings are not kept in
+the memo at all (tensor data is used once), so they cannot be re-used.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import contextvars
 import io
 import pickle
 import struct
-from dataclasses import dataclass
-from typing import IO, Any, Callable, Iterable, Mapping
+from typing import IO, Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -37,6 +44,48 @@ def describe(obj: Any) -> str:
     if isinstance(obj, type):
         return f"class '{obj.__module__}.{obj.__qualname__}'"
     return f"object of type '{type(obj).__module__}.{type(obj).__qualname__}'"
+
+
+OUTPUT_EXPANSION = 2  # bytes the stand-ins may produce per byte of pickle
+OUTPUT_SLACK = 64 << 20
+
+
+class Budget:
+    """Bytes that stand-ins may still produce while one file is unpickled."""
+
+    def __init__(self, limit: int):
+        self.limit, self.used = limit, 0
+
+    def charge(self, nbytes: int, what: str) -> None:
+        self.used += max(0, int(nbytes))
+        if self.used > self.limit:
+            raise UnsafeCheckpointError(
+                f"refused: {what} makes the data grow past {self.limit / 2**20:,.0f} MiB, "
+                f"{OUTPUT_EXPANSION}x the file's size (+{OUTPUT_SLACK >> 20} MiB): an amplification attack?")
+
+
+_BUDGET: contextvars.ContextVar[Budget | None] = contextvars.ContextVar("ganeditor_unpickle_budget", default=None)
+
+
+def charge(nbytes: int, what: str) -> None:
+    """Count ``nbytes`` produced by a stand-in against the budget of the load in progress (if any)."""
+    budget = _BUDGET.get()
+    if budget is not None:
+        budget.charge(nbytes, what)
+
+
+@contextlib.contextmanager
+def output_budget(file_bytes: int) -> Iterator[Budget]:
+    """The budget of the outermost load (nested loads share it)."""
+    current = _BUDGET.get()
+    if current is not None:
+        yield current
+        return
+    token = _BUDGET.set(Budget(OUTPUT_EXPANSION * file_bytes + OUTPUT_SLACK))
+    try:
+        yield _BUDGET.get()
+    finally:
+        _BUDGET.reset(token)
 
 
 def _refuse_global(module: str, name: str) -> UnsafeCheckpointError:
@@ -86,6 +135,7 @@ def _np_scalar(dtype: Any, data: Any) -> np.generic:
     dt = _check_np_dtype(dtype)
     if not isinstance(data, bytes) or len(data) != dt.itemsize:
         raise UnsafeCheckpointError("refused numpy scalar (data is not raw bytes of the dtype's size)")
+    charge(len(data) + 32, "numpy scalars")
     return np.frombuffer(data, dtype=dt)[0].copy()
 
 
@@ -114,6 +164,7 @@ def _build_ndarray(inst: np.ndarray, state: Any) -> np.ndarray:
         raise UnsafeCheckpointError("refused numpy array state (bad shape)")
     if not isinstance(raw, (bytes, bytearray)) or len(raw) != int(np.prod(shape, dtype=np.int64)) * dt.itemsize:
         raise UnsafeCheckpointError("refused numpy array state (data is not raw bytes of the right size)")
+    charge(len(raw), "numpy arrays")
     inst.__setstate__((1, shape, dt, bool(fortran), bytes(raw)))
     return inst
 
@@ -128,6 +179,7 @@ def _np_frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
         raise UnsafeCheckpointError("refused numpy array (bad shape or order)")
     if not isinstance(buf, (bytes, bytearray)) or len(buf) != int(np.prod(shape, dtype=np.int64)) * dt.itemsize:
         raise UnsafeCheckpointError("refused numpy array (data is not raw bytes of the right size)")
+    charge(2 * len(buf), "numpy arrays")
     return np.frombuffer(bytes(buf), dtype=dt).reshape(shape, order=order).copy(order="K")
 
 
@@ -149,6 +201,7 @@ def _codecs_encode(text: Any, encoding: Any = "utf-8") -> bytes:
     """``_codecs.encode(str, 'latin1')``: how protocol-2 pickles write ``bytes``."""
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
         raise UnsafeCheckpointError("refused _codecs.encode with unexpected arguments")
+    charge(len(text), "_codecs.encode")
     return text.encode("latin1")
 
 
@@ -204,6 +257,7 @@ class RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
         if id(func) in self._classes:
             if kwargs or any(not isinstance(a, (dict, list, tuple)) for a in args):
                 raise UnsafeCheckpointError(f"refused construction of {describe(func)} from these arguments")
+            charge(64 * (1 + sum(len(a) for a in args)), f"building {describe(func)} objects")
             return func(*args)
         raise UnsafeCheckpointError(f"refused to call {describe(func)} (not on the allow-list)")
 
@@ -274,7 +328,7 @@ class RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
     def _memo_value(self, v: Any) -> Any:
         if isinstance(v, tuple) and len(v) == 1:
             return _DROPPED if self._memo_value(v[0]) is _DROPPED else v
-        return _DROPPED if isinstance(v, (bytes, bytearray)) and len(v) >= _BIG_BYTES else v
+        return _DROPPED if isinstance(v, (bytes, bytearray, str)) and len(v) >= _BIG_BYTES else v
 
     def load_memoize(self) -> None:
         self.memo[len(self.memo)] = self._memo_value(self.stack[-1])
@@ -348,8 +402,10 @@ def restricted_load(
 ) -> Any:
     """Unpickle one object from ``data`` (bytes or a binary file) using only ``allowed`` globals."""
     f = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    bounded = _Bounded(f)
     try:
-        return RestrictedUnpickler(_Bounded(f), allowed, persistent_load, build_hooks).load()
+        with output_budget(bounded.left()):
+            return RestrictedUnpickler(bounded, allowed, persistent_load, build_hooks).load()
     except KeyError as e:  # the pure-Python dispatch table has no entry for this byte
         raise pickle.UnpicklingError(f"invalid pickle opcode {e.args[0]!r}") from None
     except struct.error as e:

@@ -92,3 +92,23 @@ def load_state(path: str | Path) -> tuple[Any, dict[str, str]]:
     except Exception as e:
         raise CheckpointError(f"damaged state file ({str(e).splitlines()[0] if str(e) else type(e).__name__})", path) from None
     return _unflatten(json.loads(md["skeleton"]), tensors), md
+
+
+def match_param_layout(optimizer: torch.optim.Optimizer) -> int:
+    """Give each per-parameter optimizer state tensor its parameter's memory layout again.
+
+    A state file stores tensors contiguously, and ``Optimizer.load_state_dict`` restores dtype and
+    device but not strides; fused/foreach kernels then pair the elements of a channels_last
+    parameter with those of a contiguous moment buffer in memory order, which silently breaks an
+    exact resume.  Values are copied, not changed.  Returns the number of tensors re-laid."""
+    fixed = 0
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            state = optimizer.state.get(p)
+            if not state:
+                continue
+            for k, v in state.items():
+                if isinstance(v, torch.Tensor) and v.shape == p.shape and v.stride() != p.stride():
+                    state[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
+                    fixed += 1
+    return fixed

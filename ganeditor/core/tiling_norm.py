@@ -2,7 +2,7 @@
 
 Instance norm normalises each channel with the mean and variance of the WHOLE activation, so cutting
 the image into independent tiles changes the result.  This module runs such a network (a
-``nn.Sequential`` of pads, convs, transposed convs, instance norms, pointwise layers and residual
+``nn.Sequential`` of pads, convs, transposed convs, nearest upsamplings, instance norms, pointwise layers and residual
 blocks ``x + conv_block(x)`` -- junyanz's ResnetGenerator) in horizontal bands and gets the same
 numbers as one whole-image forward:
 
@@ -73,6 +73,8 @@ def flatten(seq: nn.Module) -> list[Op]:
                     or m.dilation != (1, 1) or m.groups != 1 or pending:
                 raise GanEditorError("banded inference does not support this transposed convolution")
             ops.append(Op("convT", m))
+        elif isinstance(m, nn.Upsample) and m.mode == "nearest" and _integer_scale(m.scale_factor):
+            ops.append(Op("up", pad=_integer_scale(m.scale_factor)))
         elif isinstance(m, nn.InstanceNorm2d):
             ops.append(Op("point" if m.track_running_stats else "norm", m))
         elif isinstance(m, POINTWISE):
@@ -82,6 +84,15 @@ def flatten(seq: nn.Module) -> list[Op]:
         else:
             raise GanEditorError(f"banded inference does not support layer {type(m).__name__}")
     return ops
+
+
+def _integer_scale(factor) -> int:
+    """The integer factor of a nearest upsampling (the same on both axes), else 0."""
+    values = set(factor) if isinstance(factor, tuple) else {factor}
+    if len(values) != 1 or None in values:
+        return 0
+    v = float(values.pop())
+    return int(v) if v.is_integer() and v >= 1 else 0
 
 
 def _block(run: Run, x: Store, op: Op, store_budget: int, device) -> None:

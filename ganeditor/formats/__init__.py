@@ -8,4 +8,5 @@ from a file: pickles go through restricted unpicklers, torch files through
 
 from __future__ import annotations
 
-from ganeditor.formats.base import Checkpoint, FormatReader, load_checkpoint, register_reader, sniff  # noqa: F401
+from ganeditor.formats.base import Checkpoint, FormatReader, register_reader  # noqa: F401
+from ganeditor.formats.loading import load_checkpoint, sniff  # noqa: F401

@@ -1,8 +1,7 @@
-"""The Checkpoint type, the reader registry and format detection."""
+"""The Checkpoint type, the reader registry and the helpers readers share (detection: ``formats.loading``)."""
 
 from __future__ import annotations
 
-import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +10,6 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
-from ganeditor.core.errors import CheckpointError
 
 HEAD_BYTES = 4096
 TORCH_ZIP_MAGIC = b"PK\x03\x04"
@@ -61,13 +59,13 @@ class FormatReader:
     load: Callable[[Path], Checkpoint]
 
 
-_READERS: list[FormatReader] = []
+READERS: list[FormatReader] = []
 
 
 def register_reader(reader: FormatReader) -> FormatReader:
     """Add a reader; earlier registrations are tried first."""
-    if all(r.format_id != reader.format_id for r in _READERS):
-        _READERS.append(reader)
+    if all(r.format_id != reader.format_id for r in READERS):
+        READERS.append(reader)
     return reader
 
 
@@ -87,54 +85,3 @@ def torch_pickle_bytes(path: Path, head: bytes, legacy_bytes: int = 4 << 20) -> 
         with open(path, "rb") as f:
             return f.read(legacy_bytes)
     return None
-
-
-def _check_file(path: Path) -> bytes:
-    if not path.exists():
-        raise CheckpointError("file not found", path)
-    if path.is_dir():
-        raise CheckpointError("is a folder, expected a checkpoint file", path)
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
-            head = f.read(HEAD_BYTES)
-    except OSError as e:
-        raise CheckpointError(f"cannot read ({e.strerror or e})", path) from None
-    if size == 0:
-        raise CheckpointError("empty file (0 bytes), expected a checkpoint", path)
-    return head
-
-
-def sniff(path: str | Path) -> FormatReader:
-    """Return the reader for ``path``, decided by the file's content (not its name)."""
-    from ganeditor.formats import readers  # noqa: F401  (explicit imports fill the registry)
-
-    path = Path(path)
-    head = _check_file(path)
-    for reader in _READERS:
-        if reader.sniff(path, head):
-            return reader
-    raise CheckpointError(
-        "unrecognised file: expected a network pickle (.pkl), a PyTorch checkpoint (.pt/.pth), "
-        "a safetensors model or an ncnn model",
-        path,
-    )
-
-
-def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Checkpoint:
-    """Read any supported checkpoint safely; networks are in eval mode on ``device``."""
-    path = Path(os.path.expanduser(str(path)))
-    reader = sniff(path)
-    try:
-        ckpt = reader.load(path)
-    except CheckpointError:
-        raise
-    except (EOFError, MemoryError) as e:
-        raise CheckpointError(f"truncated or damaged file ({type(e).__name__})", path) from e
-    except Exception as e:  # a reader met something its format does not allow
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CheckpointError(f"cannot read as {reader.format_id}: {msg}", path) from e
-    ckpt.path = path
-    for net in ckpt.nets.values():
-        net.eval().requires_grad_(False)
-    return ckpt.to(device)

@@ -4,6 +4,7 @@ architecture and constructor kwargs, so it loads without running any code from t
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,11 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save
 
-from ganeditor.archs import build
 from ganeditor.core.atomic import atomic_write
 from ganeditor.core.errors import CheckpointError
 from ganeditor.formats.base import Checkpoint, FormatReader, register_reader
+from ganeditor.formats.bounded import build_checked
+from ganeditor.formats.spandrel_io import checkpoint_from_object
 
 FORMAT_KEY = "ganeditor.format"
 FORMAT_VERSION = "1"
@@ -51,11 +53,33 @@ def save_checkpoint(ckpt: Checkpoint, path: str | Path, dtype: torch.dtype | Non
         f.write(data)
 
 
+def canonicalize_safetensors(path: Path) -> None:
+    """Rewrite a safetensors header with sorted keys, so one conversion always gives the same bytes
+    (safetensors writes its metadata map in an arbitrary order)."""
+    data = path.read_bytes()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.dumps(json.loads(data[8 : 8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)
+    with atomic_write(path) as f:
+        f.write(struct.pack("<Q", len(header)) + header + data[8 + n :])
+
+
 def _sniff(path: Path, head: bytes) -> bool:
     if len(head) < 10:
         return False
     n = int.from_bytes(head[:8], "little")
     return 2 <= n < 100_000_000 and head[8:9] == b"{"
+
+
+def _stored_bytes(sl: Any) -> int:
+    n = 1
+    for s in sl.get_shape():
+        n *= s
+    return n * _DTYPE_BYTES.get(sl.get_dtype(), 8)
+
+
+_DTYPE_BYTES = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2, "I16": 2, "U16": 2,
+                "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
 
 
 def _load(path: Path) -> Checkpoint:
@@ -66,29 +90,29 @@ def _load(path: Path) -> Checkpoint:
     with f:
         md = f.metadata() or {}
         if md.get(FORMAT_KEY) is None:  # a foreign safetensors file: spandrel may know its architecture
-            from ganeditor.formats.spandrel_io import checkpoint_from_object
-
             return checkpoint_from_object({k: f.get_tensor(k) for k in f.keys()}, path,
                                           ours="safetensors file without GAN Editor metadata")
         if md[FORMAT_KEY] != FORMAT_VERSION:
             raise CheckpointError(f"GAN Editor format version {md[FORMAT_KEY]} is not supported", path)
-        specs = json.loads(md["ganeditor.nets"])
-        meta = json.loads(md.get("ganeditor.meta", "{}"))
+        try:
+            specs = json.loads(md["ganeditor.nets"])
+            meta = json.loads(md.get("ganeditor.meta", "{}"))
+            if not isinstance(specs, dict) or not all(isinstance(s, dict) and isinstance(s.get("kwargs"), dict)
+                                                      and isinstance(s.get("arch"), str) for s in specs.values()):
+                raise ValueError("'ganeditor.nets' is not a map of {arch, kwargs}")
+        except (KeyError, ValueError) as e:
+            raise CheckpointError(f"damaged GAN Editor metadata ({e})", path) from None
         keys = list(f.keys())
         nets = {}
         for role, spec in specs.items():
-            net = build(spec["arch"], **spec["kwargs"])
             prefix = role + "."
-            sd = {k[len(prefix):]: f.get_tensor(k) for k in keys if k.startswith(prefix)}
+            mine = [k for k in keys if k.startswith(prefix)]
+            shapes = {k[len(prefix):]: f.get_slice(k).get_shape() for k in mine}
+            stored = sum(_stored_bytes(f.get_slice(k)) for k in mine)
+            net = build_checked(spec["arch"], spec["kwargs"], path, stored, shapes, f"network {role!r}")
             ref = net.state_dict()
-            sd = {k: v.to(ref[k].dtype) if k in ref else v for k, v in sd.items()}
-            missing, unexpected = net.load_state_dict(sd, strict=False)
-            if missing or unexpected:
-                raise CheckpointError(
-                    f"network {role!r} does not match its architecture {spec['arch']!r}: "
-                    f"missing {missing[:3]}, unexpected {unexpected[:3]}",
-                    path,
-                )
+            sd = {k[len(prefix):]: f.get_tensor(k) for k in mine}
+            net.load_state_dict({k: v.to(ref[k].dtype) for k, v in sd.items()}, strict=False)  # keys checked
             nets[role] = net
     return Checkpoint("ganeditor", "GAN Editor safetensors", nets, meta)
 

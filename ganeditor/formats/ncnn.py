@@ -19,7 +19,9 @@ from ganeditor.archs import build
 from ganeditor.archs.ncnn_graph import SUPPORTED, NcnnGraph, weight_shapes
 from ganeditor.core.atomic import atomic_write
 from ganeditor.core.errors import CheckpointError
+from ganeditor.core.files import check_input_file
 from ganeditor.formats.base import Checkpoint, FormatReader, register_reader
+from ganeditor.formats.ncnn_convert import convert_graph
 
 MAGIC = b"7767517"
 TAG_FP16 = 0x01306B47
@@ -114,7 +116,42 @@ def parse_param(text: str, path: str | Path | None = None) -> list[dict[str, Any
     for spec in layers:
         if spec["type"] not in SUPPORTED:
             raise CheckpointError(f"unsupported ncnn layer type {spec['type']!r} (layer {spec['name']!r})", path)
+        check_layer_limits(spec, path)
     return layers
+
+
+MAX_SCALE = 16  # the largest up-scaling of one layer, and of the whole graph
+_LIMITS = {  # layer type -> {param id: (lo, hi)} for ints; -233/-234 are ncnn's "same" markers
+    "Convolution": {0: (1, 16384), 1: (1, 64), 11: (1, 64), 2: (1, 64), 12: (1, 64), 3: (1, 64), 13: (1, 64),
+                    4: (-234, 1024), 14: (-234, 1024), 15: (-234, 1024), 16: (-234, 1024)},
+    "Deconvolution": {0: (1, 16384), 1: (1, 64), 11: (1, 64), 2: (1, 64), 12: (1, 64), 3: (1, MAX_SCALE),
+                      13: (1, MAX_SCALE), 18: (0, 64), 19: (0, 64), 20: (0, 16384), 21: (0, 16384)},
+    "PixelShuffle": {0: (1, MAX_SCALE)},
+    "Padding": {0: (0, 4096), 1: (0, 4096), 2: (0, 4096), 3: (0, 4096), 7: (0, 4096), 8: (0, 4096)},
+    "Interp": {3: (0, 16384), 4: (0, 16384)},
+    "Pooling": {8: (-233, 16384), 18: (-233, 16384)},
+    "InnerProduct": {0: (1, 1 << 20)},
+}  # fmt: skip
+for _k in ("ConvolutionDepthWise", "DeconvolutionDepthWise"):
+    _LIMITS[_k] = _LIMITS[_k.replace("DepthWise", "")]
+
+
+def check_layer_limits(spec: dict[str, Any], path: str | Path | None = None) -> None:
+    """Refuse layer settings that would make images (or weights) absurdly large: CheckpointError."""
+    p, kind = spec["params"], spec["type"]
+
+    def refuse(what: str) -> None:
+        raise CheckpointError(f"ncnn layer {spec['name']!r} ({kind}): {what}; refused", path)
+
+    for key, (lo, hi) in _LIMITS.get(kind, {}).items():
+        v = p.get(str(key))
+        if v is not None and (not isinstance(v, int) or not lo <= v <= hi):
+            refuse(f"parameter {key}={v!r} outside {lo}..{hi}")
+    if kind == "Interp":
+        for key in ("1", "2"):
+            s = p.get(key, 1.0)
+            if not isinstance(s, (int, float)) or not 0 < s <= MAX_SCALE:
+                refuse(f"scale {key}={s!r} outside (0, {MAX_SCALE}]")
 
 
 def _read_array(
@@ -214,6 +251,7 @@ def load_ncnn(param_path: str | Path, bin_path: str | Path | None = None, conver
     layers = parse_param(text, param_path)
     if not bin_path.exists():
         raise CheckpointError(f"ncnn weights file {bin_path.name} not found beside the .param", param_path)
+    check_input_file(bin_path, CheckpointError, "an ncnn .bin weights file")
     tensors, stats = read_weights(layers, bin_path.read_bytes(), bin_path)
     net = build("ncnn-graph", layers=layers, title=param_path.stem)
     state = {}
@@ -224,13 +262,13 @@ def load_ncnn(param_path: str | Path, bin_path: str | Path | None = None, conver
             state[f"layers.{key}.{name}"] = tensors[f"{spec['name']}\0{name}"]
     net.load_state_dict(state, strict=True)
     geo = infer_geometry(net)
+    if geo["scale"] is not None and geo["scale"] > MAX_SCALE:
+        raise CheckpointError(f"ncnn graph scales images by {geo['scale']} (at most {MAX_SCALE}); refused", param_path)
     net.set_geometry(geo["scale"], geo["prepad"], geo["size_multiple"])
     meta: dict[str, Any] = {"ncnn_param": param_path.name, "ncnn_bin": bin_path.name, "weight_arrays": stats}
     meta.update(geo)
     nets: dict[str, torch.nn.Module] = {"net": net}
     if convert:
-        from ganeditor.formats.ncnn_convert import convert_graph
-
         converted = convert_graph(net)
         if converted is not None:
             nets = {"net": converted}

@@ -4,15 +4,16 @@ The official loader ``exec``s the module source stored in every network object. 
 the restricted unpickler turns each ``torch_utils.persistence`` object into a plain
 ``PersistentObject`` record, whose ``state`` holds the parameters, buffers, children and
 constructor kwargs.  From those we build OUR network of the same architecture and load the
-flat state dict strictly.  The writer (``nvlabs_pkl_write``) produces the official layout.
+flat state dict strictly.  The tests' writer (``tests/writers/nvlabs_pkl_write.py``) produces the
+official layout.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import pickle
-import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +22,14 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ganeditor.archs import build
+from ganeditor.archs import ARCHS
 from ganeditor.archs.stylegan2_layers import plain as to_plain
 from ganeditor.core.errors import CheckpointError, UnsafeCheckpointError
 from ganeditor.core.safe_pickle import COLLECTIONS_GLOBALS, NUMPY_GLOBALS, restricted_load, safe_call
 from ganeditor.formats.base import Checkpoint, FormatReader, register_reader
+from ganeditor.formats.bounded import build_checked
+from ganeditor.formats.nvlabs_tf import convert_tf_pickle
+from ganeditor.formats.torch_load import torch_load
 from ganeditor.formats.torch_legacy import TORCH_GLOBALS, read_legacy_stream
 
 FORMAT_ID = "nvlabs-pkl"
@@ -98,7 +102,7 @@ _BUILD_HOOKS = [(TFNetwork, _build_tf_network)]
 def read_pickle(path: Path) -> Any:
     """Unpickle an NVlabs network pickle with the restricted unpickler (nothing is executed)."""
     if zipfile.is_zipfile(path):
-        return _read_torch_zip(path)
+        return torch_load(path)
     with open(path, "rb") as f:
         if f.read(4) == b"PK\x03\x04":
             raise CheckpointError("truncated or damaged zip file (a PyTorch zip checkpoint?)", path)
@@ -116,20 +120,6 @@ def read_pickle(path: Path) -> Any:
 def _first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
-
-
-def _read_torch_zip(path: Path) -> Any:
-    """A zip-format ``torch.save`` file: torch's weights-only loader, refusals named like ours."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        m = re.search(r"GLOBAL ([\w.]+)", str(e)) or re.search(r"global '?([\w.]+)", str(e))
-        what = m.group(1) if m else "an object"
-        raise UnsafeCheckpointError(
-            f"refused to load global '{what}' (not on the allow-list): this file may contain code", path
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as e:
-        raise CheckpointError(f"damaged PyTorch zip file ({_first_line(e)})", path) from None
 
 
 # --------------------------------------------------------------------------- records -> our networks
@@ -190,25 +180,15 @@ def to_network(obj: PersistentObject, role: str) -> tuple[nn.Module, str]:
     if args or not isinstance(kwargs, dict):
         raise CheckpointError(f"network {role!r} has no keyword-only constructor arguments")
     kwargs = plain(kwargs)
-    try:
-        try:
-            net = build(arch, **kwargs)
-        except TypeError as e:  # retry without speed-only switches our constructor may not take
-            if not any(k in str(e) for k in _IGNORED_KWARGS if k in kwargs):
-                raise
-            net = build(arch, **{k: v for k, v in kwargs.items() if k not in _IGNORED_KWARGS})
-    except CheckpointError:
-        raise
-    except (TypeError, ValueError, AssertionError, KeyError) as e:
-        raise CheckpointError(f"network {role!r} ({family}) has unsupported settings: {_first_line(e)}") from None
+    accepted = inspect.signature(ARCHS[arch]).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):  # drop speed-only switches ours lacks
+        kwargs = {k: v for k, v in kwargs.items() if k not in _IGNORED_KWARGS or k in accepted}
     sd = flat_state_dict(obj)
+    stored = sum(t.numel() * t.element_size() for t in sd.values())
+    net = build_checked(arch, kwargs, None, stored, {k: tuple(v.shape) for k, v in sd.items()},
+                        f"network {role!r} ({family})")
     ref = net.state_dict()
-    sd = {k: v.to(ref[k].dtype) if k in ref and v.dtype != ref[k].dtype else v for k, v in sd.items()}
-    missing, unexpected = net.load_state_dict(sd, strict=False)
-    if missing or unexpected:
-        raise CheckpointError(
-            f"network {role!r} does not match {arch!r}: missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}"
-        )
+    net.load_state_dict({k: v.to(ref[k].dtype) for k, v in sd.items()}, strict=False)  # keys and shapes checked
     return net, family
 
 
@@ -225,8 +205,6 @@ def _layout(data: dict) -> str:
 def _load(path: Path) -> Checkpoint:
     data = read_pickle(path)
     if isinstance(data, tuple) and len(data) == 3 and all(isinstance(n, TFNetwork) for n in data):
-        from ganeditor.formats.nvlabs_tf import convert_tf_pickle
-
         return convert_tf_pickle(data, path)
     if not isinstance(data, dict) or not any(isinstance(data.get(r), PersistentObject) for r in NET_ROLES):
         what = type(data).__name__ if not isinstance(data, dict) else f"dict with keys {sorted(map(str, data))[:5]}"

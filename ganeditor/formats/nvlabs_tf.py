@@ -6,8 +6,8 @@ conversion to our StyleGAN2 networks follows the rules of NVlabs' ``legacy.py`` 
 defaults, variable names, layouts): TF conv weights are ``[kh, kw, in, out]`` -> ``(3, 2, 0, 1)``
 (up-convs and generator skips also flipped), dense ``[in, out]`` transposed, ``affine.bias =
 mod_bias + 1``, ``dlatent_avg`` -> ``w_avg``, ``channel_base = fmap_base * 2``, ``ToRGB_lod*`` /
-``FromRGB_lod*`` variables mean architecture 'orig'.  Each rule is invertible, which
-``save_tf_pickle`` uses to write such pickles (for tests and interoperability).
+``FromRGB_lod*`` variables mean architecture 'orig'.  Each rule is invertible, which the tests'
+writer (``tests/writers/nvlabs_tf_write.py``) uses to make such pickles.
 """
 
 from __future__ import annotations
@@ -20,10 +20,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ganeditor.archs import build
-from ganeditor.core.atomic import atomic_write
 from ganeditor.core.errors import CheckpointError
 from ganeditor.formats.base import Checkpoint
+from ganeditor.formats.bounded import build_checked
 
 Rule = tuple[str, Callable[..., str], str]  # (our key regex, TF name from groups, transform)
 
@@ -191,7 +190,8 @@ def convert_tf_network(tf_net: Any, kind: str) -> nn.Module:
             r = kwargs["img_resolution"] // 2 ** int(m.group(1))
             params[prefix.format(r=r) + m.group(2)] = value
             (kwargs["synthesis_kwargs"] if kind == "G" else kwargs)["architecture"] = "orig"
-    net = build(arch, **kwargs)
+    stored = sum(int(np.asarray(v).nbytes) for v in params.values())
+    net = build_checked(arch, kwargs, None, stored, None, f"TensorFlow network {kind!r}")
     sd = net.state_dict()
     for key, ref in sd.items():
         found = _tf_name(rules, key)
@@ -221,51 +221,3 @@ def convert_tf_pickle(data: tuple, path: Path) -> Checkpoint:
     meta = {"layout": "tf", "family": "StyleGAN2 (TensorFlow)", "classes": {"G_ema": "Network", "G": "Network", "D": "Network"},
             "training_set_kwargs": None, "augment_pipe": None}  # fmt: skip
     return Checkpoint("nvlabs-pkl", "NVlabs network pickle (StyleGAN2, TensorFlow)", nets, meta)
-
-
-def tf_variables(net: nn.Module, kind: str) -> dict[str, np.ndarray]:
-    """The TF variables (by full name) of our network: the conversion rules inverted."""
-    out = {}
-    for key, t in net.state_dict().items():
-        found = _tf_name(G_RULES if kind == "G" else D_RULES, key)
-        if found is not None:
-            out[found[0]] = np.array(_transform(found[1], found[0], t.detach().cpu().numpy(), to_tf=True), order="C")
-    return out
-
-
-def save_tf_pickle(path: str | Path, nets: dict[str, nn.Module], static_kwargs: dict[str, dict[str, Any]]) -> None:
-    """Write ``(G, D, Gs)`` TF network records for our 'G', 'D', 'G_ema' (``static_kwargs`` per role)."""
-    from ganeditor.formats.nvlabs_pkl_write import NVlabsPickler, _Global
-
-    class TFNet:
-        def __init__(self, state: dict[str, Any]):
-            self.state = state
-
-    def record(role: str) -> TFNet:
-        kind = "D" if role == "D" else "G"
-        vs = tf_variables(nets[role], kind)
-        own = lambda pre: [(k[len(pre):], v) for k, v in vs.items() if k.startswith(pre)]  # noqa: E731
-        comps = {} if kind == "D" else {c: TFNet({"version": 4, "name": c, "static_kwargs": {}, "components": {},
-                                                  "build_module_src": "", "build_func_name": c,
-                                                  "variables": own(c + "/")}) for c in ("mapping", "synthesis")}  # fmt: skip
-        top = [(k, v) for k, v in vs.items() if kind == "D" or "/" not in k]
-        return TFNet({"version": 4, "name": role, "static_kwargs": static_kwargs.get(role, {}), "components": comps,
-                      "build_module_src": "", "build_func_name": role, "variables": top})  # fmt: skip
-
-    network = _Global("dnnlib.tflib.network", "Network")
-
-    class TFPickler(NVlabsPickler):
-        dispatch = dict(NVlabsPickler.dispatch)
-
-        def save_tfnet(self, obj: TFNet) -> None:
-            self.save(network)
-            self.save(())
-            self.write(b"\x81")  # NEWOBJ
-            self.memoize(obj)
-            self.save(obj.state)
-            self.write(b"b")  # BUILD
-
-        dispatch[TFNet] = save_tfnet
-
-    with atomic_write(path) as f:
-        TFPickler(f).dump((record("G"), record("D"), record("G_ema")))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import io
 import math
-import pickle
 import re
 from collections import OrderedDict
 from pathlib import Path
@@ -20,10 +19,12 @@ from typing import Any, Iterator, NamedTuple
 import torch
 import torch.nn as nn
 
-from ganeditor.archs import ARCHS, build
+from ganeditor.archs import ARCHS
 from ganeditor.core.atomic import atomic_write
-from ganeditor.core.errors import CheckpointError, UnsafeCheckpointError
+from ganeditor.core.errors import CheckpointError
 from ganeditor.formats.base import TORCH_ZIP_MAGIC, Checkpoint, FormatReader, register_reader, torch_pickle_bytes
+from ganeditor.formats.bounded import build_checked
+from ganeditor.formats.torch_load import torch_load
 
 FORMAT_ID = "rosinality-pt"
 FORMAT_NAME = "rosinality stylegan2-pytorch checkpoint"
@@ -205,7 +206,7 @@ def _discriminator_kwargs(sd: StateDict, path: Path | None) -> dict[str, Any]:
 
 def load_discriminator(sd: StateDict, path: Path | None = None) -> nn.Module:
     """Our StyleGAN2 'resnet' discriminator from a rosinality discriminator state dict."""
-    D = build(D_ARCH, **_discriminator_kwargs(sd, path))
+    D = build_checked(D_ARCH, _discriminator_kwargs(sd, path), path, _nbytes(sd), None, "rosinality 'd'")
     blocks = range(1, int(math.log2(D.img_resolution)) - 1)
     kernels = [f"convs.{j}.{m}.0.kernel" for j in blocks for m in ("conv2", "skip")]
     _map_into(D, sd, discriminator_pairs(D.img_resolution), kernels, "'d'", path)
@@ -259,7 +260,7 @@ def load_generator(
 ) -> tuple[nn.Module, dict[str, Any], str]:
     """Our StyleGAN2 generator from a rosinality generator; returns (G, inferred config, w_avg source)."""
     cfg = infer_generator_config(sd, path)
-    G = build(G_ARCH, **generator_kwargs(cfg, path))
+    G = build_checked(G_ARCH, generator_kwargs(cfg, path), path, _nbytes(sd), None, f"rosinality {what}")
     _map_into(G, sd, generator_pairs(cfg["size"], cfg["n_mlp"]), _kernel_keys(cfg["size"]), what, path)
     _check_kernels(sd, _kernel_keys(cfg["size"]), _std_kernel(), what, path)
     if latent_avg is not None:
@@ -274,24 +275,13 @@ def load_generator(
     return G, cfg, source
 
 
+def _nbytes(sd: StateDict) -> int:
+    return sum(t.numel() * t.element_size() for t in sd.values() if isinstance(t, torch.Tensor))
+
+
 def _sniff(path: Path, head: bytes) -> bool:
     data = torch_pickle_bytes(path, head, _SNIFF_BYTES)
     return data is not None and all(m in data for m in _MARKERS)
-
-
-def torch_load_safe(path: Path, mmap: bool = False) -> Any:
-    """``torch.load(weights_only=True)`` allowing ``argparse.Namespace`` (train.py ``args``)."""
-    try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except pickle.UnpicklingError as e:
-        m = re.search(r"GLOBAL (\S+)", str(e))
-        if m:
-            msg = f"refused to load: the file asks for {m.group(1)}, which is not allowed"
-            raise UnsafeCheckpointError(msg, path) from None
-        raise CheckpointError(f"damaged checkpoint ({str(e).splitlines()[0][:200]})", path) from None
-    except RuntimeError as e:
-        raise CheckpointError(f"damaged or truncated torch file ({str(e).splitlines()[0][:200]})", path) from None
 
 
 def _json_safe(v: Any) -> Any:
@@ -307,7 +297,7 @@ def _json_safe(v: Any) -> Any:
 def _load(path: Path) -> Checkpoint:
     with open(path, "rb") as f:
         head = f.read(8)
-    obj = torch_load_safe(path, mmap=head.startswith(TORCH_ZIP_MAGIC))
+    obj = torch_load(path, allow=[argparse.Namespace], mmap=head.startswith(TORCH_ZIP_MAGIC))  # train.py args
     if isinstance(obj, dict) and "style.1.weight" in obj:  # a bare generator state dict
         obj = {"g_ema": obj}
     if not isinstance(obj, dict) or not any(isinstance(obj.get(k), dict) for k in ("g_ema", "g")):

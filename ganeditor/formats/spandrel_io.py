@@ -2,7 +2,7 @@
 GFPGAN, RestoreFormer, LaMa, ... -- ``spandrel.MAIN_REGISTRY``), read safely, after our own readers.
 
 Our readers are tried first (exact, with their own key layouts); a torch file or a safetensors file
-they do not recognise comes here.  The file is read by OUR safe paths only -- ``torch_pth.torch_load``
+they do not recognise comes here.  The file is read by OUR safe paths only -- ``formats.torch_load``
 (``weights_only=True``) or safetensors -- never by spandrel's loader (which unpickles with its own
 rules and runs TorchScript); spandrel then sees a plain dict of tensors, detects the architecture
 from its keys and shapes, and builds the network (``archs.spandrel_net.SpandrelNet`` wraps it).
@@ -18,8 +18,8 @@ from typing import Any
 import torch
 
 from ganeditor.core.errors import CheckpointError
-from ganeditor.formats.base import (TORCH_LEGACY_MAGIC, TORCH_ZIP_MAGIC, Checkpoint, FormatReader, register_reader,
-                                    torch_pickle_bytes)
+from ganeditor.formats.base import TORCH_LEGACY_MAGIC, TORCH_ZIP_MAGIC, Checkpoint, FormatReader, torch_pickle_bytes
+from ganeditor.formats.torch_load import torch_load
 
 FORMAT_ID = "spandrel"
 
@@ -96,8 +96,6 @@ def _read(path: Path) -> Any:
     with open(path, "rb") as f:
         head = f.read(len(TORCH_LEGACY_MAGIC))
     if head.startswith((TORCH_ZIP_MAGIC, TORCH_LEGACY_MAGIC)):
-        from ganeditor.formats.torch_pth import torch_load
-
         return torch_load(path)
     from safetensors.torch import load_file
 
@@ -115,4 +113,4 @@ def _load(path: Path) -> Checkpoint:
     return checkpoint_from_object(_read(path), path)
 
 
-READER = register_reader(FormatReader(FORMAT_ID, _sniff, _load))
+READER = FormatReader(FORMAT_ID, _sniff, _load)  # registered last by formats.loading

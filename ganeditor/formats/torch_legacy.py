@@ -9,24 +9,22 @@ storage keys, then per key an int64 element count and the raw little-endian byte
 The tensor stand-ins (``TORCH_GLOBALS``: ``torch._utils._rebuild_*`` and ``torch.*Storage``) for
 the restricted unpickler live here too.  ``read_legacy_stream`` parses a stream with the
 restricted unpickler (no torch.load, no code);
-``write_storage_stream`` writes one contiguous CPU tensor's storage in the same layout, with a
-deterministic key, so our pickles are byte-reproducible.
+(Its writer, used by the tests to make such files, is ``tests/writers/nvlabs_pkl_write.py``.)
 """
 
 from __future__ import annotations
 
 import io
-import pickle
 import struct
-import zipfile
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from ganeditor.core.errors import UnsafeCheckpointError
-from ganeditor.core.safe_pickle import COLLECTIONS_GLOBALS, Key, describe, restricted_load, safe_call
+from ganeditor.core.errors import CheckpointError, UnsafeCheckpointError
+from ganeditor.core.safe_pickle import COLLECTIONS_GLOBALS, Key, charge, describe, restricted_load, safe_call
+from ganeditor.formats.torch_load import torch_load
 
 # --------------------------------------------------------------------------- tensor stand-ins
 
@@ -87,6 +85,13 @@ def _rebuild_tensor_v2(storage, offset, size, stride, requires_grad=False, hooks
     size, stride = _int_tuple(size, "size"), _int_tuple(stride, "stride")
     if len(size) != len(stride):
         raise UnsafeCheckpointError("refused tensor rebuild (size and stride differ in length)")
+    numel = 1
+    for s in size:
+        numel *= s
+    if numel > max(0, flat.numel() - offset) and all(s > 0 for s in size):
+        raise UnsafeCheckpointError(
+            f"refused tensor rebuild: a view of {numel:,} elements over a storage of {flat.numel():,} "
+            "(an expansion by zero or overlapping strides)")
     t = flat.as_strided(size, stride, offset)  # torch checks the bounds
     if requires_grad is True and t.is_floating_point():
         t.requires_grad_(True)
@@ -132,7 +137,6 @@ TORCH_GLOBALS.update(
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001
 _NO_GLOBALS: dict = {}
-_STORAGE_NAMES = {dtype: name for name, dtype in STORAGE_DTYPES.items() if name != "UntypedStorage"}
 
 
 class _StorageTable:
@@ -156,6 +160,7 @@ class _StorageTable:
             if nbytes > self.budget:
                 raise EOFError("torch stream is shorter than the storages it declares")
             self.budget -= nbytes
+            charge(nbytes, "tensor storages")
             root = self.roots[key] = LoadedStorage(torch.empty(numel, dtype=stype.dtype))
         if view is None:
             return root
@@ -171,9 +176,9 @@ def read_legacy_stream(data: bytes) -> Any:
     """Parse a complete ``torch.save`` byte stream (legacy; zip goes to torch's weights-only load)."""
     if data[:4] == b"PK\x03\x04":
         try:
-            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile) as e:
-            raise UnsafeCheckpointError(f"refused embedded torch zip stream ({str(e).splitlines()[0][:200]})") from None
+            return torch_load(bytes(data))
+        except CheckpointError as e:
+            raise UnsafeCheckpointError(f"refused embedded torch zip stream ({e})") from None
     f = io.BytesIO(data)
     if restricted_load(f, _NO_GLOBALS) != MAGIC_NUMBER:
         raise ValueError("embedded torch stream has a wrong magic number")
@@ -204,43 +209,3 @@ def read_legacy_stream(data: bytes) -> Any:
             if flat.dtype == torch.bool:
                 flat.view(torch.uint8).clamp_(max=1)  # only 0/1 are valid bools
     return result
-
-
-def _pickle_int(n: int) -> bytes:
-    if 0 <= n < 256:
-        return pickle.BININT1 + bytes([n])
-    if 0 <= n < 65536:
-        return pickle.BININT2 + struct.pack("<H", n)
-    if -(2**31) <= n < 2**31:
-        return pickle.BININT + struct.pack("<i", n)
-    raw = n.to_bytes((n.bit_length() + 8) // 8, "little", signed=True)
-    return pickle.LONG1 + bytes([len(raw)]) + raw
-
-
-def _unicode(s: str) -> bytes:
-    b = s.encode("utf-8")
-    return pickle.BINUNICODE + struct.pack("<I", len(b)) + b
-
-
-def write_storage_stream(t: torch.Tensor, key: str = "0") -> bytes:
-    """The legacy ``torch.save`` stream of the storage of a contiguous CPU tensor (whole storage = t)."""
-    assert t.device.type == "cpu" and t.is_contiguous() and t.storage_offset() == 0
-    name = _STORAGE_NAMES[t.dtype]
-    numel = t.numel()
-    sys_info = {"protocol_version": PROTOCOL_VERSION, "little_endian": True,
-                "type_sizes": {"short": 2, "int": 4, "long": 4}}  # fmt: skip
-    main = (
-        pickle.PROTO + b"\x02" + pickle.MARK + _unicode("storage") + pickle.GLOBAL + f"torch\n{name}\n".encode()
-        + _unicode(key) + _unicode("cpu") + _pickle_int(numel) + pickle.NONE + pickle.TUPLE
-        + pickle.BINPERSID + pickle.STOP
-    )  # fmt: skip
-    raw = t.detach().reshape(-1).view(torch.uint8).numpy().tobytes() if numel else b""
-    return b"".join([
-        pickle.dumps(MAGIC_NUMBER, protocol=2),
-        pickle.dumps(PROTOCOL_VERSION, protocol=2),
-        pickle.dumps(sys_info, protocol=2),
-        main,
-        pickle.dumps([key], protocol=2),
-        struct.pack("<q", numel),
-        raw,
-    ])  # fmt: skip

@@ -9,7 +9,6 @@ the file is executed (``torch.load(weights_only=True)``).  Files holding rosinal
 
 from __future__ import annotations
 
-import pickle
 import re
 from collections import OrderedDict
 from pathlib import Path
@@ -18,9 +17,11 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ganeditor.archs import build
-from ganeditor.core.errors import CheckpointError, UnsafeCheckpointError
+from ganeditor.core.errors import CheckpointError
 from ganeditor.formats.base import Checkpoint, FormatReader, register_reader, torch_pickle_bytes
+from ganeditor.formats.bounded import build_checked
+from ganeditor.formats.spandrel_io import checkpoint_from_object
+from ganeditor.formats.torch_load import torch_load
 
 FORMAT_ID = "torch-pth-i2i"
 _SNIFF_BYTES = 4 << 20
@@ -48,19 +49,6 @@ def _sniff(path: Path, head: bytes) -> bool:
     if data is None or any(m in data for m in _FOREIGN):
         return False
     return path.suffix.lower() == ".pth" or any(m in data for m in _OURS)
-
-
-def torch_load(path: Path) -> Any:
-    """``torch.load(weights_only=True)`` on CPU with one-line errors."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        m = re.search(r"GLOBAL (\S+)", str(e))
-        if m:
-            raise UnsafeCheckpointError(f"refused to load: the file asks for {m.group(1)}, which is not allowed", path) from None
-        raise CheckpointError(f"damaged checkpoint ({str(e).splitlines()[0][:200]})", path) from None
-    except RuntimeError as e:
-        raise CheckpointError(f"damaged or truncated torch file ({str(e).splitlines()[0][:200]})", path) from None
 
 
 def unwrap(obj: Any, path: Path | None = None) -> tuple[StateDict, str]:
@@ -297,8 +285,9 @@ _JUNYANZ = {
 def network_from_state_dict(sd: StateDict, path: Path | None = None) -> tuple[str, nn.Module, dict[str, Any]]:
     """Build and fill the network a state dict holds: (role, net, meta)."""
     arch, kwargs, sd, layout = detect(sd, path)
+    stored = sum(t.numel() * t.element_size() for t in sd.values())
     try:
-        net = build(arch, **kwargs)
+        net = build_checked(arch, kwargs, path, stored, {k: tuple(v.shape) for k, v in sd.items()}, layout)
     except ValueError as e:
         raise CheckpointError(f"unsupported {layout}: {e}", path) from None
     load_into(net, sd, path)
@@ -313,8 +302,6 @@ def _load(path: Path) -> Checkpoint:
     try:
         role, net, meta = network_from_state_dict(sd, path)
     except UnknownLayout:
-        from ganeditor.formats.spandrel_io import checkpoint_from_object
-
         return checkpoint_from_object(obj, path, ours="not an ESRGAN-family or CycleGAN layout")
     meta["container"] = where
     if isinstance(obj, dict) and "params_ema" in obj and "params" in obj:

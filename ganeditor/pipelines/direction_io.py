@@ -20,6 +20,7 @@ from safetensors.torch import save
 
 from ganeditor.core.atomic import atomic_write
 from ganeditor.core.errors import GanEditorError
+from ganeditor.formats.torch_load import torch_load
 from ganeditor.pipelines.directions import Direction, DirectionLibrary, _fix_sign
 
 LIBRARY_KEY = "ganeditor.directions"
@@ -134,7 +135,7 @@ def import_factor(path: str | Path, num: int | None = None) -> DirectionLibrary:
     """A rosinality closed-form factor ``.pt`` ({'ckpt', 'eigvec' [dim, dim]}, column j = direction j)."""
     path = Path(path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch_load(Path(path))
         eig = np.asarray(obj["eigvec"], dtype=np.float64)
     except (KeyError, TypeError) as e:
         raise GanEditorError(f"not a closed-form factor file: missing {e}", path) from None

@@ -37,6 +37,7 @@ from ganeditor.archs import build
 from ganeditor.core.atomic import atomic_write
 from ganeditor.core.errors import CheckpointError, GanEditorError
 from ganeditor.core.model_store import user_models_dir
+from ganeditor.formats.torch_load import torch_load
 
 WEIGHT_FILES = {  # file -> SHA-256 of the copy inside facenet_pytorch-2.5.3-py3-none-any.whl
     "pnet.pt": "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f",
@@ -211,7 +212,7 @@ class MTCNN:
             path = Path(folder) / f"{stage}.pt"
             net = build(f"mtcnn_{stage}")
             try:
-                net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+                net.load_state_dict(torch_load(Path(path)))
             except Exception as e:  # noqa: BLE001 - any failure is the file's fault here
                 raise CheckpointError(f"cannot load MTCNN weights ({str(e).splitlines()[0]})", path) from None
             nets.append(net.to(device))

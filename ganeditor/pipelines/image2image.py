@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -108,6 +109,29 @@ def tile_options(net: ImageToImageNet, options: Image2ImageOptions) -> tuple[Til
     return opts, notes
 
 
+SMALL_SIDE = 64  # images with a side under this may be too small for a network: failures are explained
+
+
+def _explain_small(run: Callable, pixels: np.ndarray) -> np.ndarray:
+    """``run(pixels)``; when a small image fails inside the network, find the smallest square size
+    that works (gray probes) and say so: "too small for this model, at least NxN"."""
+    h, w = pixels.shape[:2]
+    try:
+        return run(pixels)
+    except (RuntimeError, ValueError, IndexError):
+        if min(h, w) >= SMALL_SIDE:
+            raise
+        for s in range(2, SMALL_SIDE + 1):
+            try:
+                run(np.full((s, s, pixels.shape[2]), pixels.max() // 2, pixels.dtype))
+            except (RuntimeError, ValueError, IndexError):
+                continue
+            if h < s or w < s:
+                raise GanEditorError(f"image is {w}x{h}: too small for this model, at least {s}x{s}") from None
+            break
+        raise
+
+
 def image_to_image(net: ImageToImageNet, image: LoadedImage, options: Image2ImageOptions | None = None, *,
                     task: Task | None = None) -> LoadedImage:
     """Any image-to-image network (already checked) over an image at full size, alpha resized alongside."""
@@ -115,7 +139,7 @@ def image_to_image(net: ImageToImageNet, image: LoadedImage, options: Image2Imag
     opts, notes = tile_options(net, options)
     scale = int(net.scale)
     h, w = image.pixels.shape[:2]
-    out = run_tiled(net, image.pixels, scale, opts, task=task or null_task())
+    out = _explain_small(lambda px: run_tiled(net, px, scale, opts, task=task or null_task()), image.pixels)
     size = (w * scale, h * scale)
     if options.outscale is not None and options.outscale != scale:
         size = (max(1, int(w * options.outscale)), max(1, int(h * options.outscale)))
@@ -199,7 +223,8 @@ def run_batch(
         except Cancelled:
             raise
         except GanEditorError as e:
-            report.failed.append((src, " ".join(str(e).split())))
+            msg = " ".join(str(e).split())
+            report.failed.append((src, msg if e.path is not None else f"{src}: {msg}"))
         except (OSError, ValueError, RuntimeError, MemoryError) as e:
             report.failed.append((src, f"{src}: {' '.join(str(e).split()) or type(e).__name__}"))
     task.report(n, n, "done")

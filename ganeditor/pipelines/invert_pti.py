@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from ganeditor.archs import build
 from ganeditor.core.errors import Cancelled, CheckpointError
 from ganeditor.core.progress import Task, null_task
-from ganeditor.formats.base import Checkpoint, load_checkpoint
+from ganeditor.formats import Checkpoint, load_checkpoint
 from ganeditor.formats.native import save_checkpoint
 from ganeditor.pipelines.direction_io import generator_fingerprint
 from ganeditor.pipelines.generate import to_uint8

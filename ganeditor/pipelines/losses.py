@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ganeditor.core.metrics import ms_ssim_loss
+from ganeditor.formats.torch_load import torch_load
 
 TORCHVISION_FILES = {"vgg16": "vgg16-397923af.pth", "vgg19": "vgg19-dcbb9e9d.pth"}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -42,7 +43,7 @@ class VGGFeatures(nn.Module):
         import torchvision
 
         net = getattr(torchvision.models, name)(weights=None)
-        net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        net.load_state_dict(torch_load(Path(weights)))
         self.body = net.features[: max(layers) + 1].eval().requires_grad_(False)
         self.layers = set(layers)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))

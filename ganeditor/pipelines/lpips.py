@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from ganeditor.formats.torch_load import torch_load
 from ganeditor.pipelines.losses import find_vgg_weights
 
 LPIPS_SHIFT = (-0.030, -0.088, -0.188)
@@ -47,20 +48,11 @@ def lpips_unavailable_reason(vgg16: str | Path | None = None) -> str | None:
     return None
 
 
-VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
-
-
 def vgg16_features() -> nn.Sequential:
-    """torchvision's VGG16 ``features`` up to relu5_3 (same indices, so its state-dict keys load)."""
-    layers: list[nn.Module] = []
-    c = 3
-    for v in VGG16_CFG:
-        if v == "M":
-            layers.append(nn.MaxPool2d(2, 2))
-        else:
-            layers += [nn.Conv2d(c, int(v), 3, padding=1), nn.ReLU(inplace=True)]
-            c = int(v)
-    return nn.Sequential(*layers)
+    """torchvision's VGG16 ``features`` up to relu5_3 (random weights; its state-dict keys load)."""
+    import torchvision  # deferred: torchvision's model zoo is only needed when LPIPS is built
+
+    return torchvision.models.vgg16(weights=None).features[: max(VGG16_TAPS) + 1]
 
 
 class LPIPS(nn.Module):
@@ -111,6 +103,6 @@ def load_lpips(device: torch.device | str = "cpu", vgg16: str | Path | None = No
     ``vgg16``: a chosen VGG16 weights file, tried before the usual places."""
     if lpips_unavailable_reason(vgg16) is not None:
         return None
-    vgg = torch.load(find_vgg_weights("vgg16", vgg16), map_location="cpu", weights_only=True)
-    heads = torch.load(find_lpips_heads(), map_location="cpu", weights_only=True)
+    vgg = torch_load(Path(find_vgg_weights("vgg16", vgg16)))
+    heads = torch_load(Path(find_lpips_heads()))
     return LPIPS(vgg, heads).to(device)

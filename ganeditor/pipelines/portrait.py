@@ -19,7 +19,7 @@ import torch
 
 from ganeditor.archs.generator_api import StyleGANGenerator, require_stylegan
 from ganeditor.core.errors import CheckpointError, GanEditorError
-from ganeditor.core.imageio import read_image
+from ganeditor.core.imageio import read_image, to_8bit
 from ganeditor.core.model_store import resolve_model
 from ganeditor.core.progress import Task
 from ganeditor.formats import Checkpoint, load_checkpoint
@@ -50,7 +50,7 @@ assert set(METHOD_LABELS) == set(METHODS)
 def to_uint8_rgb(pixels: np.ndarray) -> np.ndarray:
     """uint8/uint16 [H, W, C] or [H, W] -> uint8 [H, W, 3] (what detection and inversion take)."""
     a = pixels[:, :, None] if pixels.ndim == 2 else pixels
-    a = (a >> 8).astype(np.uint8) if a.dtype == np.uint16 else a
+    a = to_8bit(a)
     return np.repeat(a[:, :, :1], 3, axis=2) if a.shape[2] == 1 else np.ascontiguousarray(a[:, :, :3])
 
 

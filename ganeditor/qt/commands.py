@@ -13,9 +13,10 @@ SLIDER_COMMAND_ID = 1001
 class SetImageCommand(QUndoCommand):
     """Replace the document's current result (translate, upscale, paste-back...)."""
 
-    def __init__(self, doc: Document, pixels: np.ndarray, alpha: np.ndarray | None, text: str) -> None:
+    def __init__(self, doc: Document, pixels: np.ndarray, alpha: np.ndarray | None, text: str,
+                 op: dict | None = None) -> None:
         super().__init__(text)
-        self.doc = doc
+        self.doc, self.op = doc, op  # op: what was applied, with its provenance steps
         self.new = (pixels, alpha)
         self.old = (doc.current, doc.current_alpha)
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtGui import QImage
 
+from ganeditor.core.imageio import to_8bit
+
 
 def to_display_uint8(pixels: np.ndarray) -> np.ndarray:
     """[H, W, C] or [H, W] uint8/uint16 -> contiguous uint8 [H, W, 3] (or [H, W] gray) for display."""
     a = pixels
     if a.dtype == np.uint16:
-        a = (a >> 8).astype(np.uint8)
+        a = to_8bit(a)
     elif a.dtype != np.uint8:
         a = np.clip(a, 0, 255).astype(np.uint8)
     if a.ndim == 3 and a.shape[2] == 1:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
 from ganeditor.core.imageio import LoadedImage, read_image, write_image
+from ganeditor.core.provenance import ProvenanceOptions, from_operations
 from ganeditor.qt.compat import emit
 
 
@@ -50,23 +52,33 @@ class Document(QObject):
         s = self.source
         return LoadedImage(self.current, self.current_alpha, s.bit_depth, s.icc_profile, s.exif, [])
 
-    def apply_result(self, pixels: np.ndarray, alpha: np.ndarray | None, text: str) -> None:
-        """Make ``pixels`` the current result, as one undoable step named ``text``."""
+    def apply_result(self, pixels: np.ndarray, alpha: np.ndarray | None, text: str,
+                     op: dict[str, Any] | None = None) -> None:
+        """Make ``pixels`` the current result, as one undoable step named ``text`` (``op``: what was
+        applied; its ``provenance`` steps go into exported files)."""
         from ganeditor.qt.commands import SetImageCommand
 
-        self.undo_stack.push(SetImageCommand(self, pixels, alpha, text))
+        self.undo_stack.push(SetImageCommand(self, pixels, alpha, text, op))
+
+    def operations(self) -> list[dict[str, Any]]:
+        """The applied operations up to the current step, oldest first."""
+        ops = (getattr(self.undo_stack.command(i), "op", None) for i in range(self.undo_stack.index()))
+        return [op for op in ops if op is not None]
 
     def set_current(self, pixels: np.ndarray, alpha: np.ndarray | None) -> None:
         """Replace the current result (called by undo commands)."""
         self.current, self.current_alpha = pixels, alpha
         emit(self.image_changed)
 
-    def export(self, path: str | Path, quality: int = 95) -> list[str]:
-        """Write the current result atomically, keeping ICC profile, EXIF and bit depth; returns notes."""
+    def export(self, path: str | Path, quality: int = 95, options: ProvenanceOptions | None = None) -> list[str]:
+        """Write the current result atomically, keeping ICC profile, EXIF, XMP and bit depth, with the
+        provenance of the applied operations (``options``: history, C2PA signing); returns notes."""
         assert self.source is not None and self.current is not None
         s = self.source
         bit_depth = 16 if self.current.dtype == np.uint16 else 8
-        return write_image(path, self.current, self.current_alpha, bit_depth, s.icc_profile, s.exif, quality)
+        prov = from_operations(self.operations(), self.path, options)
+        return write_image(path, self.current, self.current_alpha, bit_depth, s.icc_profile, s.exif, quality,
+                           xmp=s.xmp, provenance=prov)  # fmt: skip
 
 
 class EditState(QObject):

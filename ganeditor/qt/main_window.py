@@ -24,6 +24,7 @@ from ganeditor.qt.restore_panel import RestorePanel
 from ganeditor.qt.scene_panel import ScenePanel
 from ganeditor.qt.settings import Key, Settings
 from ganeditor.qt.train_panel import TrainPanel
+from ganeditor.qt.welcome import install_welcome
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.webp *.bmp *.gif);;All files (*)"
 EXPORT_FILTER = "PNG (*.png);;JPEG (*.jpg *.jpeg);;TIFF (*.tif *.tiff);;WebP (*.webp)"
@@ -94,6 +95,7 @@ class MainWindow(QMainWindow):
         self._restore_layout()
         self.statusBar().showMessage("Open a photo to start (File ▸ Open…), or try one of File ▸ Open sample")
         self.device_lane.submit(Job(lambda task: warm_up(task), key="warmup", label="Preparing engines", grad=True))
+        self.welcome = install_welcome(self)
 
     # ------------------------------------------------------------------------------ layout
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea, scroll: bool = False) -> None:
@@ -272,7 +274,7 @@ class MainWindow(QMainWindow):
     def export(self, path: str) -> bool:
         """Write the current result atomically (ICC, EXIF and bit depth kept where the format can)."""
         try:
-            notes = self.doc.export(path)
+            notes = self.doc.export(path, options=self.settings.provenance_options())
         except GanEditorError as e:
             self.show_error("Cannot export", str(e))
             return False

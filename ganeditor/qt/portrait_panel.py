@@ -7,6 +7,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
 from ganeditor.core.device import pick_device
+from ganeditor.core.provenance import record, step_record
 from ganeditor.pipelines.align import AlignedFace
 from ganeditor.pipelines.catalog import ModelEntry, directions_for
 from ganeditor.pipelines.face_detect import Face
@@ -315,10 +316,16 @@ class PortraitPanel(QWidget):
         photo, edited, alpha = self.doc.current, self.edited, self.doc.current_alpha
         aligned, recon = self.aligned, self.reconstruction
         label = ", ".join(f"{pretty(k)} {v:+.1f}" for k, v in self.edits.active().items()) or "reconstruction"
-        self.lane.submit(Job(lambda task: self.session.paste(photo, edited, aligned, recon), key="portrait-paste",
-                             label="Pasting the face back",
-                             on_result=lambda px: (self.doc.apply_result(px, alpha, f"Paste face ({label})"),
-                                                   self.view.set_overlay()),
+        model, settings = self.generator.path, {"directions": [f"{k}={v:g}" for k, v in self.edits.active().items()]}
+
+        def work(task) -> tuple[np.ndarray, dict]:
+            return self.session.paste(photo, edited, aligned, recon), step_record(record("paste-back", model, settings))
+
+        def done(r: tuple[np.ndarray, dict]) -> None:
+            self.doc.apply_result(r[0], alpha, f"Paste face ({label})", {"op": "paste-back", "provenance": [r[1]]})
+            self.view.set_overlay()
+
+        self.lane.submit(Job(work, key="portrait-paste", label="Pasting the face back", on_result=done,
                              on_error=lambda e: emit(self.error, "Paste-back", str(e))))  # fmt: skip
 
     # ------------------------------------------------------------------------------- state

@@ -1,13 +1,14 @@
-"""Preferences: compute device, tile size, fast mode, where the VGG16 and MTCNN weights are."""
+"""Preferences: compute device, tile size, fast mode, where the VGG16 and MTCNN weights are, what saved
+images record (processing history, C2PA signing)."""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLineEdit, QSpinBox,
-                               QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLineEdit, QMessageBox,
+                               QSpinBox, QWidget)
 
 from ganeditor.core.device import DEVICE_CHOICES
 from ganeditor.qt.settings import Key, Settings
-from ganeditor.qt.widgets import hint
+from ganeditor.qt.widgets import hint, section
 
 
 class PreferencesDialog(QDialog):
@@ -34,16 +35,32 @@ class PreferencesDialog(QDialog):
         form.addRow("MTCNN weights:", self.mtcnn)
         form.addRow(hint("Weights are never downloaded. Without VGG16 the inversion uses the discriminator or a "
                          "pixel + SSIM loss; without MTCNN you place the 5 face points by hand."))
+        self.history = QCheckBox("Record the processing history (operations, models, settings)")
+        self.history.setChecked(settings.get(Key.PROVENANCE_HISTORY))
+        self.cert = QLineEdit(settings.get(Key.C2PA_CERT), placeholderText="signing certificate chain (.pem)")
+        self.key = QLineEdit(settings.get(Key.C2PA_KEY), placeholderText="its private key (.pem)")
+        form.addRow(section("Saved images"))
+        form.addRow("", self.history)
+        form.addRow("C2PA certificate:", self.cert)
+        form.addRow("C2PA key:", self.key)
+        form.addRow(hint("Images made or changed by a model always say so (IPTC digital source type in XMP). With a "
+                         "certificate and its key, they also carry signed C2PA Content Credentials."))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
 
     def accept(self) -> None:
+        if bool(self.cert.text().strip()) != bool(self.key.text().strip()):
+            QMessageBox.warning(self, "Preferences", "C2PA signing needs both the certificate and its key.")
+            return
         s = self.settings
         s.set(Key.DEVICE, self.device.currentText())
         s.set(Key.TILE_SIZE, self.tile.value())
         s.set(Key.FAST_MODE, self.fast.isChecked())
         s.set(Key.VGG16_PATH, self.vgg.text().strip())
         s.set(Key.MTCNN_DIR, self.mtcnn.text().strip())
+        s.set(Key.PROVENANCE_HISTORY, self.history.isChecked())
+        s.set(Key.C2PA_CERT, self.cert.text().strip())
+        s.set(Key.C2PA_KEY, self.key.text().strip())
         super().accept()

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QPushButton, QVBoxLayout, 
 
 from ganeditor.core.device import pick_device
 from ganeditor.core.imageio import LoadedImage
+from ganeditor.core.provenance import record, step_record
 from ganeditor.formats import Checkpoint, load_checkpoint
 from ganeditor.pipelines.catalog import ModelEntry, translation_directions
 from ganeditor.pipelines.image2image import Image2ImageOptions, translate, upscale
@@ -114,8 +115,9 @@ class ScenePanel(QWidget):
         self.direction_box.setEnabled(self.translator is not None)
 
     def _submit(self, label: str, fn: Callable[[Checkpoint, LoadedImage, JobTask], LoadedImage], entry: ModelEntry,
-                role: str | None = None) -> None:
+                role: str | None = None, **settings: Any) -> None:
         opts = self.options()
+        op = label.split(" ")[0].lower()  # 'translate' or 'upscale'
         image = self.doc.as_loaded()
         cache, device = self.cache, opts.get("device", "auto")
 
@@ -125,10 +127,12 @@ class ScenePanel(QWidget):
             if role is not None and role in ckpt.nets:
                 ckpt = Checkpoint(ckpt.format_id, ckpt.format_name, {role: ckpt.nets[role]}, ckpt.meta, ckpt.path)
             out = fn(ckpt, image, task)
-            return {"pixels": out.pixels, "alpha": out.alpha, "notes": out.notes}
+            step = record(op, entry.path, {"network": ckpt.primary_role, **settings, "tile": opts.get("tile"),
+                                           "fast": bool(opts.get("fast"))})  # fmt: skip
+            return {"pixels": out.pixels, "alpha": out.alpha, "notes": out.notes, "step": step_record(step)}
 
         def done(r: dict[str, Any]) -> None:
-            self.doc.apply_result(r["pixels"], r["alpha"], label)
+            self.doc.apply_result(r["pixels"], r["alpha"], label, {"op": op, "provenance": [r["step"]]})
 
         self.lane.submit(Job(work, key="scene", label=label, on_result=done,
                              on_error=lambda e: emit(self.error, label, str(e))))  # fmt: skip
@@ -149,4 +153,5 @@ class ScenePanel(QWidget):
         opts = self.options()
         scale = self.scale_box.currentData()
         options = Image2ImageOptions(tile=opts.get("tile"), outscale=float(scale), fast=opts.get("fast", False))
-        self._submit(f"Upscale ×{scale}", lambda ck, img, t: upscale(ck, img, options, task=t), self.upscaler)
+        self._submit(f"Upscale ×{scale}", lambda ck, img, t: upscale(ck, img, options, task=t), self.upscaler,
+                     outscale=float(scale))

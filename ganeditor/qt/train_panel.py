@@ -9,23 +9,12 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit, QPushButton,
                                QSpinBox, QVBoxLayout, QWidget)
 
-from ganeditor.pipelines.train.engine import TrainConfig, TrainEvent, train
+from ganeditor.pipelines.train.engine import RECIPES, TrainConfig, TrainEvent, train
 from ganeditor.qt.jobs import Job, JobTask, Lane
 from ganeditor.qt.loss_plot import LossPlot
+from ganeditor.qt.train_health import HealthView
 from ganeditor.qt.widgets import Thumb, hint, section
 from ganeditor.qt.compat import emit
-
-RECIPES = {  # name -> (label, folders needed, folder captions, explanation)
-    "cyclegan": ("CycleGAN (two unpaired folders)", 2, ("Folder A", "Folder B"),
-                 "Learns A → B and B → A from two folders of unpaired photos (e.g. day and night)."),
-    "srgan": ("SRGAN upscaler (one folder)", 1, ("Photos", ""),
-              "Learns ×4 upscaling from a folder of high-resolution photos."),
-    "stylegan2": ("StyleGAN2 generator (one folder)", 1, ("Images", ""),
-                  "Learns to generate images like the folder's (aligned faces work best)."),
-    "encoder": ("Inversion encoder for a generator", 0, ("Real images (optional)", ""),
-                "Learns instant inversion for a generator: set {\"generator\": \"path or model name\"} in Options."),
-}
-
 
 def _fmt_eta(s: float | None) -> str:
     if s is None:
@@ -71,8 +60,8 @@ class TrainPanel(QWidget):
         self.job: Job | None = None
         self.last_event: TrainEvent | None = None
         self.recipe_box = QComboBox()
-        for k, (label, *_rest) in RECIPES.items():
-            self.recipe_box.addItem(label, k)
+        for k, info in RECIPES.items():
+            self.recipe_box.addItem(info.label, k)
         self.recipe_hint = hint()
         self.folder_a, self.folder_b = FolderField("folder of images"), FolderField("folder of images")
         self.out = FolderField("run folder (checkpoints, samples, model.safetensors)")
@@ -80,25 +69,11 @@ class TrainPanel(QWidget):
         self.batch = QSpinBox(minimum=1, maximum=256, value=4)
         self.sample_every = QSpinBox(minimum=0, maximum=100000, value=50, toolTip="0: no samples")
         self.checkpoint_every = QSpinBox(minimum=1, maximum=1_000_000, value=200)
+        self.eval_every = QSpinBox(minimum=0, maximum=1_000_000, value=500, singleStep=100,
+                                   toolTip="FID/KID, precision/recall, coverage and the mode-collapse alarm; 0: never")
         self.options = QLineEdit(placeholderText='recipe options as JSON, e.g. {"ngf": 32, "crop_size": 128}')
         self.resume = QCheckBox("Continue the run in this folder (resume exactly)")
-        self.form = QFormLayout()
-        self.form.addRow("Recipe:", self.recipe_box)
-        self.form.addRow(self.recipe_hint)
-        self.form.addRow("Folder A:", self.folder_a)
-        self.form.addRow("Folder B:", self.folder_b)
-        self.form.addRow("Run folder:", self.out)
-        self.steps.setSuffix(" steps")
-        self.batch.setSuffix(" images")
-        self.sample_every.setSuffix(" steps")
-        self.sample_every.setSpecialValueText("never")
-        self.checkpoint_every.setSuffix(" steps")
-        self.form.addRow("Length:", self.steps)
-        self.form.addRow("Batch:", self.batch)
-        self.form.addRow("Samples every:", self.sample_every)
-        self.form.addRow("Checkpoint every:", self.checkpoint_every)
-        self.form.addRow("Options:", self.options)
-        self.form.addRow(self.resume)
+        self.form = self._build_form()
         self.start_button = QPushButton("Start")
         self.start_button.setObjectName("primary")
         self.pause_button = QPushButton("Pause")
@@ -110,14 +85,17 @@ class TrainPanel(QWidget):
             buttons.addWidget(b)
         self.stats = hint("Not running.")
         self.plot = LossPlot()
+        self.health = HealthView()
         self.sample = Thumb("Latest samples", size=(400, 220), empty="Samples appear every few steps")
         lay = QVBoxLayout(self)
         lay.addWidget(section("Run"))
         lay.addLayout(self.form)
         lay.addLayout(buttons)
         lay.addWidget(self.stats)
+        lay.addWidget(self.health.alarm)
         lay.addWidget(section("Progress"))
         lay.addWidget(self.plot, 1)
+        lay.addWidget(self.health)
         lay.addWidget(self.sample)
         self.recipe_box.currentIndexChanged.connect(self._recipe_changed)
         self.start_button.clicked.connect(self.start)
@@ -127,12 +105,36 @@ class TrainPanel(QWidget):
             f.edit.textChanged.connect(self._update_state)
         self._recipe_changed()
 
+
+    def _build_form(self) -> QFormLayout:
+        """The run's settings, one row each."""
+        form = QFormLayout()
+        form.addRow("Recipe:", self.recipe_box)
+        form.addRow(self.recipe_hint)
+        form.addRow("Folder A:", self.folder_a)
+        form.addRow("Folder B:", self.folder_b)
+        form.addRow("Run folder:", self.out)
+        self.steps.setSuffix(" steps")
+        self.batch.setSuffix(" images")
+        self.sample_every.setSuffix(" steps")
+        self.sample_every.setSpecialValueText("never")
+        self.checkpoint_every.setSuffix(" steps")
+        self.eval_every.setSuffix(" steps")
+        self.eval_every.setSpecialValueText("never")
+        form.addRow("Length:", self.steps)
+        form.addRow("Batch:", self.batch)
+        form.addRow("Samples every:", self.sample_every)
+        form.addRow("Checkpoint every:", self.checkpoint_every)
+        form.addRow("Health every:", self.eval_every)
+        form.addRow("Options:", self.options)
+        form.addRow(self.resume)
+        return form
+
     # ------------------------------------------------------------------------------ config
     def config(self) -> TrainConfig:
         """The TrainConfig the form describes (ValueError with a readable message when invalid)."""
         recipe = self.recipe_box.currentData()
-        need = RECIPES[recipe][1]
-        data = [f.text() for f in (self.folder_a, self.folder_b)[: max(need, 1)] if f.text()]
+        data = [f.text() for f in (self.folder_a, self.folder_b)[: len(RECIPES[recipe].folders)] if f.text()]
         try:
             options = json.loads(self.options.text() or "{}")
         except ValueError as e:
@@ -141,29 +143,30 @@ class TrainPanel(QWidget):
             raise ValueError("Options must be a JSON object, e.g. {\"ngf\": 32}")
         return TrainConfig(recipe=recipe, out=self.out.text(), data=data, steps=self.steps.value(),
                            batch=self.batch.value(), device=self.device_name(), sample_every=self.sample_every.value(),
-                           checkpoint_every=self.checkpoint_every.value(), log_every=1, options=options)  # fmt: skip
+                           checkpoint_every=self.checkpoint_every.value(), eval_every=self.eval_every.value(),
+                           log_every=1, options=options)  # fmt: skip
 
     def _recipe_changed(self) -> None:
         recipe = self.recipe_box.currentData()
-        _label, need, captions, text = RECIPES[recipe]
-        self.recipe_hint.setText(text)
-        self.form.labelForField(self.folder_a).setText(captions[0] + ":")
-        self.folder_b.setVisible(need == 2)
-        self.form.labelForField(self.folder_b).setVisible(need == 2)
+        info = RECIPES[recipe]
+        self.recipe_hint.setText(info.summary)
+        self.form.labelForField(self.folder_a).setText(info.folders[0] + ":")
+        self.folder_b.setVisible(len(info.folders) == 2)
+        self.form.labelForField(self.folder_b).setVisible(len(info.folders) == 2)
         self._update_state()
 
     def _update_state(self) -> None:
         running = self.job is not None
         recipe = self.recipe_box.currentData()
-        need = RECIPES[recipe][1]
-        missing = [c for f, c in zip((self.folder_a, self.folder_b), RECIPES[recipe][2]) if c and not f.text()][:need]
+        info = RECIPES[recipe]
+        missing = [c for f, c in zip((self.folder_a, self.folder_b), info.folders[: info.required]) if not f.text()]
         ready = not missing and bool(self.out.text())
         self.start_button.setEnabled(not running and ready)
         self.start_button.setToolTip("" if ready else "Fill in: " + ", ".join(missing + ([] if self.out.text() else ["run folder"])))
         self.pause_button.setEnabled(running)
         self.cancel_button.setEnabled(running)
         for w in (self.recipe_box, self.folder_a, self.folder_b, self.out, self.steps, self.batch, self.options,
-                  self.resume, self.sample_every, self.checkpoint_every):
+                  self.resume, self.sample_every, self.checkpoint_every, self.eval_every):
             w.setEnabled(not running)
         if not running and not ready and self.last_event is None:
             self.stats.setText("To start, fill in: " + ", ".join(missing + ([] if self.out.text() else ["run folder"])))
@@ -178,6 +181,7 @@ class TrainPanel(QWidget):
             return None
         resume = self.resume.isChecked()
         self.plot.clear()
+        self.health.clear()
         self.last_event = None
         self.stats.setText("Starting…")
 
@@ -194,6 +198,7 @@ class TrainPanel(QWidget):
     def _event(self, ev: TrainEvent) -> None:
         self.last_event = ev
         self.plot.add(ev.step, ev.losses)
+        self.health.add(ev)
         if ev.sample is not None:
             self.sample.set_image(ev.sample, f"Samples at step {ev.step}")
         paused = " · paused" if self.pause_button.isChecked() else ""

@@ -11,6 +11,7 @@ stands off the cylinder) shifts further.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -108,141 +109,192 @@ def _lambert(x: Tensor, y: Tensor, cx, cy, rx, ry, light: Tensor) -> Tensor:
     return (nx * light[:, 0:1] + ny * light[:, 1:2] + nz * light[:, 2:3]).clamp_min(0)
 
 
+@dataclass
+class Canvas:
+    """A batch being drawn: the image, pixel coordinates of the aligned frame, parameters ``par``,
+    colours ``cols``, the light direction, head yaw and hair shape shared by the drawing steps."""
+
+    img: Tensor
+    x: Tensor
+    y: Tensor
+    px: Tensor
+    size: int
+    transformed: bool  # drawn through an affine (every layer may touch every pixel)
+    par: dict[str, Tensor]
+    cols: dict[str, Tensor]
+    light: Tensor
+    theta: Tensor  # head yaw (radians) [B,1,1,1]
+    amp: float  # fine texture, fading out at low resolution
+    vol: Tensor  # hair volume
+    phase: Tensor  # per-image phases of the hair/skin/shirt textures [B,4,1,1]
+
+    def rows(self, y0: float, y1: float, half_w: float = 1.0) -> tuple[slice, slice]:
+        """Rows (and columns within ``half_w`` of the axis) a layer can touch; all of a transformed canvas."""
+        if self.transformed:
+            return slice(None), slice(None)
+        s = self.size
+        return (slice(max(0, int(y0 * s) - 2), min(s, int(math.ceil(y1 * s)) + 2)),
+                slice(max(0, int((CX - half_w) * s) - 2), min(s, int(math.ceil((CX + half_w) * s)) + 2)))
+
+    @staticmethod
+    def cut(sl: tuple[slice, slice], *ts: Tensor) -> list[Tensor]:
+        return [t[:, :, sl[0], sl[1]] for t in ts]
+
+
 def draw_portraits(P: dict[str, Tensor], size: int, device, affine: Tensor | None) -> Tensor:
-    """Render a batch of portraits as a float image [B,3,size,size] in [0,1]."""
+    """Render a batch of portraits as a float image [B,3,size,size] in [0,1], back to front."""
+    cv = _canvas(P, size, device, affine)
+    _background(cv)
+    _back_hair(cv)
+    _body(cv)
+    ears = _ears(cv)
+    fields = _head(cv, ears)
+    draw_face_details(cv.img, fields, P, cv.cols, cv.light, size, affine is None, cv.amp)
+    _top_hair(cv, fields)
+    if float(P["glasses"].max()) > 0.5:
+        sl = cv.rows(0.38, 0.56, HEAD_R + 0.01)
+        _draw_glasses(cv.img[:, :, sl[0], sl[1]],
+                      {k: (v[:, :, sl[0], sl[1]] if v.shape[2] == size else v) for k, v in fields.items()}, P, cv.cols,
+                      cv.light)
+    # white balance and a gentle vignette
+    cv.img *= cv.cols["wb"] * (1 - 0.35 * ((cv.x - 0.5) ** 2 + (cv.y - 0.5) ** 2))
+    return cv.img
+
+
+def _canvas(P: dict[str, Tensor], size: int, device, affine: Tensor | None) -> Canvas:
     b = P["age"].shape[0]
     pn = {k: v.view(-1).cpu().numpy().astype(np.float64) for k, v in P.items()}
     C = {k: D.colour(v, device) for k, v in colours(pn).items()}
     x, y, px = D.grid(b, size, size, device, affine)
-    theta = P["head_yaw"] * MAX_YAW
     lx = 0.8 * pn["light_dir"]
     light = np.stack([lx, -0.45 + 0 * lx, 0.75 + 0 * lx], 1)
     light = D.colour(light / np.linalg.norm(light, axis=1, keepdims=True), device)
-    amp = float(np.clip((size - 40) / 120, 0, 1))  # fine texture fades out at low resolution
-
-    def rows(y0: float, y1: float, half_w: float = 1.0) -> tuple[slice, slice]:
-        """Rows (and columns within ``half_w`` of the axis) a layer can touch; all of a transformed canvas."""
-        if affine is not None:
-            return slice(None), slice(None)
-        return (slice(max(0, int(y0 * size) - 2), min(size, int(math.ceil(y1 * size)) + 2)),
-                slice(max(0, int((CX - half_w) * size) - 2), min(size, int(math.ceil((CX + half_w) * size)) + 2)))
-
-    def cut(sl: tuple[slice, slice], *ts: Tensor) -> list[Tensor]:
-        return [t[:, :, sl[0], sl[1]] for t in ts]
-
-    # background: vertical gradient, glow on the lit side
-    img = C["bg_top"] + (C["bg_bot"] - C["bg_top"]) * y
-    glow = torch.exp(-((x - 0.5 - 0.3 * P["light_dir"]) ** 2 + (y - 0.3) ** 2) * 6.0)
-    img += 0.12 * (0.3 + P["bg_brightness"]) * glow
-
-    hair, L, skin = C["hair"], P["hair_length"], C["skin"]
-    vol = P["hair_vol"] * (0.4 + 0.6 * L.clamp(0, 0.5) * 2)
+    vol = P["hair_vol"] * (0.4 + 0.6 * P["hair_length"].clamp(0, 0.5) * 2)
     phase = P["wave"].expand(b, 4, 1, 1) + torch.arange(4, device=device).view(1, 4, 1, 1) * 0.37
+    img = C["bg_top"] + (C["bg_bot"] - C["bg_top"]) * y
+    return Canvas(img, x, y, px, size, affine is not None, P, C, light, P["head_yaw"] * MAX_YAW,
+                  float(np.clip((size - 40) / 120, 0, 1)), vol, phase)
 
-    def back_hair(xs: Tensor, ys: Tensor) -> tuple[Tensor, Tensor]:
-        """Signed distance and colour of the hair behind the head (long hair reaches the shoulders)."""
-        y_end = 0.47 + 0.62 * L
-        flare = (HEAD_R + vol) * (1 + 0.25 * L * D.smoothstep(0.55, 1.0, ys))  # spreads on the shoulders
-        ragged = 0.012 * D.waves(xs, ys, phase[:, :2] + 2.0, (60.0, 95.0))
-        hang = torch.maximum(0.40 - ys, ys - y_end + ragged + 0.05 * ((xs - CX) / flare) ** 2)
-        d = torch.minimum(D.sd_ellipse(xs, ys, CX, 0.42, HEAD_R + vol, 0.30 + vol),
-                          torch.maximum((xs - CX).abs() - flare, hang))
-        strands = 1 + 0.10 * amp * D.waves(xs, ys * 0.15, phase, (140.0, 190.0, 230.0, 90.0))
-        return d, hair * (0.45 + 0.35 * _lambert(xs, ys, CX, 0.5, 0.45, 0.8, light)) * strands
 
-    vm = float(vol.max())
-    sl = rows(0.1 - vm, max(0.47 + 0.62 * float(L.max()), 0.72 + vm) + 0.03, (HEAD_R + vm) * 1.25 + 0.03)
-    xs, ys, im = cut(sl, x, y, img)
-    d_back, col = back_hair(xs, ys)
-    D.blend(im, col, D.cover(d_back, px, 1.5))
-    # neck with the chin's shadow, shirt with a V neckline
-    sl = rows(0.68, 1.0)
-    xs, ys, im = cut(sl, x, y, img)
-    body_l = 0.55 + 0.5 * _lambert(xs, ys, CX, 1.25, 0.55, 0.45, light)
-    d_neck = D.sd_box(xs, ys, CX + 0.03 * torch.sin(theta), 0.86, 0.098, 0.16, 0.04)
+def _background(cv: Canvas) -> None:
+    """Vertical gradient (already in ``img``) with a glow on the lit side."""
+    glow = torch.exp(-((cv.x - 0.5 - 0.3 * cv.par["light_dir"]) ** 2 + (cv.y - 0.3) ** 2) * 6.0)
+    cv.img += 0.12 * (0.3 + cv.par["bg_brightness"]) * glow
+
+
+def _back_hair_layer(cv: Canvas, xs: Tensor, ys: Tensor) -> tuple[Tensor, Tensor]:
+    """Signed distance and colour of the hair behind the head (long hair reaches the shoulders)."""
+    L, vol, phase = cv.par["hair_length"], cv.vol, cv.phase
+    y_end = 0.47 + 0.62 * L
+    flare = (HEAD_R + vol) * (1 + 0.25 * L * D.smoothstep(0.55, 1.0, ys))  # spreads on the shoulders
+    ragged = 0.012 * D.waves(xs, ys, phase[:, :2] + 2.0, (60.0, 95.0))
+    hang = torch.maximum(0.40 - ys, ys - y_end + ragged + 0.05 * ((xs - CX) / flare) ** 2)
+    d = torch.minimum(D.sd_ellipse(xs, ys, CX, 0.42, HEAD_R + vol, 0.30 + vol),
+                      torch.maximum((xs - CX).abs() - flare, hang))
+    strands = 1 + 0.10 * cv.amp * D.waves(xs, ys * 0.15, phase, (140.0, 190.0, 230.0, 90.0))
+    return d, cv.cols["hair"] * (0.45 + 0.35 * _lambert(xs, ys, CX, 0.5, 0.45, 0.8, cv.light)) * strands
+
+
+def _back_hair(cv: Canvas) -> None:
+    vm = float(cv.vol.max())
+    sl = cv.rows(0.1 - vm, max(0.47 + 0.62 * float(cv.par["hair_length"].max()), 0.72 + vm) + 0.03,
+                 (HEAD_R + vm) * 1.25 + 0.03)
+    xs, ys, im = cv.cut(sl, cv.x, cv.y, cv.img)
+    d_back, col = _back_hair_layer(cv, xs, ys)
+    D.blend(im, col, D.cover(d_back, cv.px, 1.5))
+
+
+def _body(cv: Canvas) -> None:
+    """Neck with the chin's shadow, shirt with a V neckline, long hair falling in front of the shoulders."""
+    P, C, px = cv.par, cv.cols, cv.px
+    sl = cv.rows(0.68, 1.0)
+    xs, ys, im = cv.cut(sl, cv.x, cv.y, cv.img)
+    body_l = 0.55 + 0.5 * _lambert(xs, ys, CX, 1.25, 0.55, 0.45, cv.light)
+    d_neck = D.sd_box(xs, ys, CX + 0.03 * torch.sin(cv.theta), 0.86, 0.098, 0.16, 0.04)
     chin_sh = 0.6 + 0.4 * D.smoothstep(P["chin"] - 0.01, P["chin"] + 0.07, ys)
-    D.blend(im, skin * body_l * chin_sh * 0.9, D.cover(d_neck, px))
+    D.blend(im, C["skin"] * body_l * chin_sh * 0.9, D.cover(d_neck, px))
     torso = torch.where(ys > 1.19, (xs - CX).abs() - 0.62, D.sd_ellipse(xs, ys, CX, 1.19, 0.62, 0.30))
-    d_shirt = torch.maximum(torso,
-                            (0.02 + (ys - 0.9) * 0.9 - (xs - CX).abs()) * 0.75)  # minus the V neckline
-    shirt_tex = 1 + 0.06 * amp * D.waves(xs, ys, phase[:, :2] + 3.0, (35.0, 50.0))
+    d_shirt = torch.maximum(torso, (0.02 + (ys - 0.9) * 0.9 - (xs - CX).abs()) * 0.75)  # minus the V neckline
+    shirt_tex = 1 + 0.06 * cv.amp * D.waves(xs, ys, cv.phase[:, :2] + 3.0, (35.0, 50.0))
     D.blend(im, C["shirt"] * body_l * shirt_tex, D.cover(d_shirt, px))
-    if float(L.max()) > 0.75:  # long hair falling in front of the shoulders
-        d_back, col = back_hair(xs, ys)
+    L = P["hair_length"]
+    if float(L.max()) > 0.75:
+        d_back, col = _back_hair_layer(cv, xs, ys)
         d_front = torch.maximum(d_back, 0.11 - (xs - CX).abs())  # beside the neck, over the shoulders
         D.blend(im, col * 0.95, D.cover(d_front, px, 1.5) * D.smoothstep(0.8, 0.9, ys) * (L > 0.75).float())
 
-    # ears: behind the head when facing away, on top when facing the camera
-    sl_e = rows(0.49, 0.6, HEAD_R * 1.3)
-    xs, ys, im = cut(sl_e, x, y, img)
-    ear_l = 0.45 + 0.6 * _lambert(xs, ys, CX, 0.47, HEAD_R * 1.05, 0.45, light)
+
+def _ears(cv: Canvas) -> tuple[tuple[slice, slice], list[tuple[Tensor, Tensor, Tensor]]]:
+    """Both ears, behind the head for now; returns their region and (distance, colour, visibility) each."""
+    P, px = cv.par, cv.px
+    sl_e = cv.rows(0.49, 0.6, HEAD_R * 1.3)
+    xs, ys, im = cv.cut(sl_e, cv.x, cv.y, cv.img)
+    ear_l = 0.45 + 0.6 * _lambert(xs, ys, CX, 0.47, HEAD_R * 1.05, 0.45, cv.light)
     ears = []
     for side in (-1.0, 1.0):
-        psi = side * math.radians(93.0) + theta
+        psi = side * math.radians(93.0) + cv.theta
         ecx = CX + 1.04 * HEAD_R * torch.sin(psi)
         rx = (0.02 + 0.022 * torch.cos(psi).clamp_min(0)) * P["ear"]
         d_ear = D.sd_ellipse(xs, ys, ecx, 0.545, rx, 0.046 * P["ear"])
         inner = D.cover(D.sd_ellipse(xs, ys, ecx + 0.3 * rx * side, 0.55, rx * 0.45, 0.03), px, 2.0)
-        col = skin * ear_l * 0.92 * (1 - 0.3 * inner)
+        col = cv.cols["skin"] * ear_l * 0.92 * (1 - 0.3 * inner)
         ears.append((d_ear, col, D.smoothstep(-0.05, 0.2, torch.cos(psi))))
         D.blend(im, col, D.cover(d_ear, px))
+    return sl_e, ears
 
-    # side/back of the head (skin, lit like the face so no seam shows), then the face front
-    xf, fr, dxf = view_to_feature(x, theta)
+
+def _head(cv: Canvas, ears) -> dict[str, Tensor]:
+    """Side/back of the head (lit like the face so no seam shows), the face front, then the visible ear
+    over the side of the head; returns the per-pixel fields the face details and hair draw with."""
+    P, px, x = cv.par, cv.px, cv.x
+    xf, fr, dxf = view_to_feature(x, cv.theta)
     pxf = px * dxf.clamp(0.2, 5.0)
-    sl = rows(0.16, float(P["chin"].max()) + 0.04, HEAD_R + 0.01)
-    face_a = torch.zeros_like(x)
-    d_face = torch.ones_like(x)
-    face_l = torch.full_like(x, 0.7)
-    xs, ys, im, xfs, frs, pxs = cut(sl, x, y, img, xf, fr, pxf)
-    face_l[:, :, sl[0], sl[1]] = 0.42 + 0.62 * _lambert(xs, ys, CX, 0.53, HEAD_R * 1.05, 0.42, light)
-    skin_tex = 1 + 0.025 * D.waves(xs, ys, phase[:, :3] + 0.5, (25.0, 47.0, 70.0))
-    face_col = skin * face_l[:, :, sl[0], sl[1]] * skin_tex
+    sl = cv.rows(0.16, float(P["chin"].max()) + 0.04, HEAD_R + 0.01)
+    face_a, d_face, face_l = torch.zeros_like(x), torch.ones_like(x), torch.full_like(x, 0.7)
+    xs, ys, im, xfs, frs, pxs = cv.cut(sl, x, cv.y, cv.img, xf, fr, pxf)
+    face_l[:, :, sl[0], sl[1]] = 0.42 + 0.62 * _lambert(xs, ys, CX, 0.53, HEAD_R * 1.05, 0.42, cv.light)
+    skin_tex = 1 + 0.025 * D.waves(xs, ys, cv.phase[:, :3] + 0.5, (25.0, 47.0, 70.0))
+    face_col = cv.cols["skin"] * face_l[:, :, sl[0], sl[1]] * skin_tex
     D.blend(im, face_col * 0.97, D.cover(D.sd_ellipse(xs, ys, CX, 0.43, HEAD_R * 0.97, 0.2), px))
     df = sd_face(xfs, ys, P)
     d_face[:, :, sl[0], sl[1]] = df
     face_col = face_col * (1 - 0.3 * D.smoothstep(-0.03, 0.0, df) * D.smoothstep(0.64, 0.82, ys))  # jaw shade
     face_a[:, :, sl[0], sl[1]] = (D.cover(df, pxs) * D.cover((xs - CX).abs() - HEAD_R, px)
-                        * D.smoothstep(0.0, 0.12, frs))
+                                  * D.smoothstep(0.0, 0.12, frs))
     D.blend(im, face_col, face_a[:, :, sl[0], sl[1]])
-    xs, im, fa = cut(sl_e, x, img, face_a)
-    for d_ear, col, vis in ears:  # the visible ear sits over the side of the head
+    sl_e, ear_list = ears
+    xs, im, fa = cv.cut(sl_e, x, cv.img, face_a)
+    for d_ear, col, vis in ear_list:
         D.blend(im, col, D.cover(d_ear, px) * vis * (1 - fa))
+    return {"x": x, "y": cv.y, "px": px, "xf": xf, "fr": fr, "pxf": pxf, "face_a": face_a, "d_face": d_face,
+            "face_l": face_l, "theta": cv.theta}
 
-    G = {"x": x, "y": y, "px": px, "xf": xf, "fr": fr, "pxf": pxf, "face_a": face_a, "d_face": d_face,
-         "face_l": face_l, "theta": theta}
-    draw_face_details(img, G, P, C, light, size, affine is None, amp)
 
-    # hair on top of the head: inside the hair volume and above the hairline (feature space)
-    sl = rows(0.0, 0.73 + float(vol.max()), HEAD_R + float(vol.max()) + 0.01)
-    xs, ys, im, xfs, frs, pxs = cut(sl, x, y, img, xf, fr, pxf)
+def _top_hair(cv: Canvas, fields: dict[str, Tensor]) -> None:
+    """Hair on top of the head: inside the hair volume and above the hairline (feature space), with its shadow."""
+    P, px, vol, hair = cv.par, cv.px, cv.vol, cv.cols["hair"]
+    sl = cv.rows(0.0, 0.73 + float(vol.max()), HEAD_R + float(vol.max()) + 0.01)
+    xs, ys, im, xfs, frs, pxs = cv.cut(sl, cv.x, cv.y, cv.img, fields["xf"], fields["fr"], fields["pxf"])
     d_hair = D.sd_ellipse(xs, ys, CX, 0.42, HEAD_R + vol, 0.30 + vol)
     dx = (xfs - CX).abs()
     fringe = (P["fringe"] - 0.55).clamp_min(0) / 0.45
     hl = (P["hairline"] + 0.012 * P["age"] + 0.05 * (dx / 0.17) ** 2 + 0.025 * P["parting"] * (xfs - CX) / 0.2
           + 0.06 * fringe * (1 - (dx / 0.2) ** 2).clamp_min(0))
-    wisp = 0.006 * D.waves(xs, ys, phase[:, :2] + 1.0, (120.0, 170.0))
+    wisp = 0.006 * D.waves(xs, ys, cv.phase[:, :2] + 1.0, (120.0, 170.0))
     side = D.smoothstep(0.15, 0.215, dx)  # temples
+    L = P["hair_length"]
     hl = hl + (0.43 + 0.2 * L - hl) * side
     back = 1 - D.smoothstep(-0.1, 0.45, frs + wisp * 8)  # side/back of the head: hair falls behind the ear
     hl = hl + (0.47 + 0.5 * L - hl) * back
     side = torch.maximum(side, back)
     hair_a = D.cover(d_hair, px, 1.5) * D.cover(ys - hl + wisp, pxs, 1.8)
     ang = torch.atan2(xs - CX - 0.06 * P["parting"], (ys - 0.1).abs() + 0.05)
-    top_str = 1 + 0.08 * amp * torch.sin(ang * 60 + 6 * D.waves(xs, ys, phase[:, 2:], (11.0, 17.0)))
-    hair_l = 0.35 + 0.75 * _lambert(xs, ys, CX, 0.42, HEAD_R + vol + 0.05, 0.36, light)
+    top_str = 1 + 0.08 * cv.amp * torch.sin(ang * 60 + 6 * D.waves(xs, ys, cv.phase[:, 2:], (11.0, 17.0)))
+    hair_l = 0.35 + 0.75 * _lambert(xs, ys, CX, 0.42, HEAD_R + vol + 0.05, 0.36, cv.light)
     sheen = 0.2 * torch.exp(-(((ys - 0.2 + 0.5 * (xs - CX) ** 2) / 0.03) ** 2)) * (0.3 + P["hair_colour"])
-    fa = face_a[:, :, sl[0], sl[1]]
+    fa = fields["face_a"][:, :, sl[0], sl[1]]
     D.blend(im, hair * 0.25, D.cover(ys - hl - 0.014 + wisp, pxs, 8.0) * (1 - hair_a) * 0.35 * fa * (1 - side))
     D.blend(im, hair * hair_l * top_str + sheen * hair_l, hair_a)
-
-    if float(P["glasses"].max()) > 0.5:
-        sl = rows(0.38, 0.56, HEAD_R + 0.01)
-        _draw_glasses(img[:, :, sl[0], sl[1]],
-                      {k: (v[:, :, sl[0], sl[1]] if v.shape[2] == size else v) for k, v in G.items()}, P, C, light)
-    # white balance and a gentle vignette
-    img *= C["wb"] * (1 - 0.35 * ((x - 0.5) ** 2 + (y - 0.5) ** 2))
-    return img
 
 
 def _draw_glasses(img: Tensor, G: dict[str, Tensor], P: dict[str, Tensor], C: dict[str, Tensor],

@@ -3,6 +3,9 @@
 LSGAN loss, cycle loss λ=10 both ways, identity loss 0.5·λ, image pools of 50 fakes, Adam
 2e-4 (β1 0.5), learning rate constant for the first half of the steps then linearly to 0,
 random crops with flips.  ``init`` fine-tunes from a checkpoint with G_A/G_B (and D_A/D_B).
+One departure from upstream: new generators upsample by nearest x2 + 3x3 convolution
+(``upsample="resize"``) instead of transposed convolutions, which print a checkerboard;
+``upsample="deconv"`` trains the junyanz layout.  ``spectral_norm`` normalises the discriminators.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import torch.nn.functional as F
 from ganeditor.archs import build
 from ganeditor.core.errors import GanEditorError
 from ganeditor.formats import Checkpoint, load_checkpoint
-from ganeditor.pipelines.train.data import make_batch, open_source, sample_rng
+from ganeditor.pipelines.train.data import eval_images, make_batch, open_source, sample_rng
+from ganeditor.pipelines.train.gan_losses import apply_spectral_norm, without_parametrizations
 from ganeditor.pipelines.train.recipe import Recipe, TrainContext
 from ganeditor.pipelines.train.samples import image_grid
 
@@ -51,7 +55,8 @@ class ImagePool:
 
 class CycleGANRecipe(Recipe):
     name = "cyclegan"
-    identity_options = ("ngf", "ndf", "n_blocks", "n_layers_d", "norm")
+    identity_options = ("ngf", "ndf", "n_blocks", "n_layers_d", "norm", "upsample", "spectral_norm")
+    former_defaults = {"upsample": "deconv"}
     default_channels_last = False  # instance norm and reflection padding would convert formats at every layer
 
     def __init__(self, options: dict[str, Any], ctx: TrainContext, data: list[str]):
@@ -60,14 +65,16 @@ class CycleGANRecipe(Recipe):
             raise GanEditorError("cyclegan needs two data folders: --data FOLDER_A FOLDER_B")
         init = self.option("init", None)
         ckpt = load_checkpoint(init) if init else None
-        g_kw = dict(ngf=self.option("ngf", 64), n_blocks=self.option("n_blocks", 9), norm=self.option("norm", "instance"))
+        g_kw = dict(ngf=self.option("ngf", 64), n_blocks=self.option("n_blocks", 9), norm=self.option("norm", "instance"),
+                    upsample=self.option("upsample", "resize"))
         d_kw = dict(ndf=self.option("ndf", 64), n_layers=self.option("n_layers_d", 3), norm=self.option("norm", "instance"))
         if ckpt is not None:
             for role in ("G_A", "G_B"):
                 if role not in ckpt.nets:
                     raise GanEditorError(f"--init needs networks G_A and G_B (found {', '.join(ckpt.nets)})", init)
             g_kw = {k: ckpt.nets["G_A"].init_kwargs[k] for k in ("ngf", "n_blocks", "norm")}
-            self.options.update(ngf=g_kw["ngf"], n_blocks=g_kw["n_blocks"], norm=g_kw["norm"])
+            g_kw["upsample"] = ckpt.nets["G_A"].init_kwargs.get("upsample", "deconv")
+            self.options.update(g_kw)
         self.G_A = ctx.prepare(build("cyclegan-resnet-generator", **g_kw))
         self.G_B = ctx.prepare(build("cyclegan-resnet-generator", **g_kw))
         self.D_A = ctx.prepare(build("patchgan-discriminator", **d_kw))
@@ -78,6 +85,9 @@ class CycleGANRecipe(Recipe):
             for role in ("G_A", "G_B", "D_A", "D_B"):
                 if role in ckpt.nets:
                     getattr(self, role).load_state_dict(ckpt.nets[role].state_dict())
+        if self.option("spectral_norm", False):
+            apply_spectral_norm(self.D_A)
+            apply_spectral_norm(self.D_B)
         lr, b1 = self.option("lr", 2e-4), self.option("beta1", 0.5)
         self.opt_G = ctx.adam(list(self.G_A.parameters()) + list(self.G_B.parameters()), lr=lr, betas=(b1, 0.999))
         self.opt_D = ctx.adam(list(self.D_A.parameters()) + list(self.D_B.parameters()), lr=lr, betas=(b1, 0.999))
@@ -150,6 +160,21 @@ class CycleGANRecipe(Recipe):
             "D_B": loss_D_B.item(), "G_B": loss_G_B.item(), "cycle_B": loss_cyc_B.item(), "idt_B": loss_idt_B.item(),
         }  # fmt: skip
 
+    has_health = True
+
+    @torch.no_grad()
+    def health_sets(self, count: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """G_A(held-out A) vs held-out B and G_B(held-out B) vs held-out A, at the training crop size."""
+        if getattr(self, "_health_real", None) is None:
+            size, load = self.options["crop_size"], self.options["load_size"]
+            self._health_real = tuple(eval_images(d, count, size, "center-crop", load) for d in self.data)
+        a, b = self._health_real
+
+        def run(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+            return torch.cat([net(x[i:i + 8].to(self.ctx.device)).float().cpu() for i in range(0, len(x), 8)])
+
+        return {"AtoB": (run(self.G_A, a).clamp(-1, 1), b), "BtoA": (run(self.G_B, b).clamp(-1, 1), a)}
+
     @torch.no_grad()
     def samples(self) -> np.ndarray:
         rows = []
@@ -162,7 +187,9 @@ class CycleGANRecipe(Recipe):
 
     def export(self) -> Checkpoint:
         meta = {"recipe": "cyclegan", "directions": {"G_A": "A->B", "G_B": "B->A"}, "data": list(self.data)}
-        return Checkpoint("ganeditor", "GAN Editor CycleGAN", dict(self.modules()), meta)
+        nets = {"G_A": self.G_A, "G_B": self.G_B, "D_A": without_parametrizations(self.D_A),
+                "D_B": without_parametrizations(self.D_B)}
+        return Checkpoint("ganeditor", "GAN Editor CycleGAN", nets, meta)
 
 
 def _lsgan(pred: torch.Tensor, target_is_real: bool) -> torch.Tensor:

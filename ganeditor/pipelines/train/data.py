@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from ganeditor.core.errors import GanEditorError
+from ganeditor.core.imageio_open import open_image
 
 if TYPE_CHECKING:
     from ganeditor.pipelines.train.data_worlds import RenderedSource
@@ -88,7 +89,7 @@ class ImageFolder:
 
     def _decode(self, path: Path) -> Image.Image | None:
         try:
-            with Image.open(path) as im:
+            with open_image(path) as im:
                 im.draft("RGB", (self.size * 2, self.size * 2)) if im.format == "JPEG" else None
                 return im.convert("RGB")
         except Exception:
@@ -162,3 +163,27 @@ def open_source(
     if is_source_spec(str(spec)):
         return open_world_source(str(spec), size, mode, load_size)
     return ImageFolder(spec, size, mode, load_size)
+
+
+def eval_images(spec: str, n: int, size: int, mode: str = "center-crop", load_size: int | None = None) -> torch.Tensor:
+    """Up to ``n`` fixed evaluation images [N,3,size,size] in [-1,1]: items 0..n-1 of the held-out
+    counterpart of ``spec`` when it has one (``data_worlds.heldout_spec``), else of ``spec`` itself
+    (a folder: its first images), centre-cropped, never flipped."""
+    from ganeditor.pipelines.train.data_worlds import heldout_spec, is_source_spec, open_world_source
+
+    held = heldout_spec(str(spec), n)
+    if held is not None:
+        src = open_world_source(held, size, mode, load_size)
+    elif is_source_spec(str(spec)):
+        src = open_world_source(str(spec), size, mode, load_size)
+    else:
+        src = ImageFolder(spec, size, mode, load_size, flip=False)
+    n = min(int(n), len(src))
+    prefetch = getattr(src, "prefetch", None)
+    if prefetch is not None:
+        prefetch(range(n))
+    was_flip, src.flip = src.flip, False
+    try:
+        return torch.stack([src.get(i, sample_rng(0, i, 5)) for i in range(n)])
+    finally:
+        src.flip = was_flip

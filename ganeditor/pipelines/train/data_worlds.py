@@ -31,8 +31,10 @@ import torch
 from PIL import Image
 
 from ganeditor.core.errors import GanEditorError
+from ganeditor.core.imageio_open import open_image
 
 HELDOUT_PORTRAIT_SEED = 1 << 30  # portraits from this seed on are never used for training
+HELDOUT_SCENE_OFFSET = 3 << 28  # scene items from here on (seeds 1.5 * 2**30 + k) are never used for training
 WORLDS = ("portraits", "scenes-day", "scenes-night", "synthetic-night")
 PHOTO_SPLITS = ("train", "heldout")
 SMALL_CACHE_BYTES = 32 << 20  # cache budget when a source is too large to cache whole
@@ -195,7 +197,7 @@ class PhotoSource(RenderedSource):
 def _load_photo(path: Path, short: int) -> np.ndarray:
     """Decode a photo as RGB with its short side ``short`` (or smaller if the photo is smaller)."""
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             w, h = im.size
             r = min(1.0, short / min(w, h))
             target = (max(1, round(w * r)), max(1, round(h * r)))
@@ -239,6 +241,19 @@ def open_world_source(spec: str, size: int, mode: str = "random-crop", load_size
     if name not in PHOTO_SPLITS:
         raise GanEditorError(f"unknown photo split {name!r} in data spec {spec!r} (train or heldout)")
     return PhotoSource(name, size, mode, load_size, **_photo_opts(ints, opts), **common)
+
+
+def heldout_spec(spec: str, n: int = 1 << 20) -> str | None:
+    """The held-out counterpart of a training spec (``n`` items no training run sees), or None when there is none."""
+    if not is_source_spec(spec):
+        return None
+    kind, _, rest = spec.partition(":")
+    name, _, query = rest.partition("?")
+    if kind == "photos":
+        return f"photos:heldout?{query}" if query else "photos:heldout"
+    offset = {"portraits": HELDOUT_PORTRAIT_SEED, "scenes-day": HELDOUT_SCENE_OFFSET,
+              "scenes-night": HELDOUT_SCENE_OFFSET}.get(name)
+    return None if offset is None else f"world:{name}?offset={offset}&n={int(n)}&flip=0"
 
 
 def _photo_opts(ints: dict[str, int], opts: dict[str, str]) -> dict[str, object]:

@@ -38,6 +38,8 @@ LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as the tiler
 __all__ = ["SecondOrderConfig", "OldPhotoConfig", "OldPhoto", "bicubic_down", "second_order", "realistic_down",
            "degrade_batch", "old_photo", "draw_damage", "film_grain", "halftone", "tone", "fade"]
 
+from ganeditor.core.imageio_open import open_image
+
 
 def bicubic_down(hr: torch.Tensor, scale: int) -> torch.Tensor:
     """[N,C,H,W] in [0,1] -> [N,C,H/scale,W/scale], anti-aliased bicubic, clamped."""
@@ -197,7 +199,7 @@ def jpeg(x: torch.Tensor, quality: float) -> torch.Tensor:
     buf = io.BytesIO()
     Image.fromarray(a).save(buf, format="JPEG", quality=int(quality))
     buf.seek(0)
-    out = np.asarray(Image.open(buf).convert("RGB"), np.float32) / 255.0
+    out = np.asarray(open_image(buf).convert("RGB"), np.float32) / 255.0
     return torch.from_numpy(out).permute(2, 0, 1)[None].to(x)
 
 

@@ -25,20 +25,44 @@ from ganeditor.core.errors import Cancelled, GanEditorError
 from ganeditor.core.progress import Task, null_task
 from ganeditor.formats.native import save_checkpoint
 from ganeditor.pipelines.train import dist as D
+from ganeditor.pipelines.train import health as H
 from ganeditor.pipelines.train.recipe import Recipe, TrainContext
 from ganeditor.pipelines.train.run_dir import RunDir
 
-# Explicit table (no folder scanning): recipe name -> "module:Class".
-RECIPES = {
-    "cyclegan": "ganeditor.pipelines.train.cyclegan:CycleGANRecipe",
-    "srgan": "ganeditor.pipelines.train.srgan:SRGANRecipe",
-    "stylegan2": "ganeditor.pipelines.train.stylegan2:StyleGAN2Recipe",
-    "encoder": "ganeditor.pipelines.train.encoder:EncoderRecipe",
-    "scratches": "ganeditor.pipelines.train.restoration:ScratchRecipe",
-    "inpaint": "ganeditor.pipelines.train.restoration:InpaintRecipe",
-    "restore": "ganeditor.pipelines.train.restoration:RestoreRecipe",
-    "colorize": "ganeditor.pipelines.train.restoration:ColorizeRecipe",
-}
+@dataclass(frozen=True)
+class RecipeInfo:
+    """A training recipe as the CLI and the window list it (one table for both)."""
+
+    target: str  # "module:Class" of the Recipe (imported on use)
+    label: str  # one line for a menu
+    folders: tuple[str, ...]  # captions of the data folders it takes, in order
+    required: int  # how many of those folders must be given
+    summary: str  # what it learns, one or two sentences
+
+
+# Explicit table (no folder scanning): recipe name -> RecipeInfo.
+RECIPES: dict[str, RecipeInfo] = {
+    "cyclegan": RecipeInfo("ganeditor.pipelines.train.cyclegan:CycleGANRecipe", "CycleGAN (two unpaired folders)",
+                           ("Folder A", "Folder B"), 2,
+                           "Learns A → B and B → A from two folders of unpaired photos (e.g. day and night)."),
+    "srgan": RecipeInfo("ganeditor.pipelines.train.srgan:SRGANRecipe", "SRGAN upscaler (one folder)", ("Photos",), 1,
+                        "Learns ×4 upscaling from a folder of high-resolution photos."),
+    "stylegan2": RecipeInfo("ganeditor.pipelines.train.stylegan2:StyleGAN2Recipe", "StyleGAN2 generator (one folder)",
+                            ("Images",), 1, "Learns to generate images like the folder's (aligned faces work best)."),
+    "encoder": RecipeInfo("ganeditor.pipelines.train.encoder:EncoderRecipe", "Inversion encoder for a generator",
+                          ("Real images (optional)",), 0,
+                          "Learns instant inversion for a generator: set {\"generator\": \"path or model name\"} "
+                          "in Options."),
+    "scratches": RecipeInfo("ganeditor.pipelines.train.restoration:ScratchRecipe", "Scratch detector (one folder)",
+                            ("Photos",), 1, "Learns to find dust and scratches on old prints, from clean photos "
+                            "damaged on the fly."),
+    "inpaint": RecipeInfo("ganeditor.pipelines.train.restoration:InpaintRecipe", "Inpainter (one folder)",
+                          ("Photos",), 1, "Learns to fill holes shaped like dust and scratches, from clean photos."),
+    "restore": RecipeInfo("ganeditor.pipelines.train.restoration:RestoreRecipe", "Global restorer (one folder)",
+                          ("Photos",), 1, "Learns to undo the fading, blur, grain and colour casts of old prints, from clean photos."),
+    "colorize": RecipeInfo("ganeditor.pipelines.train.restoration:ColorizeRecipe", "Colouriser (one folder)",
+                           ("Photos",), 1, "Learns to colour black-and-white photos, from colour photos."),
+}  # fmt: skip
 
 
 @dataclass
@@ -58,6 +82,10 @@ class TrainConfig:
     sample_every: int = 250
     log_every: int = 10
     validate_every: int = 0  # 0: never
+    eval_every: int = 500  # steps between health evaluations (FID/KID, precision/recall, coverage, SWD); 0: never
+    eval_count: int = 512  # generated and real images per health evaluation
+    eval_inception: str | None = None  # FID Inception weights file (else $GANEDITOR_INCEPTION or the hub cache)
+    eval_space: str = "auto"  # feature space: auto | inception-v3 | attribute-regressor | pixels-16
     options: dict[str, Any] = field(default_factory=dict)  # recipe options (lr, losses, arch, init checkpoint...)
 
 
@@ -72,7 +100,8 @@ class TrainEvent:
     eta_s: float | None
     sample: np.ndarray | None = None
     checkpoint: str | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)  # validation and health figures of this step
+    alarms: list[H.Alarm] = field(default_factory=list)  # mode-collapse warnings raised at this step
     done: bool = False
 
 
@@ -80,7 +109,7 @@ def recipe_class(name: str) -> type[Recipe]:
     """The Recipe class registered under ``name``."""
     if name not in RECIPES:
         raise GanEditorError(f"unknown recipe {name!r} (choose from {', '.join(RECIPES)})")
-    mod, cls = RECIPES[name].split(":")
+    mod, cls = RECIPES[name].target.split(":")
     return getattr(importlib.import_module(mod), cls)
 
 
@@ -121,6 +150,8 @@ def _resolve_config(cfg: TrainConfig, run: RunDir, resume: bool) -> TrainConfig:
             raise GanEditorError(
                 f"cannot resume with {key}={cfg.options[key]!r}: the run was started with {saved.options.get(key)!r}", run.root
             )
+    for key, value in cls.former_defaults.items():  # runs started before a default changed keep the old one
+        saved.options.setdefault(key, value)
     saved.steps = max(saved.steps, cfg.steps)  # more steps may be asked for; fewer are ignored
     return saved
 
@@ -142,7 +173,8 @@ def train(cfg: TrainConfig, task: Task | None = None, resume: bool = False) -> I
         D.shutdown(env)
 
 
-def _train(cfg: TrainConfig, run: RunDir, env: D.DistEnv, device: torch.device, task: Task, resume: bool):
+def _build(cfg: TrainConfig, run: RunDir, env: D.DistEnv, device: torch.device, resume: bool) -> tuple[Recipe, int]:
+    """The recipe (restored from the latest checkpoint when resuming) and the step to start from."""
     ctx = TrainContext(device, TrainContext.resolve_precision(cfg.precision, device), env, cfg.seed)
     _seed_everything(cfg.seed * 1000 + env.rank)
     cfg.options.setdefault("total_steps", cfg.steps)
@@ -165,6 +197,55 @@ def _train(cfg: TrainConfig, run: RunDir, env: D.DistEnv, device: torch.device, 
         if start:
             run.truncate_metrics(start)
     D.barrier(env)
+    return recipe, start
+
+
+def _health(cfg: TrainConfig, recipe: Recipe, run: RunDir, env: D.DistEnv) -> tuple[H.HealthMonitor | None, list]:
+    """The run's health monitor (main process, GAN recipes, ``eval_every`` > 0) and its records so far."""
+    if not (cfg.eval_every and env.is_main and recipe.has_health):
+        return None, []
+    opts = H.HealthOptions(cfg.eval_every, cfg.eval_count, cfg.eval_inception, cfg.eval_space)
+    space = H.choose_feature_space(opts, cfg.data, recipe.ctx.device)
+    monitor = H.HealthMonitor(lambda: recipe.health_sets(opts.count), space)
+    return monitor, H.health_history(run.read_metrics())
+
+
+def _one_step(cfg: TrainConfig, recipe: Recipe, run: RunDir, env: D.DistEnv, step: int) -> dict[str, float]:
+    """One optimisation step; errors for out-of-memory and non-finite losses."""
+    try:
+        losses = recipe.train_step(step, cfg.batch // env.world)
+    except (RuntimeError, MemoryError) as e:
+        if is_oom(e):
+            raise GanEditorError(f"out of memory at batch size {cfg.batch}: try a smaller --batch") from None
+        raise
+    losses = D.mean_scalars(env, losses)
+    bad = [k for k, v in losses.items() if not math.isfinite(v)]
+    if bad:
+        kept = run.latest_checkpoint()
+        raise GanEditorError(
+            f"training diverged at step {step + 1}: {bad[0]} is {losses[bad[0]]}; "
+            + (f"last good checkpoint kept: {kept.name}" if kept else "no checkpoint was written yet")
+        )
+    return losses
+
+
+def _measure(cfg: TrainConfig, recipe: Recipe, monitor: H.HealthMonitor | None, history: list, ev: TrainEvent) -> None:
+    """Validation and, every ``eval_every`` steps, health figures and alarms, into the event."""
+    last = ev.step == cfg.steps
+    if cfg.validate_every and ev.step % cfg.validate_every == 0:
+        ev.metrics = recipe.validate()
+    if monitor is not None and (ev.step % cfg.eval_every == 0 or last):
+        rec = monitor.evaluate()
+        history.append(rec)
+        ev.alarms = H.alarms(history)
+        ev.metrics.update(rec)
+        if ev.alarms:
+            ev.metrics["alarms"] = [a.text() for a in ev.alarms]
+
+
+def _train(cfg: TrainConfig, run: RunDir, env: D.DistEnv, device: torch.device, task: Task, resume: bool):
+    recipe, start = _build(cfg, run, env, device, resume)
+    monitor, history = _health(cfg, recipe, run, env)
 
     def checkpoint(step: int) -> str | None:
         rngs = D.gather_objects(env, _rng_state())
@@ -175,42 +256,24 @@ def _train(cfg: TrainConfig, run: RunDir, env: D.DistEnv, device: torch.device, 
         D.barrier(env)
         return path
 
-    local_batch = cfg.batch // env.world
-    t0, done_at_t0 = time.monotonic(), start
-    step = start
-    last_ckpt = start
+    t0, step, last_ckpt = time.monotonic(), start, start
     try:
         while step < cfg.steps:
             task.wait_while_paused()
-            try:
-                losses = recipe.train_step(step, local_batch)
-            except (RuntimeError, MemoryError) as e:
-                if is_oom(e):
-                    raise GanEditorError(f"out of memory at batch size {cfg.batch}: try a smaller --batch") from None
-                raise
-            losses = D.mean_scalars(env, losses)
-            bad = [k for k, v in losses.items() if not math.isfinite(v)]
-            if bad:
-                kept = run.latest_checkpoint()
-                raise GanEditorError(
-                    f"training diverged at step {step + 1}: {bad[0]} is {losses[bad[0]]}; "
-                    + (f"last good checkpoint kept: {kept.name}" if kept else "no checkpoint was written yet")
-                )
+            losses = _one_step(cfg, recipe, run, env, step)
             step += 1
             elapsed = time.monotonic() - t0
-            ips = recipe.images_per_step(cfg.batch) * (step - done_at_t0) / max(elapsed, 1e-9)
-            eta = (cfg.steps - step) * elapsed / (step - done_at_t0)
-            ev = TrainEvent(step, cfg.steps, losses, ips, eta)
-            if cfg.validate_every and step % cfg.validate_every == 0:
-                ev.metrics = recipe.validate()
+            ips = recipe.images_per_step(cfg.batch) * (step - start) / max(elapsed, 1e-9)
+            ev = TrainEvent(step, cfg.steps, losses, ips, (cfg.steps - step) * elapsed / (step - start))
+            _measure(cfg, recipe, monitor, history, ev)
             if env.is_main and (step % cfg.log_every == 0 or ev.metrics or step == cfg.steps):
-                run.log_metrics({"step": step, "time": round(elapsed, 3), "images_per_s": round(ips, 3), **losses, **ev.metrics})
+                run.log_metrics({"step": step, "time": round(elapsed, 3), "images_per_s": round(ips, 3), **losses,
+                                 **ev.metrics})
             if env.is_main and cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.steps):
                 ev.sample = recipe.samples()
                 run.save_sample(step, ev.sample)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                ev.checkpoint = checkpoint(step)
-                last_ckpt = step
+                ev.checkpoint, last_ckpt = checkpoint(step), step
             ev.done = step == cfg.steps
             task.report(step, cfg.steps, " ".join(f"{k}={v:.3g}" for k, v in losses.items()))
             yield ev

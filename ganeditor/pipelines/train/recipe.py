@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 
 from ganeditor.core.device import cpu_has_bf16
+from ganeditor.core.state_io import match_param_layout
 from ganeditor.formats.base import Checkpoint
 from ganeditor.pipelines.train.dist import DistEnv, average_gradients
 
@@ -88,6 +89,8 @@ class Recipe:
     name = "recipe"
     #: options a resumed run must share with the run folder's config (architecture-defining)
     identity_options: tuple[str, ...] = ()
+    #: option values that runs started before the option existed used (a resumed run keeps them)
+    former_defaults: dict[str, Any] = {}
     #: memory format in mixed precision: "auto" (channels_last) or False where the recipe's layers
     #: (instance norm, reflection padding) have no channels_last kernels and would convert each call
     default_channels_last: bool | str = "auto"
@@ -159,6 +162,14 @@ class Recipe:
         """Validation metrics (e.g. PSNR/SSIM); empty when the recipe has none."""
         return {}
 
+    #: whether ``health_sets`` is implemented (GAN recipes): the engine then measures the run's health
+    has_health = False
+
+    def health_sets(self, count: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Named (generated, real) image batches [N,3,H,W] in [-1,1] for the health figures (``train.health``):
+        the same latents/inputs and the same real images at every call of a run."""
+        raise NotImplementedError
+
     # --- provided ----------------------------------------------------------------------
     def images_per_step(self, batch_size: int) -> int:
         return batch_size
@@ -177,6 +188,7 @@ class Recipe:
             m.load_state_dict(state["modules"][k])
         for k, o in self.optimizers().items():
             o.load_state_dict(state["optimizers"][k])
+            match_param_layout(o)  # state files are contiguous; channels_last params need their layout back
         for k, s in self.schedulers().items():
             s.load_state_dict(state["schedulers"][k])
         self.load_extra_state(state.get("extra", {}))

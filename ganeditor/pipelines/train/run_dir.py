@@ -86,8 +86,12 @@ class RunDir:
 
     # --- logs -----------------------------------------------------------------------------
     def log_metrics(self, record: dict[str, Any]) -> None:
-        with open(self.root / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        path = self.root / "metrics.jsonl"
+        try:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as e:  # e.g. a full disk: say which file
+            raise GanEditorError(f"cannot write ({e.strerror or e})", path) from None
         tb = self._tensorboard()
         if tb is not None:
             for k, v in record.items():

@@ -4,7 +4,8 @@ Stage 1 (``psnr``): SRResNet/RRDBNet with an L1 (or MSE) pixel loss.  Stage 2 (`
 pixel + perceptual (VGG19 features when the weights are on disk, else the weight-free substitute
 of ``pipelines.losses``) + adversarial loss against a U-Net (or VGG-style) discriminator, with an
 EMA of the generator.  ``stage=both`` switches at ``pretrain_steps``.  Low-resolution inputs are
-made on the fly (bicubic, or the realistic second-order chain for old photos).  ``init`` fine-tunes
+made on the fly: ``degradation`` = bicubic, realistic (Real-ESRGAN's second-order chain) or mix (clean
+bicubic, bicubic + JPEG, and a milder second-order chain, per sample; see ``mixed_down``).  ``init`` fine-tunes
 any SR checkpoint we read (ESRGAN, Real-ESRGAN, BasicSR, ours).  Validation: PSNR/SSIM (RGB,
 border of ``scale`` pixels cropped) on held-out photos in ``val``.
 """
@@ -25,7 +26,7 @@ from ganeditor.core.metrics import psnr, ssim
 from ganeditor.formats import Checkpoint, load_checkpoint
 from ganeditor.pipelines.losses import PerceptualLoss
 from ganeditor.pipelines.train.data import ImageFolder, make_batch, open_source, sample_rng, batch_positions
-from ganeditor.pipelines.train.degrade import bicubic_down, degrade_batch
+from ganeditor.pipelines.train.degrade import SCAN, bicubic_down, degrade_batch, jpeg, second_order
 from ganeditor.pipelines.train.recipe import Recipe, TrainContext
 from ganeditor.pipelines.train.samples import image_grid
 
@@ -33,6 +34,29 @@ ARCH_DEFAULTS = {
     "msrresnet": dict(num_feat=64, num_block=16),
     "rrdbnet": dict(num_feat=64, num_block=23, num_grow_ch=32),
 }
+
+
+DEGRADATIONS = ("bicubic", "realistic", "mix")
+JPEG_QUALITY = (25, 95)  # the range of the mix's JPEG-only inputs
+
+
+def mixed_down(hr: torch.Tensor, scale: int, rngs: list[np.random.Generator], clean: float = 0.4,
+               jpeg_only: float = 0.35) -> torch.Tensor:
+    """The ``mix`` degradation of [N,3,H,W] in [0,1], one draw per sample: clean bicubic (``clean``), bicubic
+    then JPEG of quality 25-95 (``jpeg_only``: small photos saved by phones and the web), else the
+    second-order blur/resize/noise/JPEG chain with the milder ``SCAN`` ranges (old and scanned photos)."""
+    out = []
+    for x, rng in zip(hr, rngs):
+        x = x[None].cpu().float().clamp(0, 1)
+        u = rng.random()
+        if u < clean + jpeg_only:
+            y = (bicubic_down(x, scale) * 255).round() / 255
+            if u >= clean:
+                y = jpeg(y, rng.uniform(*JPEG_QUALITY))
+        else:
+            y = second_order(x, scale, rng, SCAN)
+        out.append(y[0])
+    return torch.stack(out).to(hr.device, hr.dtype)
 
 
 class SRGANRecipe(Recipe):
@@ -73,6 +97,8 @@ class SRGANRecipe(Recipe):
             raise GanEditorError(f"crop_size {self.crop} must be a multiple of the scale {self.scale}")
         self.src = open_source(data[0], self.crop, "random-crop")
         self.degradation = self.option("degradation", "bicubic")
+        if self.degradation not in DEGRADATIONS:
+            raise GanEditorError(f"unknown degradation {self.degradation!r} (choose from {', '.join(DEGRADATIONS)})")
         self.w_pixel_gan = self.option("w_pixel_gan", 0.01)
         self.w_percep, self.w_gan = self.option("w_perceptual", 1.0), self.option("w_gan", 0.005)
         self.ema_decay = self.option("ema", 0.999)
@@ -98,7 +124,10 @@ class SRGANRecipe(Recipe):
         d, seed = self.ctx.dist, self.ctx.seed
         hr = (make_batch(self.src.get, len(self.src), seed, step, n * d.world, d.rank, d.world) + 1) / 2
         rngs = [sample_rng(seed, p, 99) for p in batch_positions(step, n * d.world, d.rank, d.world)]
-        lr = degrade_batch(hr, self.scale, self.degradation, rngs)
+        if self.degradation == "mix":
+            lr = mixed_down(hr, self.scale, rngs, self.option("mix_clean", 0.4), self.option("mix_jpeg", 0.35))
+        else:
+            lr = degrade_batch(hr, self.scale, self.degradation, rngs)
         return self.ctx.to_batch(lr), self.ctx.to_batch(hr)
 
     def train_step(self, step: int, batch_size: int) -> dict[str, float]:
@@ -141,18 +170,22 @@ class SRGANRecipe(Recipe):
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
+        """PSNR/SSIM vs bicubic on the held-out photos in ``val``, on clean inputs and on the same inputs saved as
+        JPEG quality 30 (``*_jpeg30``)."""
         if self.val is None:
             return {}
-        scores = {"val_psnr": [], "val_ssim": [], "val_psnr_bicubic": []}
+        scores: dict[str, list[float]] = {}
+        q = lambda x: (x * 255).round() / 255  # noqa: E731  (8-bit, as saved images)
         for i in range(min(len(self.val), int(self.option("val_count", 8)))):
-            hr = ((self.val.get(i, sample_rng(0, i)) + 1) / 2).unsqueeze(0)
-            lr = bicubic_down(hr, self.scale)
-            sr = self.G_ema(lr.to(self.ctx.device)).clamp(0, 1).cpu()
-            q = lambda x: (x * 255).round() / 255  # noqa: E731  (8-bit, as saved images)
-            scores["val_psnr"].append(psnr(q(sr), q(hr), crop=self.scale))
-            scores["val_ssim"].append(ssim(q(sr), q(hr), crop=self.scale))
-            bic = F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False).clamp(0, 1)
-            scores["val_psnr_bicubic"].append(psnr(q(bic), q(hr), crop=self.scale))
+            hr = q((self.val.get(i, sample_rng(0, i)) + 1) / 2).unsqueeze(0)
+            clean = q(bicubic_down(hr, self.scale))
+            for sfx, lr in (("", clean), ("_jpeg30", jpeg(clean, 30))):
+                sr = self.G_ema(lr.to(self.ctx.device)).clamp(0, 1).cpu()
+                bic = F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False).clamp(0, 1)
+                for key, v in ((f"val_psnr{sfx}", psnr(q(sr), hr, crop=self.scale)),
+                               (f"val_ssim{sfx}", ssim(q(sr), hr, crop=self.scale)),
+                               (f"val_psnr_bicubic{sfx}", psnr(q(bic), hr, crop=self.scale))):
+                    scores.setdefault(key, []).append(v)
         return {k: float(np.mean(v)) for k, v in scores.items()}
 
     def export(self) -> Checkpoint:

@@ -1,8 +1,12 @@
 """StyleGAN2 training (the StyleGAN2-ADA recipe) from a folder of images, or fine-tuning a loaded one.
 
-Non-saturating logistic loss; lazy R1 on reals every ``r1_interval`` steps; optional path-length
-regularisation every ``pl_interval`` steps; style mixing; generator EMA with ramp-up; optional ADA;
-or WGAN-GP as the loss.  ``init`` starts from any StyleGAN2 checkpoint we read (transfer learning).
+Option ``loss`` (see ``gan_losses``): ``logistic`` (non-saturating, the default) with lazy R1 on reals,
+``r3gan`` (relativistic pairing loss) with lazy R1 on reals and R2 on fakes, or ``wgan-gp``.
+Penalties run every ``r1_interval`` steps (lazy regularisation; 1 = every step) with weights
+``r1_gamma``/``r2_gamma``.  Discriminator options: minibatch standard deviation (``mbstd_group``,
+``mbstd_channels``; 0 channels turns it off) and ``spectral_norm``.  Optional path-length
+regularisation every ``pl_interval`` steps; style mixing; generator EMA with ramp-up; optional ADA.
+``init`` starts from any StyleGAN2 checkpoint we read (transfer learning).
 """
 
 from __future__ import annotations
@@ -13,13 +17,15 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ganeditor.archs import build
 from ganeditor.core.errors import GanEditorError
 from ganeditor.formats import Checkpoint, load_checkpoint
 from ganeditor.pipelines.train.augment import AdaController, augment
-from ganeditor.pipelines.train.data import make_batch, open_source
+from ganeditor.pipelines.train.data import eval_images, make_batch, open_source
+from ganeditor.pipelines.train.gan_losses import (apply_spectral_norm, check_loss, discriminator_loss,
+                                                  generator_loss, gradient_penalty, wgan_gradient_penalty,
+                                                  without_parametrizations)
 from ganeditor.pipelines.train.recipe import Recipe, TrainContext
 from ganeditor.pipelines.train.samples import image_grid
 
@@ -33,13 +39,16 @@ def _arch_kwargs(o: Recipe) -> tuple[dict, dict]:
                               architecture="skip", num_fp16_res=0, conv_clamp=None),
     )  # fmt: skip
     d = dict(c_dim=0, img_resolution=res, img_channels=3, architecture="resnet",
-             channel_base=o.option("channel_base", 16384), channel_max=o.option("channel_max", 512))  # fmt: skip
+             channel_base=o.option("channel_base", 16384), channel_max=o.option("channel_max", 512),
+             epilogue_kwargs=dict(mbstd_group_size=o.option("mbstd_group", 4),  # minibatch stddev (0 channels: off)
+                                  mbstd_num_channels=o.option("mbstd_channels", 1)))  # fmt: skip
     return g, d
 
 
 class StyleGAN2Recipe(Recipe):
     name = "stylegan2"
-    identity_options = ("resolution", "z_dim", "w_dim", "channel_base", "channel_max", "mapping_layers")
+    identity_options = ("resolution", "z_dim", "w_dim", "channel_base", "channel_max", "mapping_layers",
+                        "mbstd_group", "mbstd_channels", "spectral_norm")
 
     def __init__(self, options: dict[str, Any], ctx: TrainContext, data: list[str]):
         super().__init__(options, ctx, data)
@@ -62,12 +71,18 @@ class StyleGAN2Recipe(Recipe):
             g_kw, d_kw = _arch_kwargs(self)
             self.G, self.D = build("stylegan2-generator", **g_kw), build("stylegan2-discriminator", **d_kw)
             self.G_ema = copy.deepcopy(self.G)
+        if self.option("spectral_norm", False):
+            apply_spectral_norm(self.D)
         self.G, self.D = ctx.prepare(self.G).train(), ctx.prepare(self.D).train()
         self.G_ema = ctx.prepare(self.G_ema).eval().requires_grad_(False)
-        self.loss = self.option("loss", "logistic")
-        if self.loss not in ("logistic", "wgan-gp"):
-            raise GanEditorError(f"unknown loss {self.loss!r} (logistic or wgan-gp)")
-        self.r1_gamma = self.option("r1_gamma", 0.2 * (self.G.img_resolution / 64) ** 2 / 4)
+        try:
+            self.loss = check_loss(self.option("loss", "logistic"))
+        except ValueError as e:
+            raise GanEditorError(str(e)) from None
+        wgan = self.loss == "wgan-gp"
+        self.r1_gamma = self.option("r1_gamma", 0.0 if wgan else 0.2 * (self.G.img_resolution / 64) ** 2 / 4)
+        self.r2_gamma = self.option("r2_gamma", self.r1_gamma if self.loss == "r3gan" else 0.0)
+        self.gp_lambda = self.option("gp_lambda", 10.0)
         self.r1_interval, self.pl_interval = self.option("r1_interval", 16), self.option("pl_interval", 4)
         self.pl_weight = self.option("pl_weight", 0.0)
         self.mixing = self.option("style_mixing", 0.9)
@@ -112,56 +127,68 @@ class StyleGAN2Recipe(Recipe):
         return self.D(augment(img, self.ada.p) if self.use_ada else img, None).float()
 
     def train_step(self, step: int, batch_size: int) -> dict[str, float]:
-        d, dev = self.ctx.dist, self.ctx.device
+        d = self.ctx.dist
         real = make_batch(self.src.get, len(self.src), self.ctx.seed, step, batch_size * d.world, d.rank, d.world)
         real = self.ctx.to_batch(real)
         out: dict[str, float] = {}
-        # G main
-        self.D.requires_grad_(False)
-        with self.ctx.autocast():
-            fake, _ = self._gen(batch_size)
-            logits = self._d(fake)
-            loss_g = -logits.mean() if self.loss == "wgan-gp" else F.softplus(-logits).mean()
-        self.optimize("G", loss_g, self.opt_G, self.G)
-        out["G"] = float(loss_g.detach())
-        if self.pl_weight and step % self.pl_interval == 0:  # path length (fp32)
-            pl_n = max(1, batch_size // 2)
-            img, ws = self._gen(pl_n)
-            noise = torch.randn_like(img) / np.sqrt(img.shape[2] * img.shape[3])
-            (grads,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
-            lengths = grads.square().sum(2).mean(1).sqrt()
-            self.pl_mean = self.pl_mean.lerp(lengths.mean().detach(), 0.01)
-            loss_pl = (lengths - self.pl_mean).square().mean() * self.pl_weight * self.pl_interval
-            self.optimize("G", loss_pl, self.opt_G, self.G)
-            out["pl"] = float(loss_pl.detach())
-        # D main
-        self.D.requires_grad_(True)
-        with self.ctx.autocast():
-            fake_logits = self._d(fake.detach())
-            real_logits = self._d(real)
-            if self.loss == "wgan-gp":
-                loss_d = fake_logits.mean() - real_logits.mean() + 1e-3 * real_logits.square().mean()
-            else:
-                loss_d = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
-        if self.loss == "wgan-gp":
-            eps = torch.rand(real.shape[0], 1, 1, 1, device=dev)
-            mix = (eps * real + (1 - eps) * fake.detach()).requires_grad_(True)
-            (g,) = torch.autograd.grad(self._d(mix).sum(), mix, create_graph=True)
-            loss_d = loss_d + self.option("gp_lambda", 10.0) * (g.flatten(1).norm(dim=1) - 1).square().mean()
-        self.ada.observe(real_logits)
-        self.optimize("D", loss_d, self.opt_D, self.D)
-        out["D"] = float(loss_d.detach())
-        if self.loss == "logistic" and step % self.r1_interval == 0:  # lazy R1 (fp32)
-            r = real.detach().requires_grad_(True)
-            (g,) = torch.autograd.grad(self._d(r).sum(), r, create_graph=True)
-            loss_r1 = g.square().sum([1, 2, 3]).mean() * (self.r1_gamma / 2) * self.r1_interval
-            self.optimize("D", loss_r1, self.opt_D, self.D)
-            out["r1"] = float(loss_r1.detach())
+        fake = self._generator_step(real, batch_size, out)
+        if self.pl_weight and step % self.pl_interval == 0:
+            self._path_length_step(batch_size, out)
+        self._discriminator_step(real, fake, out)
+        if (self.r1_gamma or self.r2_gamma) and step % self.r1_interval == 0:
+            self._penalty_step(real, fake, out)
         if self.use_ada:
             self.ada.update(step, batch_size * d.world)
             out["ada_p"] = self.ada.p
         self._update_ema(batch_size * d.world)
         return out
+
+    def _generator_step(self, real: torch.Tensor, batch_size: int, out: dict[str, float]) -> torch.Tensor:
+        """One G update on the adversarial loss; returns the fakes (reused by the D step)."""
+        self.D.requires_grad_(False)
+        with self.ctx.autocast():
+            real_logits = None
+            if self.loss == "r3gan":  # the pairing needs D(real); no gradient flows through it
+                with torch.no_grad():
+                    real_logits = self._d(real)
+            fake, _ = self._gen(batch_size)
+            loss_g = generator_loss(self.loss, self._d(fake), real_logits)
+        self.optimize("G", loss_g, self.opt_G, self.G)
+        out["G"] = float(loss_g.detach())
+        return fake.detach()
+
+    def _path_length_step(self, batch_size: int, out: dict[str, float]) -> None:
+        """Path-length regularisation of G (fp32), every ``pl_interval`` steps."""
+        img, ws = self._gen(max(1, batch_size // 2))
+        noise = torch.randn_like(img) / np.sqrt(img.shape[2] * img.shape[3])
+        (grads,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
+        lengths = grads.square().sum(2).mean(1).sqrt()
+        self.pl_mean = self.pl_mean.lerp(lengths.mean().detach(), 0.01)
+        loss_pl = (lengths - self.pl_mean).square().mean() * self.pl_weight * self.pl_interval
+        self.optimize("G", loss_pl, self.opt_G, self.G)
+        out["pl"] = float(loss_pl.detach())
+
+    def _discriminator_step(self, real: torch.Tensor, fake: torch.Tensor, out: dict[str, float]) -> None:
+        """One D update on the adversarial loss (WGAN-GP's penalty included: it is not lazy)."""
+        self.D.requires_grad_(True)
+        with self.ctx.autocast():
+            fake_logits, real_logits = self._d(fake), self._d(real)
+            loss_d = discriminator_loss(self.loss, real_logits, fake_logits)
+        if self.loss == "wgan-gp":
+            loss_d = loss_d + self.gp_lambda * wgan_gradient_penalty(self._d, real, fake)
+        self.ada.observe(real_logits)
+        self.optimize("D", loss_d, self.opt_D, self.D)
+        out["D"] = float(loss_d.detach())
+
+    def _penalty_step(self, real: torch.Tensor, fake: torch.Tensor, out: dict[str, float]) -> None:
+        """Lazy zero-centred penalties: R1 on reals, R2 on fakes, every ``r1_interval`` steps, scaled by it."""
+        loss = real.new_zeros((), dtype=torch.float32)
+        for name, gamma, x in (("r1", self.r1_gamma, real), ("r2", self.r2_gamma, fake)):
+            if gamma:
+                term = gradient_penalty(self._d, x) * (gamma / 2) * self.r1_interval
+                out[name] = float(term.detach())
+                loss = loss + term
+        self.optimize("D", loss, self.opt_D, self.D)
 
     @torch.no_grad()
     def _update_ema(self, batch: int) -> None:
@@ -173,6 +200,20 @@ class StyleGAN2Recipe(Recipe):
         for be, b in zip(self.G_ema.buffers(), self.G.buffers()):
             be.copy_(b)
 
+    has_health = True
+
+    @torch.no_grad()
+    def health_sets(self, count: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """G_ema on seeds 0..count-1 (NVlabs latents, noise const) vs held-out (or the first) real images."""
+        from ganeditor.pipelines.generate import seed_to_z
+
+        if getattr(self, "_health_real", None) is None or len(self._health_real) > count:
+            self._health_real = eval_images(self.data[0], count, self.G.img_resolution, "resize")
+        z = torch.from_numpy(np.concatenate([seed_to_z(s, self.G.z_dim) for s in range(count)])).float()
+        fake = torch.cat([self.G_ema(z[i:i + 64].to(self.ctx.device), None, noise_mode="const").float().cpu()
+                          for i in range(0, count, 64)])
+        return {"G": (fake.clamp(-1, 1), self._health_real)}
+
     @torch.no_grad()
     def samples(self) -> np.ndarray:
         imgs = self.G_ema(self.sample_z.to(self.ctx.device), None, noise_mode="const").float()
@@ -180,5 +221,5 @@ class StyleGAN2Recipe(Recipe):
 
     def export(self) -> Checkpoint:
         meta = {"recipe": "stylegan2", "images_seen": self.images_seen, "loss": self.loss, "ada_p": self.ada.p}
-        nets = {"G_ema": self.G_ema, "G": self.G, "D": self.D}
+        nets = {"G_ema": self.G_ema, "G": self.G, "D": without_parametrizations(self.D)}
         return Checkpoint("ganeditor", "GAN Editor StyleGAN2", nets, meta)

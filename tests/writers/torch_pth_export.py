@@ -1,4 +1,4 @@
-"""Write our image-to-image networks as ``.pth`` files in the official layouts, so the original
+"""Test-only writer (not part of the app): our image-to-image networks as ``.pth`` files in the official layouts, so the original
 programs (junyanz ``test.py``, Real-ESRGAN ``RealESRGANer``, ESRGAN ``test.py``) load them:
 
 - ``save_basicsr``: ``{'params': sd}`` or ``{'params': sd, 'params_ema': sd}`` (BasicSR / Real-ESRGAN)

@@ -1,4 +1,4 @@
-"""Write networks as an NVlabs network pickle (the layout their training loop writes).
+"""Test-only writer (not part of the app): networks as an NVlabs network pickle (the layout their training loop writes).
 
 Every ``nn.Module`` becomes a ``torch_utils.persistence`` object: GLOBAL
 ``torch_utils.persistence._reconstruct_persistent_obj``, a 1-tuple holding ``meta``, REDUCE, with
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import pickle
+import struct
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,7 +23,7 @@ import torch
 import torch.nn as nn
 
 from ganeditor.core.atomic import atomic_write
-from ganeditor.formats.torch_legacy import write_storage_stream
+from ganeditor.formats.torch_legacy import MAGIC_NUMBER, PROTOCOL_VERSION, STORAGE_DTYPES
 
 PLACEHOLDER_SRC = (
     "# This network pickle was written by GAN Editor. It stores the weights, buffers, attributes and\n"
@@ -217,3 +218,48 @@ def strip_code(src: str | Path, dst: str | Path) -> None:
     data = read_pickle(Path(src))
     with atomic_write(dst) as f:
         NVlabsPickler(f).dump(records_from_loaded(data))
+
+
+# --------------------------------------------------------------------------- legacy torch.save streams
+
+_STORAGE_NAMES = {dtype: name for name, dtype in STORAGE_DTYPES.items() if name != "UntypedStorage"}
+
+
+def _pickle_int(n: int) -> bytes:
+    if 0 <= n < 256:
+        return pickle.BININT1 + bytes([n])
+    if 0 <= n < 65536:
+        return pickle.BININT2 + struct.pack("<H", n)
+    if -(2**31) <= n < 2**31:
+        return pickle.BININT + struct.pack("<i", n)
+    raw = n.to_bytes((n.bit_length() + 8) // 8, "little", signed=True)
+    return pickle.LONG1 + bytes([len(raw)]) + raw
+
+
+def _unicode(s: str) -> bytes:
+    b = s.encode("utf-8")
+    return pickle.BINUNICODE + struct.pack("<I", len(b)) + b
+
+
+def write_storage_stream(t: torch.Tensor, key: str = "0") -> bytes:
+    """The legacy ``torch.save`` stream of the storage of a contiguous CPU tensor (whole storage = t)."""
+    assert t.device.type == "cpu" and t.is_contiguous() and t.storage_offset() == 0
+    name = _STORAGE_NAMES[t.dtype]
+    numel = t.numel()
+    sys_info = {"protocol_version": PROTOCOL_VERSION, "little_endian": True,
+                "type_sizes": {"short": 2, "int": 4, "long": 4}}  # fmt: skip
+    main = (
+        pickle.PROTO + b"\x02" + pickle.MARK + _unicode("storage") + pickle.GLOBAL + f"torch\n{name}\n".encode()
+        + _unicode(key) + _unicode("cpu") + _pickle_int(numel) + pickle.NONE + pickle.TUPLE
+        + pickle.BINPERSID + pickle.STOP
+    )  # fmt: skip
+    raw = t.detach().reshape(-1).view(torch.uint8).numpy().tobytes() if numel else b""
+    return b"".join([
+        pickle.dumps(MAGIC_NUMBER, protocol=2),
+        pickle.dumps(PROTOCOL_VERSION, protocol=2),
+        pickle.dumps(sys_info, protocol=2),
+        main,
+        pickle.dumps([key], protocol=2),
+        struct.pack("<q", numel),
+        raw,
+    ])  # fmt: skip
