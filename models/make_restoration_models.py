@@ -26,8 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ganeditor.core.errors import Cancelled, GanEditorError  # noqa: E402
 from ganeditor.formats import Checkpoint, load_checkpoint  # noqa: E402
-from ganeditor.formats.native import save_checkpoint  # noqa: E402
-from ganeditor.formats.ncnn_convert import canonicalize_safetensors  # noqa: E402
+from ganeditor.formats.native import canonicalize_safetensors, save_checkpoint  # noqa: E402
 from make_demo_models import PHOTO_LICENCE, _train_until, parse_args, run_stats, runs_root, sha256  # noqa: E402
 
 _COMMON = dict(batch=8, seed=0, precision="bf16", checkpoint_every=100, sample_every=250, log_every=10, keep=2,
