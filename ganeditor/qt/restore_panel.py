@@ -21,7 +21,6 @@ from ganeditor.core.provenance import record, step_record
 from ganeditor.pipelines.catalog import catalog
 from ganeditor.pipelines.restore import DEFAULT_MODELS, DEFAULT_STAGES, STAGE_ORDER, RestoreModels, RestoreOptions, restore
 from ganeditor.pipelines.restore_damage import detect_damage
-from ganeditor.qt.compat import emit
 from ganeditor.qt.document import Document
 from ganeditor.qt.image_view import ImageView
 from ganeditor.qt.jobs import Job, JobTask, Lane
@@ -108,7 +107,7 @@ class StageRow(QWidget):
         on = self.toggle.isChecked()
         for w in (self.strength, self.value, self.model):
             w.setEnabled(on)
-        emit(self.changed)
+        self.changed.emit()
 
 
 @dataclass(frozen=True)
@@ -305,7 +304,7 @@ class RestorePanel(QWidget):
                                  task=task)
 
         self.lane.submit(Job(work, key="restore", label="Finding dust and scratches", on_result=self.set_mask,
-                             on_error=lambda e: emit(self.error, "Find damage", str(e))))  # fmt: skip
+                             on_error=lambda e: self.error.emit("Find damage", str(e))))  # fmt: skip
         self.update_state()
 
     def run(self) -> None:
@@ -328,11 +327,12 @@ class RestorePanel(QWidget):
 
         def done(r: dict[str, Any]) -> None:
             self.set_mask(None)  # the damage is filled: a new image, a new mask
-            self.doc.apply_result(r["pixels"], r["alpha"], plan.label, {"op": "restore", "provenance": r["steps"]})
-            emit(self.message, "; ".join(n for n in r["notes"] if n) or "Restored")
+            self.doc.apply_result(r["pixels"], r["alpha"], plan.label,
+                                  {"op": "restore", "stages": list(stages), "provenance": r["steps"]})
+            self.message.emit("; ".join(n for n in r["notes"] if n) or "Restored")
 
         self.lane.submit(Job(work, key="restore", label="Restoring", on_result=done,
-                             on_error=lambda e: emit(self.error, "Restore", str(e))))  # fmt: skip
+                             on_error=lambda e: self.error.emit("Restore", str(e))))  # fmt: skip
         self.update_state()
 
     def refresh_models(self) -> None:

@@ -31,6 +31,9 @@ class Key(Enum):
     GENERATOR = ("models/generator", "")
     TRANSLATOR = ("models/translator", "")
     UPSCALER = ("models/upscaler", "")
+    UNDO_MEMORY_MB = ("history/undo_memory_mb", 1024)  # image data the undo history may hold
+    EMBED_PHOTO = ("files/embed_photo", True)  # project files carry the original photo (up to 64 MB)
+    EXTRA_MODELS = ("models/extra", [])  # model files added from elsewhere (drop, Open model, training runs)
     WINDOW_GEOMETRY = ("window/geometry", b"")
     WINDOW_STATE = ("window/state", b"")
     SHOW_WELCOME = ("window/show_welcome", True)  # the first-run welcome (qt/welcome.py)
