@@ -32,6 +32,7 @@ from ganeditor.core.errors import CheckpointError, GanEditorError
 from ganeditor.core.imageio import LoadedImage
 from ganeditor.core.model_store import companion, resolve_model
 from ganeditor.core.progress import Task, null_task
+from ganeditor.core.provenance import Step, record
 from ganeditor.formats import load_checkpoint
 from ganeditor.pipelines.image2image import Image2ImageOptions, check_model
 from ganeditor.pipelines.restore_damage import detect_damage, inpaint
@@ -138,6 +139,13 @@ class RestoreModels:
             else:
                 nets[slot] = _check(slot, ckpt)
         return cls(nets, prior, paths, dev)
+
+    def provenance(self, options: RestoreOptions) -> tuple[Step, ...]:
+        """One provenance step per model used, with its stage's settings (hashes the files: not on a GUI thread)."""
+        return tuple(record("restore", path, {"stage": slot, "strength": options.strength.get(slot),
+                                              "fidelity": options.fidelity if slot == "faces" else None,
+                                              "factor": options.upscale if slot == "upscale" else None})
+                     for slot, path in self.paths.items())  # fmt: skip
 
 
 def _check(slot: str, ckpt) -> nn.Module:
