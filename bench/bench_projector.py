@@ -12,8 +12,7 @@ that returns the pixels scaled by 1/sqrt(size) (its ``(target_features - synth_f
 .square().sum()`` is then the MSE) and ours ``PixelMSE``.  A step (synthesis forward, loss,
 backward, Adam, noise renormalisation) is timed as the median interval between consecutive
 synthesis calls of a ``--steps``-step projection, so the setup (W statistics, copies) is left out
-on both sides.  ``original_projection`` also runs the original's whole projection for
-``bench_inversion.py``'s quality table.
+on both sides.
 """
 
 from __future__ import annotations
@@ -72,23 +71,6 @@ def pixel_mse():
             return F.mse_loss(img, self.target.expand_as(img))
 
     return PixelMSE()
-
-
-def original_projection(checkout: str, G_state: dict, kwargs: dict, target, steps: int, seed: int = 303):
-    """ws [1, num_ws, w_dim] the original projector finds for ``target`` (uint8 [R, R, C]), and its seconds."""
-    import numpy as np
-    import torch
-
-    projector = original_projector(checkout)
-    from training.networks import Generator  # noqa: PLC0415  (the checkout, at run time)
-
-    G = Generator(**kwargs).eval().requires_grad_(False)
-    G.load_state_dict(G_state, strict=True)
-    np.random.seed(seed)  # as projector.py's CLI
-    torch.manual_seed(seed)
-    t0 = time.perf_counter()
-    w_out = projector.project(G, torch.from_numpy(target).permute(2, 0, 1), num_steps=steps, device=torch.device("cpu"))
-    return w_out[-1:].detach(), time.perf_counter() - t0
 
 
 def _step_timer(G):
