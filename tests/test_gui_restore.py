@@ -91,6 +91,24 @@ def test_cancel_keeps_the_image(window, qtbot, tmp_path):
     assert np.array_equal(win.doc.current, before) and win.doc.undo_stack.count() == 0
 
 
+def test_closing_during_a_restoration_asks_then_stops_and_joins_every_thread(window, qtbot, tmp_path):
+    from PySide6.QtWidgets import QMessageBox
+
+    A = QMessageBox.StandardButton
+    win, p = window, window.restore
+    open_and_wait(qtbot, win, write_photo(tmp_path / "big.png", (1600, 1200)))
+    p.rows["faces"].toggle.setChecked(False)
+    p.run()
+    qtbot.waitUntil(lambda: win.device_lane.current is not None and win.device_lane.current.key == "restore"
+                    and win.device_lane.current.state == "running", timeout=10000)  # fmt: skip
+    threads = [ln._thread for ln in (win.device_lane, win.train_lane, win.io_lane) if ln._thread is not None]
+    win.answers = [A.Yes, A.Discard]
+    win.close()
+    assert "Still running: Restoring" in win.questions[0][1]
+    assert not win.isVisible() and threads and all(t.isFinished() for t in threads)
+    assert win.doc.undo_stack.count() == 0  # nothing partial was applied
+
+
 def test_restore_is_saved_in_projects_and_exported_with_provenance(window, qtbot, tmp_path, monkeypatch, models_dir):
     from ganeditor.pipelines.project import load_project
 
