@@ -14,7 +14,10 @@ With the default 2 GFLOP per chunk a check comes every ~20 ms of one core's fp32
 machine's 3x3 peak is ~110 GFLOP/s), far inside the ~0.2 s the window's cancel bound allows even on
 a loaded machine; the engines' own loops check between tiles, bands and chunks as well.  Chunking
 also keeps a huge convolution's working set cache-sized.  ``checks`` and ``flops`` count what
-happened, so tests can prove the granularity without timing anything.
+happened, so tests can prove the granularity without timing anything.  Work is counted in fp32
+FLOPs: a bf16/fp16 FLOP on CPU counts ``LOW_PRECISION_WORK`` (its convolutions run ~5x faster), so
+the fast mode gets the same time between checks with fewer, larger chunks.  At the true top and
+bottom the convolution pads the chunk itself and the rows it invents are cropped (no padded copy).
 """
 
 from __future__ import annotations
@@ -25,11 +28,22 @@ from torch.overrides import TorchFunctionMode
 
 from ganeditor.core.progress import Task
 
-CHECK_FLOPS = 2e9  # most work (multiply-adds x 2) between two checks inside one convolution
+CHECK_FLOPS = 2e9  # most work (multiply-adds x 2, fp32) between two checks inside one convolution
+LOW_PRECISION_WORK = 0.25  # fp32-equivalent work per bf16/fp16 FLOP on CPU
 
 
 def _pair(v: int | tuple[int, ...] | list[int]) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[-1]))
+
+
+def _work_per_flop(x: torch.Tensor) -> float:
+    """fp32-equivalent work of one FLOP of a convolution on ``x``: bf16/fp16 on CPU (given, or by
+    autocast) counts LOW_PRECISION_WORK (oneDNN's bf16 convolutions run ~5x faster than fp32 here)."""
+    if x.device.type != "cpu":
+        return 1.0
+    low = x.dtype in (torch.bfloat16, torch.float16) or (
+        torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") in (torch.bfloat16, torch.float16))
+    return LOW_PRECISION_WORK if low else 1.0
 
 
 def conv_flops(x: torch.Tensor, weight: torch.Tensor, out_rows: int, out_cols: int) -> float:
@@ -44,7 +58,7 @@ class CancelPoints(TorchFunctionMode):
         super().__init__()
         self.task, self.max_flops = task, max_flops or CHECK_FLOPS
         self.checks = 0  # token checks made
-        self.flops = 0.0  # convolution work done
+        self.flops = 0.0  # convolution work done (fp32-equivalent FLOPs)
         self.max_between = 0.0  # most convolution work between two consecutive checks
         self._since = 0.0
         self._direct = True  # chunks of channels_last CPU convolutions are written into the output in place
@@ -72,7 +86,7 @@ class CancelPoints(TorchFunctionMode):
         self.check()
         if x.ndim != 4 or isinstance(padding, str):
             y = F.conv2d(x, weight, bias, stride, padding, dilation, groups)
-            self._did(conv_flops(x, weight, y.shape[2], y.shape[3]))
+            self._did(conv_flops(x, weight, y.shape[2], y.shape[3]) * _work_per_flop(x))
             return y
         (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
         reach = dh * (weight.shape[2] - 1) + 1  # input rows one output row reads
@@ -85,12 +99,16 @@ class CancelPoints(TorchFunctionMode):
             top, bot = max(0, -lo), max(0, hi - n_in)
             xs = x[:, :, max(0, lo) : min(n_in, hi)]
             if top != bot:  # the true image top or bottom: zero rows there only
+                pad = max(top, bot)  # the convolution pads both sides, the rows it invents are cropped
+                skip, odd = divmod(pad - top, sh)  # (a padded copy cost as much as a third of the conv)
+                if not odd:
+                    return F.conv2d(xs, weight, bias, (sh, sw), (pad, pw), (dh, dw), groups)[:, :, skip : skip + b - a]
                 xs, top = F.pad(xs, (0, 0, top, bot)), 0
             if out is not None and self._direct:
                 return self._conv_into(out, xs, weight, bias, (top, pw), (sh, sw), (dh, dw), groups)
             return F.conv2d(xs, weight, bias, (sh, sw), (top, pw), (dh, dw), groups)
 
-        return self._in_row_chunks(part, rows, conv_flops(x, weight, rows, cols))
+        return self._in_row_chunks(part, rows, conv_flops(x, weight, rows, cols) * _work_per_flop(x))
 
     def _conv_into(self, out, x, weight, bias, padding, stride, dilation, groups):  # noqa: ANN001
         """conv2d written straight into ``out`` (a row slice of the output) by oneDNN, as F.conv2d would
@@ -114,7 +132,7 @@ class CancelPoints(TorchFunctionMode):
         self.check()
         (sh, sw), (ph, pw), (oph, opw) = _pair(stride), _pair(padding), _pair(output_padding)
         k, n_in = weight.shape[2], x.shape[2]
-        flops = 2.0 * x[0].numel() * x.shape[0] * weight.shape[1] * weight[0, 0].numel() * groups
+        flops = 2.0 * x[0].numel() * x.shape[0] * weight.shape[1] * weight[0, 0].numel() * groups * _work_per_flop(x)
         if x.ndim != 4 or _pair(dilation) != (1, 1) or oph > ph or k < sh:
             y = F.conv_transpose2d(x, weight, bias, stride, padding, output_padding, groups, dilation)
             self._did(flops)
