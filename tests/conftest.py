@@ -3,6 +3,13 @@
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+if "GANEDITOR_DATA" not in os.environ:  # autosaves and added models of the tests never reach the user's folder
+    import atexit
+    import shutil
+    import tempfile
+
+    os.environ["GANEDITOR_DATA"] = tempfile.mkdtemp(prefix="ganeditor-test-data-")
+    atexit.register(shutil.rmtree, os.environ["GANEDITOR_DATA"], True)
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -18,6 +25,25 @@ def data_dir():
     from pathlib import Path
 
     return Path(DATA)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """A folder with a 16 px StyleGAN2, a tiny CycleGAN and a tiny x4 SRResNet (tests/gui_support.py)."""
+    from gui_support import write_tiny_models
+
+    return write_tiny_models(tmp_path_factory.mktemp("tiny-models"))
+
+
+@pytest.fixture
+def tiny_window(qtbot, tmp_path, monkeypatch, tiny_models):
+    """The main window on the tiny models (own settings and autosave folder; questions answered by
+    ``win.answers``, message boxes collected in ``win.errors``)."""
+    from gui_support import tiny_window as make
+
+    win = make(qtbot, tmp_path, monkeypatch, tiny_models)
+    yield win
+    win.discard_and_close()
 
 
 @pytest.fixture

@@ -57,13 +57,12 @@ def test_resource_helper_finds_shipped_files_and_refuses_escapes(monkeypatch, tm
 
 @pytest.mark.parametrize("name, size, depth", [("rgb16.png", None, 16), ("cmyk.jpg", None, 8),
                                                 ("exif_rot6.jpg", "rotated", 8), ("palette_transparent.png", None, 8)])
-def test_odd_images_open_in_the_window(qtbot, data_dir, settings, name, size, depth):
-    from ganeditor.qt.main_window import MainWindow
+def test_odd_images_open_in_the_window(qtbot, data_dir, tmp_path, monkeypatch, name, size, depth):
+    from gui_support import make_window, open_and_wait
 
-    win = MainWindow(settings)
-    qtbot.addWidget(win)
+    win = make_window(qtbot, tmp_path, monkeypatch)
     path = data_dir / "images" / name
-    assert win.open_image(str(path))
+    open_and_wait(qtbot, win, path)
     img = read_image(path)
     assert win.view.after.width() == img.size[0] and win.view.after.height() == img.size[1]
     if size == "rotated":

@@ -4,15 +4,11 @@ undo, cancel; the model library places a spandrel-only .pth under its kind."""
 import numpy as np
 import pytest
 import torch
-from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QMessageBox
 
 from ganeditor.archs import build
 from ganeditor.formats import Checkpoint
 from ganeditor.formats.native import save_checkpoint
-from ganeditor.qt.main_window import MainWindow
-from ganeditor.qt.settings import Settings
-from gui_support import wait_idle, write_photo, write_tiny_models
+from gui_support import make_window, open_and_wait, wait_idle, write_photo, write_tiny_models
 
 SMALL = dict(channels=(4, 8, 8), blocks=(1, 1, 1))
 
@@ -35,15 +31,9 @@ def models_dir(tmp_path_factory):
 @pytest.fixture
 def window(qtbot, tmp_path, models_dir, monkeypatch):
     monkeypatch.setenv("GANEDITOR_MODELS", str(models_dir))
-    errors = []
-    monkeypatch.setattr(QMessageBox, "warning", lambda *a: errors.append(a[1:3]))
-    win = MainWindow(Settings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)))
-    win.errors = errors
-    qtbot.addWidget(win)
-    win.show()
-    wait_idle(qtbot, win.device_lane)
+    win = make_window(qtbot, tmp_path, monkeypatch)
     yield win
-    assert win.shutdown()
+    win.discard_and_close()
 
 
 def test_library_identifies_spandrel_files(window, qtbot):
@@ -59,7 +49,7 @@ def test_library_identifies_spandrel_files(window, qtbot):
 def test_find_damage_paint_erase_restore_undo(window, qtbot, tmp_path):
     win, p = window, window.restore
     assert not p.run_button.isEnabled() and "Open a photo" in p.run_hint.text()
-    assert win.open_image(str(write_photo(tmp_path / "old.png", (64, 48))))
+    open_and_wait(qtbot, win, write_photo(tmp_path / "old.png", (64, 48)))
     assert p.run_button.isEnabled() and [s for s, r in p.rows.items() if r.toggle.isChecked()] == \
         ["scratches", "global", "faces"]
     p.detect()
@@ -91,7 +81,7 @@ def test_find_damage_paint_erase_restore_undo(window, qtbot, tmp_path):
 
 def test_cancel_keeps_the_image(window, qtbot, tmp_path):
     win, p = window, window.restore
-    assert win.open_image(str(write_photo(tmp_path / "big.png", (640, 480))))
+    open_and_wait(qtbot, win, write_photo(tmp_path / "big.png", (640, 480)))
     before = win.doc.current.copy()
     p.rows["faces"].toggle.setChecked(False)
     p.run()

@@ -7,6 +7,7 @@ from PySide6.QtCore import QSettings, QStandardPaths
 
 from ganeditor.qt.main_window import MainWindow
 from ganeditor.qt.settings import Key, Settings
+from gui_support import make_window, open_and_wait, wait_window_idle
 
 
 @pytest.fixture
@@ -14,14 +15,13 @@ def settings(tmp_path):
     return Settings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
 
 
-def test_window_opens_and_shows_image(qtbot, tmp_path, settings):
-    win = MainWindow(settings)
-    qtbot.addWidget(win)
-    win.show()
+def test_window_opens_and_shows_image(qtbot, tmp_path, monkeypatch):
+    win = make_window(qtbot, tmp_path, monkeypatch)
+    settings = win.settings
     assert not win.export_act.isEnabled()
     p = tmp_path / "photo.png"
     Image.fromarray(np.full((40, 60, 3), 200, np.uint8)).save(p)
-    assert win.open_image(str(p))
+    open_and_wait(qtbot, win, p)
     assert win.view.after.width() == 60 and win.view.after.height() == 40
     assert "60×40" in win.statusBar().currentMessage()
     assert win.export_act.isEnabled()
@@ -34,48 +34,49 @@ def test_window_opens_and_shows_image(qtbot, tmp_path, settings):
     win.view.fit()
     assert win.view.auto_fit
     out = tmp_path / "out.jpg"
-    assert win.export(str(out))
-    assert Image.open(out).size == (60, 40)
+    job = win.export(str(out))
+    qtbot.waitUntil(lambda: job.state == "done", timeout=20000)
+    assert Image.open(out).size == (60, 40) and "Exported out.jpg" in win.statusBar().currentMessage()
     win.close()
 
 
-def test_sample_photos_open_from_the_file_menu(qtbot, settings):
-    win = MainWindow(settings)
-    qtbot.addWidget(win)
+def test_sample_photos_open_from_the_file_menu(qtbot, tmp_path, monkeypatch):
+    win = make_window(qtbot, tmp_path, monkeypatch)
+    settings = win.settings
     labels = [a.text() for a in win.sample_menu.actions()]
-    assert labels == ["Cat small", "Portrait grace hopper", "Street day"]
-    win.sample_menu.actions()[1].trigger()
+    assert labels == ["Cat small", "Old photo grace hopper", "Portrait grace hopper", "Street day"]
+    win.sample_menu.actions()[2].trigger()
+    wait_window_idle(qtbot, win)
     assert win.doc.is_open and win.view.after.width() == 512 and win.view.after.height() == 600
     assert settings.get(Key.RECENT_FILES) == []  # samples are not the user's files
     win.close()
 
 
-def test_unreadable_image_warns(qtbot, tmp_path, monkeypatch, settings):
-    from PySide6.QtWidgets import QMessageBox
-
-    shown = []
-    monkeypatch.setattr(QMessageBox, "warning", lambda *a: shown.append(a[2]))
-    win = MainWindow(settings)
-    qtbot.addWidget(win)
+def test_unreadable_image_warns(qtbot, tmp_path, monkeypatch):
+    win = make_window(qtbot, tmp_path, monkeypatch)
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
-    assert not win.open_image(str(bad))
+    open_and_wait(qtbot, win, bad)
+    shown = [m for _t, m in win.errors]
     assert shown and "bad.png" in shown[0] and "not an image" in shown[0]
+    assert not win.doc.is_open
     win.close()
 
 
 def test_default_settings_and_window_layout_round_trip(qtbot, tmp_path):
     QStandardPaths.setTestModeEnabled(True)  # the default QSettings go to a test location
     try:
-        win = MainWindow()
+        win = MainWindow(autosave_folder=tmp_path / "autosave")
         qtbot.addWidget(win)
         win.show()
+        wait_window_idle(qtbot, win)
         win.docks["Train"].raise_()
-        assert set(win.docks) == {"Models", "Portrait", "Scene", "Restore", "Train"}
+        assert set(win.docks) == {"Models", "History", "Portrait", "Scene", "Restore", "Train"}
         win.close()
-        again = MainWindow()
+        again = MainWindow(autosave_folder=tmp_path / "autosave")
         qtbot.addWidget(again)
         assert again.settings.get(Key.WINDOW_STATE)
+        wait_window_idle(qtbot, again)
         again.close()
     finally:
         QStandardPaths.setTestModeEnabled(False)
@@ -103,7 +104,29 @@ def test_gui_screenshot_renders_the_real_window_offscreen_and_exits_0(tmp_path):
     assert r.returncode == 0, r.stderr
     with Image.open(out) as im:
         assert im.size == (1200, 760)
-        assert len(set(im.convert("L").getdata())) > 20  # a drawn window, not a blank image
+        assert len(np.unique(np.asarray(im.convert("L")))) > 20  # a drawn window, not a blank image
     r = subprocess.run([sys.executable, "-m", "ganeditor", "gui", "--screenshot", str(out), "--panel", "nope"],
                        env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "no panel 'nope'" in r.stderr
+
+
+def test_fits_1280x800_shows_the_device_and_offers_only_existing_devices(qtbot, tmp_path, monkeypatch):
+    from ganeditor.core.device import available_devices
+    from ganeditor.qt.prefs_dialog import PreferencesDialog
+
+    win = make_window(qtbot, tmp_path, monkeypatch)
+    hint = win.minimumSizeHint()
+    assert hint.width() <= 1280 and hint.height() <= 800 - 40  # room for a desktop panel
+    win.resize(1280, 760)
+    qtbot.waitUntil(lambda: win.width() == 1280)
+    for panel in ("portrait", "scene", "train"):
+        win.show_panel(panel)
+        button = {"portrait": win.portrait.invert_button, "scene": win.scene.upscale_button,
+                  "train": win.train.start_button}[panel]
+        top_left = button.mapTo(win, button.rect().topLeft())
+        assert 0 <= top_left.y() < win.height() - win.statusBar().height(), panel  # the action button is on screen
+    assert win.statusBar().isVisible() and win.statusBar().geometry().bottom() <= win.height()
+    assert "CPU" in win.device_label.text() or "CUDA" in win.device_label.text()
+    dlg = PreferencesDialog(win.settings, win)
+    assert [dlg.device.itemText(i) for i in range(dlg.device.count())] == available_devices()
+    win.close()

@@ -31,6 +31,7 @@ COMMANDS = [
     "ganeditor.cli.directions",
     "ganeditor.cli.edit",
     "ganeditor.cli.gui",
+    "ganeditor.cli.desktop",
 ]
 
 
@@ -60,6 +61,9 @@ def _terminate(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``ganeditor`` console script."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv == ["--version"]:  # answered before the commands (and torch) are imported
+        print(f"ganeditor {__version__}")
+        return 0
     parser = build_parser()
     args = parser.parse_args(argv or ["gui"])
     if args.command is None:

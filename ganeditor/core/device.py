@@ -9,8 +9,10 @@ from ganeditor.core.errors import GanEditorError
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
-def pick_device(name: str | None = "auto") -> torch.device:
-    """Return the torch device for ``name`` ('auto' prefers CUDA, then MPS, then CPU)."""
+def pick_device(name: str | torch.device | None = "auto") -> torch.device:
+    """Return the torch device for ``name`` ('auto' prefers CUDA, then MPS, then CPU; a device is kept)."""
+    if isinstance(name, torch.device):
+        return name
     name = (name or "auto").lower()
     if name == "auto":
         if torch.cuda.is_available():
@@ -29,6 +31,25 @@ def pick_device(name: str | None = "auto") -> torch.device:
     if name == "cpu":
         return torch.device("cpu")
     raise GanEditorError(f"unknown device '{name}' (choose from {', '.join(DEVICE_CHOICES)})")
+
+
+def available_devices() -> list[str]:
+    """The device names that work on this machine ('auto' first), for choosers."""
+    names = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        names.append("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        names.append("mps")
+    return names
+
+
+def describe_device(device: torch.device) -> str:
+    """A device for people: 'CPU (2 threads)', 'CUDA: NVIDIA H200', 'MPS'."""
+    if device.type == "cuda":
+        return f"CUDA: {torch.cuda.get_device_name(device)}"
+    if device.type == "cpu":
+        return f"CPU ({torch.get_num_threads()} threads)"
+    return device.type.upper()
 
 
 def cpu_has_bf16() -> bool:

@@ -1,36 +1,29 @@
 """Where models live and how a model name becomes a path.
 
 Search order for a name: ``$GANEDITOR_MODELS`` (os.pathsep-separated folders), the user's data
-folder (``platformdirs.user_data_dir('ganeditor')/models``), then the models shipped beside the
-application (``models/`` of a source checkout or of a frozen build).  A name ``foo`` matches
-``foo.safetensors`` or ``foo/model.safetensors``.  An existing path is always used as it is.
+folder (``core.paths.user_data_dir()/models``), then the models shipped beside the application
+(``models/`` of a source checkout or of a frozen build: ``core.resources.bundled_models_dir``).
+A name ``foo`` matches ``foo.safetensors`` or ``foo/model.safetensors``.  An existing path is always
+used as it is.  Each shipped demo model has a card ``models/<name>.md`` beside its weights;
+``missing_demo_models`` lists the cards whose weights are absent (a broken install).
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
-
-import platformdirs
 
 from ganeditor.core.errors import CheckpointError
 from ganeditor.core.files import check_input_file
+from ganeditor.core.paths import user_data_dir
+from ganeditor.core.resources import bundled_models_dir
 
 MODEL_SUFFIXES = (".safetensors", ".pkl", ".pt", ".pth", ".param")
 
 
-def bundled_models_dir() -> Path:
-    """The ``models/`` folder shipped with the app (source checkout or PyInstaller bundle)."""
-    frozen = getattr(sys, "_MEIPASS", None)
-    if frozen:
-        return Path(frozen) / "models"
-    return Path(__file__).resolve().parents[2] / "models"
-
-
 def user_models_dir() -> Path:
     """The per-user models folder (created on demand by whoever writes there)."""
-    return Path(platformdirs.user_data_dir("ganeditor", appauthor=False)) / "models"
+    return user_data_dir() / "models"
 
 
 def model_dirs() -> list[Path]:
@@ -92,3 +85,14 @@ def companion(model: str | Path, role: str) -> Path | None:
         return resolve_model(f"{stem}-{role}")
     except CheckpointError:
         return None
+
+
+def missing_demo_models() -> list[str]:
+    """Problems of the shipped demo models, one line each: a card without its weights, or no models
+    folder at all (an install that lost files).  Empty when everything is there."""
+    folder = bundled_models_dir()
+    cards = sorted(p for p in folder.glob("*.md") if p.stem.lower() != "readme") if folder.is_dir() else []
+    if not cards:
+        return [f"no demo models in this installation (expected in {folder})"]
+    return [f"demo model {c.stem!r} is missing (expected {folder / (c.stem + '.safetensors')})"
+            for c in cards if not any(cand.is_file() for cand in _candidates(folder, c.stem))]  # fmt: skip

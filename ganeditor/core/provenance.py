@@ -162,3 +162,19 @@ def edited(*steps: Step, source: str | Path | None = None, options: ProvenanceOp
     """Provenance of a photo changed by models (paste-back, translate, upscale, restore), in order."""
     return Provenance(tuple(steps), False, None if source is None else Path(source),
                       options or ProvenanceOptions.from_env())  # fmt: skip
+
+
+
+def step_record(step: Step) -> dict[str, Any]:
+    """``step`` as plain JSON data (for undo steps and project files); ``Step(**...)`` reads it back."""
+    return {"operation": step.operation, "model": step.model, "model_sha256": step.model_sha256,
+            "settings": [list(kv) for kv in step.settings], "when": step.when, "version": step.version}  # fmt: skip
+
+
+def from_operations(operations: list[dict[str, Any]], source: str | Path | None,
+                    options: ProvenanceOptions | None = None) -> Provenance | None:
+    """Provenance of a photo edited in the window: the steps recorded (``step_record``) under the key
+    ``provenance`` of each applied operation, oldest first; None when no model changed the photo."""
+    steps = [Step(**{**d, "settings": tuple(tuple(kv) for kv in d["settings"])})
+             for op in operations for d in op.get("provenance", ())]  # fmt: skip
+    return edited(*steps, source=source, options=options) if steps else None

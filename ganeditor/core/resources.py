@@ -1,8 +1,10 @@
-"""The one home of read-only app resources (icons, style sheets, demo photos): ``resource(name)``.
+"""The one home of the read-only files that come with the app: ``resources/`` (icons, style sheets,
+sample photos) and the demo ``models/``, found the same way in a source checkout and in the frozen bundle.
 
-In a source checkout they live in ``resources/`` beside the package; in a PyInstaller one-folder
-build in ``<bundle>/resources`` (``sys._MEIPASS``).  ``$GANEDITOR_RESOURCES`` overrides both.
-Nothing is ever written there.
+``app_dir()`` is the folder holding both: the repository root of a source checkout (beside the
+``ganeditor`` package), or the PyInstaller one-folder bundle's data folder (``sys._MEIPASS``).
+``$GANEDITOR_RESOURCES`` overrides the resources folder.  Nothing is ever written there (per-user
+folders: ``core.paths``).
 """
 
 from __future__ import annotations
@@ -11,16 +13,28 @@ import os
 import sys
 from pathlib import Path
 
+SAMPLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp")
+
+
+def app_dir() -> Path:
+    """The folder of the app's read-only files (frozen bundle or source checkout)."""
+    frozen = getattr(sys, "_MEIPASS", None)
+    if frozen:
+        return Path(frozen)
+    return Path(__file__).resolve().parents[2]
+
 
 def resources_dir() -> Path:
     """The folder holding the app's resources (env override, frozen bundle or source checkout)."""
     env = os.environ.get("GANEDITOR_RESOURCES")
     if env:
         return Path(env).expanduser()
-    frozen = getattr(sys, "_MEIPASS", None)
-    if frozen:
-        return Path(frozen) / "resources"
-    return Path(__file__).resolve().parents[2] / "resources"
+    return app_dir() / "resources"
+
+
+def bundled_models_dir() -> Path:
+    """The demo ``models/`` folder shipped with the app."""
+    return app_dir() / "models"
 
 
 def resource(name: str) -> Path:
@@ -37,4 +51,4 @@ def resource(name: str) -> Path:
 def sample_photos() -> list[Path]:
     """The sample photos shipped in ``resources/samples`` (sorted; empty if there are none)."""
     folder = resources_dir() / "samples"
-    return sorted(p for p in folder.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")) if folder.is_dir() else []
+    return sorted(p for p in folder.glob("*") if p.suffix.lower() in SAMPLE_SUFFIXES) if folder.is_dir() else []

@@ -16,6 +16,7 @@ from typing import Any
 
 from safetensors import safe_open
 
+from ganeditor.core.errors import CheckpointError
 from ganeditor.archs.generator_api import is_stylegan
 from ganeditor.core.model_store import companion, list_models
 from ganeditor.formats import load_checkpoint
@@ -88,13 +89,8 @@ def classify(name: str, path: Path) -> ModelEntry:
     return ModelEntry(name, path, "unknown", suffix[1:])
 
 
-def identify(entry: ModelEntry, device: str = "cpu") -> ModelEntry:
-    """``entry`` with its kind found by loading the file through the safe readers (for files ``classify``
-    cannot place from their name or header, e.g. .pth files only spandrel knows); unreadable: unchanged."""
-    try:
-        ckpt = load_checkpoint(entry.path, device)
-    except Exception:  # noqa: BLE001 - an unreadable file stays 'unknown' (its description says why)
-        return entry
+def _identified(entry: ModelEntry, ckpt) -> ModelEntry:
+    """``entry`` with the kind, architecture and roles of its loaded checkpoint."""
     net = ckpt.primary
     arch = getattr(net, "arch_name", type(net).__name__)
     kind = ARCH_KINDS.get(arch) or SPANDREL_KINDS.get(getattr(net, "kind", ""), "")
@@ -103,6 +99,35 @@ def identify(entry: ModelEntry, device: str = "cpu") -> ModelEntry:
                                                      else "other")
     meta = dict(entry.meta, **{k: ckpt.meta[k] for k in ("kind", "scale", "purpose") if k in ckpt.meta})
     return ModelEntry(entry.name, entry.path, kind, arch, list(ckpt.nets), meta)
+
+
+def identify(entry: ModelEntry, device: str = "cpu") -> ModelEntry:
+    """``entry`` with its kind found by loading the file through the safe readers (for files ``classify``
+    cannot place from their name or header, e.g. .pth files only spandrel knows); unreadable: unchanged."""
+    try:
+        ckpt = load_checkpoint(entry.path, device)
+    except Exception:  # noqa: BLE001 - an unreadable file stays 'unknown' (its description says why)
+        return entry
+    return _identified(entry, ckpt)
+
+
+def check_model(path: str | Path) -> ModelEntry:
+    """A ModelEntry for a file from anywhere (drop, Open model, a training run), checked by loading it:
+    CheckpointError when it is broken or holds nothing the app can use."""
+    path = Path(path)
+    entry = classify(model_name(path), path)
+    if entry.kind == "directions":
+        return entry
+    found = _identified(entry, load_checkpoint(path))
+    if found.kind == "other":
+        raise CheckpointError(f"holds a {found.arch} ({', '.join(found.roles)}), not a generator, translator, "
+                              "upscaler, restorer or inversion encoder", path)  # fmt: skip
+    return found
+
+
+def model_name(path: Path) -> str:
+    """The name a file goes by in the library: its stem, or its folder's name for ``<run>/model.safetensors``."""
+    return path.parent.name if path.name == "model.safetensors" and path.parent.name else path.stem
 
 
 def _json(text: str | None) -> dict:

@@ -252,3 +252,11 @@ def project_out(primal: np.ndarray, *conditions: np.ndarray) -> np.ndarray:
     if n < 1e-8:
         raise GanEditorError("the direction lies in the span of the conditions: nothing is left after projection")
     return v / n
+
+
+def pretty_name(name: str) -> str:
+    """A direction's name for people: 'hair_colour' -> 'Hair colour'; 'sefa_coarse_2' -> 'SeFa coarse 2'."""
+    text = name.replace("_", " ").strip()
+    for raw, nice in (("sefa", "SeFa"), ("ganspace", "GANSpace"), ("cond", "(cond.)")):
+        text = text.replace(raw, nice)
+    return text[:1].upper() + text[1:]

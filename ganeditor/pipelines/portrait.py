@@ -129,6 +129,7 @@ class InversionSummary:
     cancelled: bool  # stopped early: the best result so far
     loss: str
     stages: tuple[StageFigures, ...]
+    latent: "LatentState"  # what a project file keeps to bring this inversion back
 
 
 @dataclass(frozen=True)
@@ -243,7 +244,7 @@ class PortraitSession:
         self._set_latent(final.ws, noise, final.G_tuned)
         stages = tuple(StageFigures(s.method, float(s.psnr), float(s.ssim), float(s.seconds), int(s.steps_done),
                                     bool(s.cancelled)) for s in final.stages)  # fmt: skip
-        return InversionSummary(self.render({}), bool(final.cancelled), final.loss_name, stages)
+        return InversionSummary(self.render({}), bool(final.cancelled), final.loss_name, stages, self.latent_state())
 
     def _set_latent(self, ws: torch.Tensor, noise: dict[str, torch.Tensor], G_tuned: torch.nn.Module | None) -> None:
         G = self._need_generator()

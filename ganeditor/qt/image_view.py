@@ -11,7 +11,6 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QWidget
 
 from ganeditor.qt.convert import qimage_from_array
-from ganeditor.qt.compat import emit
 
 ZOOM_STEP = 1.25
 MIN_SCALE, MAX_SCALE = 0.02, 32.0
@@ -32,6 +31,7 @@ class ImageView(QWidget):
         self.setMouseTracking(True)
         self.after: QPixmap | None = None
         self.before: QPixmap | None = None
+        self._pixmaps: dict[int, tuple[np.ndarray, QPixmap]] = {}  # id(array) -> (array, its pixmap)
         self.scale = 1.0
         self.center = QPointF(0, 0)  # image point shown at the widget's centre
         self.auto_fit = True
@@ -51,13 +51,23 @@ class ImageView(QWidget):
     def set_images(self, after: np.ndarray | None, before: np.ndarray | None = None) -> None:
         """Show ``after`` (the result); ``before`` is what compare shows (None: no compare)."""
         old = None if self.after is None else self.after.size()
-        self.after = None if after is None else QPixmap.fromImage(qimage_from_array(after))
-        self.before = None if before is None else QPixmap.fromImage(qimage_from_array(before))
+        self.after, self.before = self._pixmap(after), self._pixmap(before)
+        self._pixmaps = {k: v for k, v in self._pixmaps.items() if k in (id(after), id(before))}
         if self.after is None or old != self.after.size():
             self.auto_fit = True
         if self.auto_fit:
             self.fit()
         self.update()
+
+    def _pixmap(self, pixels: np.ndarray | None) -> QPixmap | None:
+        """The pixmap of ``pixels``, converted once per array (undo/redo and compare reuse it)."""
+        if pixels is None:
+            return None
+        hit = self._pixmaps.get(id(pixels))
+        if hit is None or hit[0] is not pixels:
+            hit = (pixels, QPixmap.fromImage(qimage_from_array(pixels)))
+            self._pixmaps[id(pixels)] = hit
+        return hit[1]
 
     def set_overlay(self, boxes=(), points=()) -> None:
         """Face boxes (x1, y1, x2, y2) and labelled points (x, y, label), in image pixels."""
@@ -137,7 +147,7 @@ class ImageView(QWidget):
     def _set_scale(self, s: float) -> None:
         if s != self.scale:
             self.scale = s
-            emit(self.zoom_changed, s)
+            self.zoom_changed.emit(s)
 
     def to_image(self, p: QPointF) -> QPointF:
         """Widget coordinates -> image coordinates (pixel edges at integers)."""
@@ -172,11 +182,11 @@ class ImageView(QWidget):
         if self.brush:
             q = self.to_image(pos)
             self._drag = ("brush", pos, q)
-            emit(self.mask_stroke, q.x(), q.y(), q.x(), q.y())
+            self.mask_stroke.emit(q.x(), q.y(), q.x(), q.y())
             return
         if self.pick_mode:
             q = self.to_image(pos)
-            emit(self.point_picked, q.x() - 0.5, q.y() - 0.5)
+            self.point_picked.emit(q.x() - 0.5, q.y() - 0.5)
             return
         kind = "split" if self._near_divider(pos.x()) else "pan"
         self._drag = (kind, pos, QPointF(self.center))
@@ -190,7 +200,7 @@ class ImageView(QWidget):
             self.update()
         if self._drag is not None and self._drag[0] == "brush":
             q, last = self.to_image(pos), self._drag[2]
-            emit(self.mask_stroke, last.x(), last.y(), q.x(), q.y())
+            self.mask_stroke.emit(last.x(), last.y(), q.x(), q.y())
             self._drag = ("brush", pos, q)
             return
         if self._drag is None:
@@ -212,7 +222,7 @@ class ImageView(QWidget):
         was_brush = self._drag is not None and self._drag[0] == "brush"
         self._drag = None
         if was_brush:
-            emit(self.stroke_finished)
+            self.stroke_finished.emit()
         elif not self.pick_mode and not self.brush:
             self.setCursor(Qt.CursorShape.ArrowCursor)
 

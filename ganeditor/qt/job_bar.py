@@ -20,6 +20,7 @@ class JobBar(QWidget):
         self.bar.setFixedWidth(180)
         self.bar.setTextVisible(True)
         self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setShortcut("Esc")
         self.cancel_button.setToolTip("Stop this job (inversion keeps its best result so far)")
         self.cancel_button.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         self.label.setMinimumWidth(160)
@@ -35,10 +36,13 @@ class JobBar(QWidget):
         self.setVisible(False)
 
     def cancel(self) -> None:
+        """Ask the job to stop; says "Cancelling…" at once (the work stops at its next check)."""
         if self.job is not None:
             self.job.cancel()
-            self.label.setText(f"{self.job.label}: cancelling…")
+            self.label.setText(f"Cancelling {self.job.label or 'the job'}…")
+            self.bar.setRange(0, 0)
             self.cancel_button.setEnabled(False)
+            self.label.repaint()  # shown now, not after the next event-loop turn
 
     def _started(self, job: Job) -> None:
         if job.key == "preview":

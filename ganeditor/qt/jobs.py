@@ -25,7 +25,6 @@ from PySide6.QtCore import QObject, QThread, Signal
 
 from ganeditor.core.errors import Cancelled
 from ganeditor.core.progress import CancelToken, ProgressEvent, Task
-from ganeditor.qt.compat import emit
 
 _ids = itertools.count(1)
 
@@ -113,7 +112,7 @@ class WorkerThread(QThread):
 
     def run(self) -> None:  # noqa: D102 - QThread entry point
         job, b = self.job, self.bridge
-        task = JobTask(job, lambda ev: emit(b.progress, job, ev), lambda p: emit(b.preview, job, p))
+        task = JobTask(job, lambda ev: b.progress.emit(job, ev), lambda p: b.preview.emit(job, p))
         try:
             with torch.inference_mode(not job.grad):
                 out = job.fn(task)
@@ -123,12 +122,12 @@ class WorkerThread(QThread):
                             task.send(next(out))
                     except StopIteration as stop:
                         out = stop.value
-            emit(b.result, job, check_payload(out))
+            b.result.emit(job, check_payload(out))
         except Cancelled:
-            emit(b.cancelled, job)
+            b.cancelled.emit(job)
         except BaseException as e:  # noqa: BLE001 - reported to the GUI, never swallowed
             e.traceback_text = traceback.format_exc()  # type: ignore[attr-defined]
-            emit(b.error, job, e)
+            b.error.emit(job, e)
 
 
 class Lane(QObject):
@@ -178,14 +177,17 @@ class Lane(QObject):
             if key is None or j.key == key:
                 j.cancel()
 
-    def shutdown(self, timeout_ms: int = 15000) -> bool:
-        """Supersede everything and join the worker thread; True when it stopped in time."""
+    def shutdown(self, timeout_ms: int | None = 15000) -> bool:
+        """Supersede everything and join the worker thread (``None``: however long the work takes to
+        reach its next cancel check); True when it stopped in time."""
         self._closed = True
         for j in [*self._queue, *([self.current] if self.current else [])]:
             j.supersede()
         self._queue.clear()
         t = self._thread
-        return True if t is None else t.wait(timeout_ms)
+        if t is None:
+            return True
+        return t.wait() if timeout_ms is None else t.wait(timeout_ms)
 
     # ----------------------------------------------------------------------------- internal
     def _start_next(self) -> None:
@@ -199,7 +201,7 @@ class Lane(QObject):
         self.current, job.state = job, "running"
         self._thread = WorkerThread(job, self._bridge)
         self._thread.finished.connect(self._on_thread_finished)
-        emit(self.job_started, job)
+        self.job_started.emit(job)
         self._thread.start()
 
     def _on_thread_finished(self) -> None:
@@ -210,19 +212,19 @@ class Lane(QObject):
             t.deleteLater()
         if job is not None:
             job.state = "done"
-            emit(self.job_finished, job)
+            self.job_finished.emit(job)
         if self._closed:
             return
         self._start_next()
         if self._thread is None:
-            emit(self.idle)
+            self.idle.emit()
 
     def _live(self, job: Job) -> bool:
         return not job.stale and not self._closed
 
     def _on_progress(self, job: Job, ev: ProgressEvent) -> None:
         if self._live(job):
-            emit(self.job_progress, job, ev)
+            self.job_progress.emit(job, ev)
             if job.on_progress:
                 job.on_progress(ev)
 

@@ -1,33 +1,39 @@
-"""The main window: image view, panels (Models, Portrait, Scene, Train), menus, toolbar, status bar."""
+"""The main window: image view, panels (Models, Portrait, Scene, Train, History), menus, toolbar,
+status bar; closing asks before work is lost and joins every worker thread."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+import torch
+from PySide6.QtCore import QElapsedTimer, Qt
 from PySide6.QtGui import QAction, QIcon, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QScrollArea, QToolButton,
-                               QWidget)
+from PySide6.QtWidgets import (QApplication, QDockWidget, QLabel, QMainWindow, QMessageBox, QScrollArea,
+                               QToolButton, QUndoView, QWidget)
 
 from ganeditor import __version__
+from ganeditor.core.device import describe_device, pick_device
 from ganeditor.core.errors import GanEditorError
 from ganeditor.core.resources import resource, sample_photos
+from ganeditor.pipelines.portrait import WeightPaths, warm_up
+from ganeditor.qt.autosave import Autosaver, autosave_dir
 from ganeditor.qt.document import Document
 from ganeditor.qt.image_view import ImageView
 from ganeditor.qt.job_bar import JobBar
 from ganeditor.qt.jobs import Job, Lane
 from ganeditor.qt.models_panel import ModelsPanel
 from ganeditor.qt.portrait_panel import PortraitPanel
-from ganeditor.pipelines.portrait import WeightPaths, warm_up
 from ganeditor.qt.prefs_dialog import PreferencesDialog
 from ganeditor.qt.restore_panel import RestorePanel
 from ganeditor.qt.scene_panel import ScenePanel
 from ganeditor.qt.settings import Key, Settings
 from ganeditor.qt.train_panel import TrainPanel
+from ganeditor.qt.window_files import FileActions
+from ganeditor.qt.window_models import ROLE_KEYS, ModelActions
+from ganeditor.qt.welcome import install_welcome
 
-IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.webp *.bmp *.gif);;All files (*)"
-EXPORT_FILTER = "PNG (*.png);;JPEG (*.jpg *.jpeg);;TIFF (*.tif *.tiff);;WebP (*.webp)"
-MODEL_FILTER = "Models (*.safetensors *.pkl *.pt *.pth *.param);;All files (*)"
+QUIET_JOBS = ("preview", "warmup", "describe", "autosave", "scan")  # jobs that are not the user's work
+DEFAULT_SIZE = (1360, 860)
 
 
 def icon(name: str) -> QIcon:
@@ -38,62 +44,81 @@ def icon(name: str) -> QIcon:
         return QIcon()
 
 
-class MainWindow(QMainWindow):
+class MainWindow(FileActions, ModelActions, QMainWindow):
     """Top-level window of GAN Editor."""
 
-    def __init__(self, settings: Settings | None = None, autosave_dir: Path | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, autosave_folder: Path | None = None,
+                 autosave_interval_s: float = 60.0) -> None:
         super().__init__()
         self.settings = settings or Settings()
-        self.autosave_dir = autosave_dir
         self._discard = False  # closing without asking (screenshots, tests)
+        self._closed = False
         self.setWindowTitle("GAN Editor")
         self.setWindowIcon(icon("ganeditor"))
-        self.resize(1360, 860)
         self.setAcceptDrops(True)
-        self.device_lane = Lane("device", self)
+        self.device_lane = Lane("device", self)  # models: one job at a time
         self.train_lane = Lane("train", self)
+        self.io_lane = Lane("io", self)  # decoding, encoding, saving, scanning
         self.doc = Document(self)
+        self.doc.memory_limit = self.settings.get(Key.UNDO_MEMORY_MB) << 20
         self.view = ImageView()
         self.setCentralWidget(self.view)
         self.models = ModelsPanel(self.device_lane)
-        self.portrait = PortraitPanel(self.device_lane, self.doc, self.view, self._device_name, self._weight_paths)
+        self.portrait = PortraitPanel(self.device_lane, self.doc, self.view, self._device, self._weight_paths)
         self.scene = ScenePanel(self.device_lane, self.doc, self._scene_options)
-        self.train = TrainPanel(self.train_lane, self._device_name)
+        self.train = TrainPanel(self.train_lane, lambda: str(self._device()))
         self.restore = RestorePanel(self.device_lane, self.doc, self.view, self._scene_options)
+        self.history = QUndoView(self.doc.undo_stack)
+        self.history.setEmptyLabel("Opened photo")
         self.docks: dict[str, QDockWidget] = {}
         self._dock("Models", self.models, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._dock("History", self.history, Qt.DockWidgetArea.LeftDockWidgetArea)
         for title, panel in (("Portrait", self.portrait), ("Scene", self.scene), ("Restore", self.restore),
                              ("Train", self.train)):
             self._dock(title, panel, Qt.DockWidgetArea.RightDockWidgetArea, scroll=True)
+        self.tabifyDockWidget(self.docks["Models"], self.docks["History"])
         self.tabifyDockWidget(self.docks["Portrait"], self.docks["Scene"])
         self.tabifyDockWidget(self.docks["Scene"], self.docks["Restore"])
         self.tabifyDockWidget(self.docks["Restore"], self.docks["Train"])
+        self.docks["Models"].raise_()
         self.docks["Portrait"].raise_()
-        self.resizeDocks([self.docks["Models"], self.docks["Portrait"]], [300, 420], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["Models"], self.docks["Portrait"]], [280, 420], Qt.Orientation.Horizontal)
         self.job_bar = JobBar(self.device_lane)
+        self.device_label = QLabel()
         self.train_status = QLabel()
         self.zoom_label = QLabel("")
         self.size_label = QLabel("")
+        self.autosaver = Autosaver(autosave_folder or autosave_dir(), self.io_lane, self._autosave_data, autosave_interval_s, self)
+        self.autosaver.failed.connect(lambda m: self.statusBar().showMessage(f"Autosave failed: {m}", 15000))
         self._build_actions()
         self._build_status()
+        self._connect()
+        self._fit_screen()
+        self.statusBar().showMessage("Open a photo to start (File ▸ Open…), or try one of File ▸ Open sample")
+        self.scan_models(prefer={r: self.settings.get(k) for r, k in ROLE_KEYS.items()})
+        self.device_lane.submit(Job(lambda task: warm_up(task), key="warmup", label="Preparing engines", grad=True))
+        self.welcome = install_welcome(self)
+
+    def _connect(self) -> None:
         self.doc.image_changed.connect(self._show_document)
+        self.doc.opened.connect(self._history_start)
+        self.doc.modified_changed.connect(lambda _m: self._update_title())
+        self.doc.undo_stack.indexChanged.connect(lambda _i: self.autosaver.edited())
         self.models.selection_changed.connect(self._model_chosen)
         for p in (self.portrait, self.scene, self.restore, self.train):
             p.error.connect(self.show_error)
         self.restore.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
         self.portrait.generator_failed.connect(self._generator_failed)
+        self.portrait.wants_generator.connect(lambda e: self.models.select("generator", e.name))
+        self.portrait.inverted_changed.connect(self.doc.mark_modified)
         self.portrait.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
+        self.train.finished.connect(self._training_finished)
         self.view.zoom_changed.connect(lambda s: self.zoom_label.setText(f"{s * 100:.0f} %"))
+        self.device_lane.job_finished.connect(self._job_finished)
         self.train_lane.job_started.connect(lambda j: self.train_status.setText("Training…"))
         self.train_lane.job_finished.connect(lambda j: self.train_status.setText(""))
         self.train_lane.job_progress.connect(lambda j, ev: self.train_status.setText(
             f"Training {ev.done:.0f}/{ev.total:.0f}" if ev.total else "Training…"))  # fmt: skip
-        self.models.refresh(prefer={r: self.settings.get(k) for r, k in
-                                    (("generator", Key.GENERATOR), ("translator", Key.TRANSLATOR),
-                                     ("upscaler", Key.UPSCALER))})  # fmt: skip
-        self._restore_layout()
-        self.statusBar().showMessage("Open a photo to start (File ▸ Open…), or try one of File ▸ Open sample")
-        self.device_lane.submit(Job(lambda task: warm_up(task), key="warmup", label="Preparing engines", grad=True))
 
     # ------------------------------------------------------------------------------ layout
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea, scroll: bool = False) -> None:
@@ -111,6 +136,21 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         self.docks[title] = dock
 
+    def _fit_screen(self) -> None:
+        """Open within the available screen (e.g. 1280×800 less the panels of the desktop)."""
+        geo, state = self.settings.get(Key.WINDOW_GEOMETRY), self.settings.get(Key.WINDOW_STATE)
+        if geo:
+            self.restoreGeometry(geo)
+        if state:
+            self.restoreState(state)
+        screen = self.screen().availableGeometry() if self.screen() else None
+        w, h = (self.width(), self.height()) if geo else DEFAULT_SIZE
+        if screen is not None:
+            w, h = min(w, screen.width()), min(h, screen.height())
+        self.resize(w, h)
+        if screen is not None and not screen.contains(self.frameGeometry().topLeft()):
+            self.move(screen.topLeft())
+
     def _act(self, text: str, slot, shortcut=None, icon_name: str | None = None, tip: str = "") -> QAction:
         a = QAction(text, self)
         if shortcut is not None:
@@ -123,8 +163,10 @@ class MainWindow(QMainWindow):
 
     def _build_actions(self) -> None:
         S = QKeySequence.StandardKey
-        self.open_act = self._act("&Open…", self._open_dialog, S.Open, "open", "Open a photo")
-        self.export_act = self._act("&Export…", self._export_dialog, S.Save, "export", "Export the result (keeps ICC and bit depth)")
+        self.open_act = self._act("&Open…", self._open_dialog, S.Open, "open", "Open a photo or a project")
+        self.save_act = self._act("&Save project", lambda: self.save_project(), S.Save, None, "Save the work as a .ganedit project")
+        self.save_as_act = self._act("Save project &as…", lambda: self.save_project_as(), S.SaveAs)
+        self.export_act = self._act("&Export image…", self._export_dialog, "Ctrl+E", "export", "Export the result (keeps ICC and bit depth)")
         self.undo_act = self.doc.undo_stack.createUndoAction(self, "&Undo")
         self.undo_act.setShortcut(QKeySequence(S.Undo))
         self.undo_act.setIcon(icon("undo"))
@@ -144,12 +186,13 @@ class MainWindow(QMainWindow):
         self.sample_menu = file_menu.addMenu("Open &sample")
         for path in sample_photos():
             label = path.stem.replace("-", " ").capitalize()
-            self.sample_menu.addAction(self._act(label, lambda _=False, p=path: self.open_image(str(p), remember=False)))
+            self.sample_menu.addAction(self._act(label, lambda _=False, p=path: self.open_path(str(p), remember=False)))
         self.sample_menu.setEnabled(bool(self.sample_menu.actions()))
-        file_menu.addAction(self.export_act)
+        file_menu.addSeparator()
+        file_menu.addActions([self.save_act, self.save_as_act, self.export_act])
         file_menu.addSeparator()
         file_menu.addAction(self._act("Open &model file…", self._open_model_dialog))
-        file_menu.addAction(self._act("Re&scan models", lambda: self.models.refresh()))
+        file_menu.addAction(self._act("Re&scan models", lambda: self.scan_models()))
         file_menu.addSeparator()
         file_menu.addAction(self._act("&Quit", self.close, S.Quit))
         edit_menu = self.menuBar().addMenu("&Edit")
@@ -188,16 +231,23 @@ class MainWindow(QMainWindow):
         sb.addPermanentWidget(self.train_status)
         sb.addPermanentWidget(self.size_label)
         sb.addPermanentWidget(self.zoom_label)
+        sb.addPermanentWidget(self.device_label)
+        self._update_device_label()
+
+    def _update_device_label(self) -> None:
+        name = self._device_name()
+        try:
+            text = describe_device(pick_device(name))
+        except GanEditorError:
+            text = f"{name}: not available (see Preferences)"
+        self.device_label.setText(text)
+        self.device_label.setToolTip(f"Compute device (Preferences: {name})")
 
     # ---------------------------------------------------------------------------- start-up
     def start_up(self, path: str | None = None) -> None:
-        """After show(): open ``path`` (a photo or a project) if given."""
-        if path:
+        """After show(): offer to recover a crashed session's work, else open ``path`` if given."""
+        if not self.offer_recovery() and path:
             self.open_path(path)
-
-    def open_path(self, path: str, remember: bool = True) -> bool:
-        """Open a photo or a project file."""
-        return self.open_image(path, remember)
 
     def panel_names(self) -> list[str]:
         return [t.lower() for t in self.docks]
@@ -212,8 +262,17 @@ class MainWindow(QMainWindow):
         return True
 
     def idle(self) -> bool:
-        """No job runs or waits on any lane."""
-        return not self.device_lane.busy() and self.device_lane.current is None and not self.train_lane.busy()
+        """No job runs or waits on the device and I/O lanes (training may run)."""
+        return all(not ln.busy() and ln.current is None for ln in (self.device_lane, self.io_lane))
+
+    def wait_for(self, condition, timeout_ms: int = 120000) -> bool:
+        """Process events until ``condition()`` (a modal wait for a save before quitting)."""
+        t = QElapsedTimer()
+        t.start()
+        while not condition() and t.elapsed() < timeout_ms:
+            QApplication.processEvents()
+            QApplication.instance().thread().msleep(5)  # type: ignore[union-attr]
+        return bool(condition())
 
     def discard_and_close(self) -> None:
         """Close without asking about unsaved work (offscreen screenshots, tests)."""
@@ -221,25 +280,6 @@ class MainWindow(QMainWindow):
         self.close()
 
     # --------------------------------------------------------------------------- document
-    def open_image(self, path: str, remember: bool = True) -> bool:
-        """Open the photo at ``path`` (``remember``: in the recent files and as the last folder);
-        on failure, say why in a message box and return False."""
-        try:
-            img = self.doc.open(path)
-        except GanEditorError as e:
-            QMessageBox.warning(self, "Cannot open", str(e))
-            return False
-        if remember:
-            self.settings.add_recent(str(Path(path).resolve()))
-            self.settings.set(Key.LAST_DIR, str(Path(path).resolve().parent))
-            self._update_recent()
-        w, h = img.size
-        extra = f", {img.bit_depth}-bit" if img.bit_depth != 8 else ""
-        notes = f" — {'; '.join(img.notes)}" if img.notes else ""
-        self.statusBar().showMessage(f"{Path(path).name} — {w}×{h}{extra}{notes}")
-        self.setWindowTitle(f"{Path(path).name} — GAN Editor")
-        return True
-
     def _show_document(self) -> None:
         d = self.doc
         same = d.current is d.original
@@ -250,72 +290,40 @@ class MainWindow(QMainWindow):
             self.size_label.setText(f"{w}×{h}" + (f" · {edits} edit{'s' if edits != 1 else ''}" if edits else ""))
         self._update_doc_actions()
 
+    def _history_start(self, _path: str) -> None:
+        d = self.doc
+        if d.project_path is not None:
+            self.history.setEmptyLabel(f"Opened {d.project_path.name}")
+        else:
+            self.history.setEmptyLabel(f"Opened {d.path.name}" if d.path else "Recovered work")
+
+    def _update_title(self) -> None:
+        d = self.doc
+        name = d.project_path.name if d.project_path else (d.path.name if d.path else "")
+        self.setWindowTitle((f"{name}{'*' if d.is_modified else ''} — " if name else "") + "GAN Editor")
+
     def _update_doc_actions(self) -> None:
         has = self.doc.is_open
-        for a in (self.export_act, self.fit_act, self.actual_act, self.split_act):
+        for a in (self.export_act, self.save_act, self.save_as_act, self.fit_act, self.actual_act, self.split_act):
             a.setEnabled(has)
         self.hold_button.setEnabled(has)
-
-    def _open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open photo", self.settings.get(Key.LAST_DIR), IMAGE_FILTER)
-        if path:
-            self.open_image(path)
-
-    def _export_dialog(self) -> None:
-        if not self.doc.is_open:
-            return
-        start = str(self.doc.path.with_name(self.doc.path.stem + "-edited.png")) if self.doc.path else ""
-        path, _ = QFileDialog.getSaveFileName(self, "Export result", start, EXPORT_FILTER)
-        if path:
-            self.export(path)
-
-    def export(self, path: str) -> bool:
-        """Write the current result atomically (ICC, EXIF and bit depth kept where the format can)."""
-        try:
-            notes = self.doc.export(path)
-        except GanEditorError as e:
-            self.show_error("Cannot export", str(e))
-            return False
-        self.statusBar().showMessage(f"Exported {Path(path).name}" + (f" ({'; '.join(notes)})" if notes else ""), 8000)
-        return True
 
     def _update_recent(self) -> None:
         self.recent_menu.clear()
         items = self.settings.get(Key.RECENT_FILES)
         for p in items:
-            self.recent_menu.addAction(Path(p).name, lambda p=p: self.open_image(p)).setToolTip(p)
+            self.recent_menu.addAction(Path(p).name, lambda p=p: self.open_path(p)).setToolTip(p)
         self.recent_menu.setEnabled(bool(items))
 
-    def dragEnterEvent(self, event) -> None:  # noqa: N802
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
+    def _autosave_data(self):
+        """(revision, project) to autosave, or None when nothing needs it."""
+        if not self.doc.is_modified:
+            return None
+        return self.doc.revision, self.gather_project()
 
-    def dropEvent(self, event) -> None:  # noqa: N802
-        urls = event.mimeData().urls()
-        if urls and urls[0].isLocalFile():
-            self.open_image(urls[0].toLocalFile())
-
-    # ------------------------------------------------------------------------------ models
-    def _model_chosen(self, role: str, entry) -> None:
-        key = {"generator": Key.GENERATOR, "translator": Key.TRANSLATOR, "upscaler": Key.UPSCALER}[role]
-        self.settings.set(key, entry.name if entry else "")
-        if role == "generator":
-            if entry is None or self.portrait.generator is None or entry.path != self.portrait.generator.path:
-                self.portrait.set_generator(entry, self.models.entries)
-        else:
-            self.scene.set_model(role, entry)
-
-    def _open_model_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open model", "", MODEL_FILTER)
-        if path:
-            self.models.add_file(path)
-
-    def _generator_failed(self, entry, message: str) -> None:
-        """A generator did not load: the one in use (if any) stays chosen, with its inversion and edits."""
-        current = self.portrait.generator
-        self.models.select("generator", current.name if current else "", quiet=True)
-        if message:
-            self.show_error(f"Cannot use {entry.name}", message)
+    def _job_finished(self, job: Job) -> None:
+        if not any(job.key.startswith(k) for k in QUIET_JOBS):
+            self.autosaver.save_now()
 
     def _device_name(self) -> str:
         return self.settings.get(Key.DEVICE)
@@ -323,38 +331,74 @@ class MainWindow(QMainWindow):
     def _weight_paths(self) -> WeightPaths:
         return WeightPaths(vgg16=self.settings.get(Key.VGG16_PATH), mtcnn_dir=self.settings.get(Key.MTCNN_DIR))
 
+    def _device(self) -> torch.device:
+        """The compute device for a job about to start (resolved once per job; the CPU when the chosen one is gone)."""
+        try:
+            return pick_device(self._device_name())
+        except GanEditorError as e:
+            self.statusBar().showMessage(f"{e}: using the CPU", 10000)
+            return torch.device("cpu")
+
     def _scene_options(self) -> dict:
         tile = self.settings.get(Key.TILE_SIZE)
-        return {"device": self._device_name(), "tile": tile or None, "fast": self.settings.get(Key.FAST_MODE)}
+        return {"device": self._device(), "tile": tile or None, "fast": self.settings.get(Key.FAST_MODE)}
 
     def _preferences(self) -> None:
-        PreferencesDialog(self.settings, self).exec()
+        if PreferencesDialog(self.settings, self).exec():
+            self.doc.memory_limit = self.settings.get(Key.UNDO_MEMORY_MB) << 20
+            self.doc.trim_history()
+            self._update_device_label()
 
     # ------------------------------------------------------------------------------- misc
     def show_error(self, title: str, message: str) -> None:
         """One-line error for the user (also in the status bar)."""
         self.statusBar().showMessage(f"{title}: {message}", 10000)
-        QMessageBox.warning(self, title, message)
+        if not self._discard:
+            QMessageBox.warning(self, title, message)
 
     def _about(self) -> None:
         QMessageBox.about(self, "About GAN Editor", f"GAN Editor {__version__}\nEdit photos with generative adversarial networks.")
 
-    def _restore_layout(self) -> None:
-        geo, state = self.settings.get(Key.WINDOW_GEOMETRY), self.settings.get(Key.WINDOW_STATE)
-        if geo:
-            self.restoreGeometry(geo)
-        if state:
-            self.restoreState(state)
+    # ------------------------------------------------------------------------------ closing
+    def running_jobs(self) -> list[str]:
+        """Labels of the user's jobs that run or wait (previews and housekeeping left out)."""
+        out = []
+        for lane in (self.device_lane, self.train_lane, self.io_lane):
+            for j in [*lane._queue, *([lane.current] if lane.current else [])]:
+                if not j.stale and not any(j.key.startswith(k) for k in QUIET_JOBS):
+                    out.append(j.label or j.key)
+        return out
 
     def closeEvent(self, event) -> None:  # noqa: N802
-        """Cancel and join every worker, then save the layout."""
+        """Ask before stopping work or losing edits; then cancel and join every worker and save the layout."""
+        if self._closed:
+            event.accept()
+            return
+        running = self.running_jobs()
+        if running and not self._discard:
+            training = " Training stops after its current step and writes a checkpoint, so it can resume." \
+                if self.train_lane.busy("train") else ""  # fmt: skip
+            a = self.ask("Quit GAN Editor", f"Still running: {', '.join(running)}. Stop and quit?{training}",
+                         QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)  # fmt: skip
+            if a != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+        if not self.confirm_discard("quit"):
+            event.ignore()
+            return
         self.settings.set(Key.WINDOW_GEOMETRY, bytes(self.saveGeometry().data()))
         self.settings.set(Key.WINDOW_STATE, bytes(self.saveState().data()))
         self.settings.sync()
+        self.hide()
         self.shutdown()
+        self.autosaver.discard()  # a clean exit: nothing to recover
+        self._closed = True
         super().closeEvent(event)
 
-    def shutdown(self) -> bool:
-        """Supersede all jobs and wait for the worker threads; True when all stopped in time."""
-        ok = self.train_lane.shutdown()
-        return self.device_lane.shutdown() and ok
+    def shutdown(self, timeout_ms: int | None = None) -> bool:
+        """Cancel all jobs and join the worker threads (training writes its checkpoint); True when all
+        stopped.  By default it waits for every thread: a QThread must never be destroyed while it runs,
+        and every job either checks its cancel token or is short (warm-up, scans)."""
+        self.autosaver.timer.stop()
+        ok = [lane.shutdown(timeout_ms) for lane in (self.device_lane, self.train_lane, self.io_lane)]
+        return all(ok)

@@ -11,9 +11,8 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QHeaderView, QLabel, QPus
 
 from ganeditor.core.model_store import model_dirs, user_models_dir
 from ganeditor.pipelines.catalog import (ROLES, CheckpointFacts, ModelEntry, catalog, classify, describe, format_fact,
-                                         identify, of_kind)
+                                         identify, model_name, of_kind)
 from ganeditor.qt.jobs import Job, Lane
-from ganeditor.qt.compat import emit
 
 GROUPS = (("generator", "Generators"), ("translator", "Translators"), ("upscaler", "Upscalers"),
           ("restorer", "Restoration models"), ("encoder", "Inversion encoders"), ("directions", "Direction libraries"), ("other", "Other"),
@@ -62,15 +61,32 @@ class ModelsPanel(QWidget):
         lay.addWidget(self.tree, 2)
         lay.addWidget(self.describe_button)
         lay.addWidget(self.facts, 1)
-        self.refresh()
+        self.empty.setText("Looking for models…")
+        for box in self.pickers.values():
+            box.setEnabled(False)
         self._show_entry(None)
 
     # ------------------------------------------------------------------------------ public
+    @staticmethod
+    def scan(extra: list[str] = ()) -> list[ModelEntry]:
+        """Every model of the library folders plus ``extra`` files (reads headers only; any thread)."""
+        entries = catalog()
+        known = {e.path for e in entries}
+        for p in extra:
+            path = Path(p)
+            if path.is_file() and path not in known:
+                entries.append(classify(model_name(path), path))
+        return entries
+
     def refresh(self, prefer: dict[str, str] | None = None) -> None:
-        """Re-scan the model folders; keep (or set from ``prefer``) the chosen models by name."""
+        """Re-scan the model folders here on the calling thread (tests; the window scans on a worker)."""
+        self.set_entries(self.scan([str(e.path) for e in self.extra]), prefer)
+
+    def set_entries(self, entries: list[ModelEntry], prefer: dict[str, str] | None = None) -> None:
+        """Show ``entries``; keep (or set from ``prefer``) the chosen models by name."""
         keep = {r: self.current_name(r) for r in ROLES}
         keep.update({k: v for k, v in (prefer or {}).items() if v})
-        self.entries = [self.identified.get(e.path, e) for e in catalog() + self.extra]
+        self.entries = [self.identified.get(e.path, e) for e in entries]
         self._identify_unknown()
         self.tree.clear()
         for kind, title in GROUPS:
@@ -105,7 +121,7 @@ class ModelsPanel(QWidget):
             self.empty.setText("No models found. Put .safetensors, .pkl, .pt or .pth files in "
                                f"{user_models_dir()} (or set GANEDITOR_MODELS) and choose File ▸ Rescan models.")
         for role in ROLES:
-            emit(self.selection_changed, role, self.current(role))
+            self.selection_changed.emit(role, self.current(role))
 
     def _identify_unknown(self) -> None:
         """Load the files the header did not place (e.g. .pth only spandrel knows) in the background,
@@ -116,17 +132,16 @@ class ModelsPanel(QWidget):
 
         def found(entries: list[ModelEntry]) -> None:
             self.identified.update({e.path: e for e in entries})
-            self.refresh()
+            self.set_entries(self.entries)
 
         self.lane.submit(Job(lambda task: [identify(e) for e in todo], key="identify", label="Identifying models",
                              on_result=found))
 
-    def add_file(self, path: str) -> ModelEntry:
-        """Add a model file from anywhere for this session and select it in its role."""
-        e = classify(Path(path).stem, Path(path))
+    def add_entry(self, e: ModelEntry) -> None:
+        """Add a (checked) model file from anywhere and select it in its role."""
         self.extra = [x for x in self.extra if x.path != e.path] + [e]
-        self.refresh(prefer={e.kind: e.name} if e.kind in ROLES else None)
-        return e
+        entries = [x for x in self.entries if x.path != e.path] + [e]
+        self.set_entries(entries, prefer={e.kind: e.name} if e.kind in ROLES else None)
 
     def current(self, role: str) -> ModelEntry | None:
         return self.pickers[role].currentData()
@@ -149,7 +164,7 @@ class ModelsPanel(QWidget):
     # ---------------------------------------------------------------------------- internal
     def _picked(self, role: str) -> None:
         self._mark_chosen()
-        emit(self.selection_changed, role, self.current(role))
+        self.selection_changed.emit(role, self.current(role))
 
     def _mark_chosen(self) -> None:
         """Chosen models in bold in the tree."""

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
+import torch
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
 from ganeditor.core.device import pick_device
+from ganeditor.core.provenance import record, step_record
 from ganeditor.pipelines.align import AlignedFace
 from ganeditor.pipelines.catalog import ModelEntry, directions_for
+from ganeditor.pipelines.directions import pretty_name
 from ganeditor.pipelines.face_detect import Face
 from ganeditor.pipelines.portrait import (LANDMARK_NAMES, METHOD_LABELS, GeneratorInfo, InversionPreview,
-                                          InversionSummary, PortraitSession, WeightPaths, detector_available)
+                                          InversionSummary, LatentState, PortraitSession, WeightPaths,
+                                          detector_available)
+from ganeditor.pipelines.project import PortraitState
 from ganeditor.qt.document import Document, EditState
 from ganeditor.qt.image_view import ImageView
 from ganeditor.qt.jobs import Job, Lane
 from ganeditor.qt.preview import PreviewScheduler
-from ganeditor.qt.sliders import DirectionSliders, pretty
+from ganeditor.qt.sliders import DirectionSliders
 from ganeditor.qt.widgets import Thumb, hint, section
-from ganeditor.qt.compat import emit
 
 SHORT_NAMES = ("L eye", "R eye", "nose", "L mouth", "R mouth")
 
@@ -35,11 +41,13 @@ class PortraitPanel(QWidget):
     generator_loaded = Signal(object)  # ModelEntry
     generator_failed = Signal(object, str)  # ModelEntry, one-line message
     inverted_changed = Signal()  # an inversion finished (or was restored)
+    wants_generator = Signal(object)  # ModelEntry a project needs
 
-    def __init__(self, lane: Lane, doc: Document, view: ImageView, device_name=lambda: "auto",
-                 weight_paths=lambda: WeightPaths(), parent: QWidget | None = None) -> None:
+    def __init__(self, lane: Lane, doc: Document, view: ImageView,
+                 device: Callable[[], torch.device] = lambda: pick_device("auto"),
+                 weight_paths: Callable[[], WeightPaths] = WeightPaths, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.lane, self.doc, self.view, self.device_name = lane, doc, view, device_name
+        self.lane, self.doc, self.view, self.device = lane, doc, view, device
         self.weight_paths = weight_paths
         self.session = PortraitSession()  # used only inside jobs on the lane's worker thread
         self.edits = EditState(self)
@@ -51,12 +59,14 @@ class PortraitPanel(QWidget):
         self.picked: list[tuple[float, float]] = []
         self.aligned: AlignedFace | None = None
         self.reconstruction: np.ndarray | None = None
+        self.latent: LatentState | None = None  # the current inversion, as numpy (for project files)
+        self._pending: PortraitState | None = None  # project work waiting for its generator to load
         self.edited: np.ndarray | None = None
         self.inverted = False
         self.detector_ok, self.detector_reason = True, ""
         self.scheduler = PreviewScheduler(lane, lambda alphas, task: self.session.render(alphas), parent=self)
         self.scheduler.frame.connect(self._frame)
-        self.scheduler.failed.connect(lambda e: emit(self.error, "Preview failed", str(e)))
+        self.scheduler.failed.connect(lambda e: self.error.emit("Preview failed", str(e)))
         self._build()
         self.edits.changed.connect(lambda *_: self._request_preview())
         doc.opened.connect(lambda _p: self._photo_changed())
@@ -137,31 +147,33 @@ class PortraitPanel(QWidget):
             return
         lib = directions_for(entries, entry)
         encoders = [e.path for e in entries if e.kind == "encoder"]
-        device = pick_device(self.device_name())
+        device = self.device()  # the session keeps it for every job on this generator
         previous = self.model_label.text()
         self.model_label.setText(f"Loading {entry.name}…")
 
         def loaded(info: GeneratorInfo) -> None:
             self.generator, self.info, self.loaded = entry, info, True
-            self.inverted, self.reconstruction, self.edited = False, None, None
+            self.inverted, self.reconstruction, self.edited, self.latent = False, None, None, None
             self.scheduler.reset()
             self.sliders.set_directions(list(info.directions), list(info.groups))
             self.model_label.setText(
                 f"Generator <b>{entry.name}</b>: {info.resolution} px, {info.num_ws}×{info.w_dim} W+; "
                 f"{len(info.directions)} directions from {info.source}" + ("; encoder found" if info.encoder else ""))
-            if info.encoder:
+            if info.encoder and self._pending is None:  # a project's own method choice wins
                 self.method_box.setCurrentIndex(self.method_box.findData("progressive"))
             for t in (self.recon_thumb, self.edit_thumb):
                 t.set_image(None)
-            if self.aligned is not None or self.picked:
+            if self._pending is not None and self._pending.latent.fingerprint == info.fingerprint:
+                self._restore_latent()
+            elif self.aligned is not None or self.picked:
                 self._realign()
             self._update_state()
-            emit(self.generator_loaded, entry)
+            self.generator_loaded.emit(entry)
 
         def failed(exc: BaseException | None) -> None:  # None: the load was cancelled
             self.model_label.setText(previous if self.loaded else f"Cannot use {entry.name}.")
             self._update_state()
-            emit(self.generator_failed, entry, "" if exc is None else str(exc))
+            self.generator_failed.emit(entry, "" if exc is None else str(exc))
 
         paths = self.weight_paths()
         self.lane.submit(Job(lambda task: self.session.load_generator(entry.path, device, lib.path if lib else None,
@@ -174,7 +186,7 @@ class PortraitPanel(QWidget):
     # ------------------------------------------------------------------------------- faces
     def _photo_changed(self) -> None:
         self.faces, self.picked, self.inverted, self.edited = [], [], False, None
-        self.aligned = self.reconstruction = None
+        self.aligned = self.reconstruction = self.latent = self._pending = None
         self.face_box.clear()
         self.scheduler.reset()
         self.edits.set_names(list(self.edits.values))  # new photo: sliders back to 0 (undo history was cleared)
@@ -204,7 +216,7 @@ class PortraitPanel(QWidget):
             self._update_state()
 
         self.lane.submit(Job(lambda task: self.session.detect(photo, paths), key="portrait-detect", label="Detecting faces",
-                             on_result=found, on_error=lambda e: emit(self.error, "Face detection", str(e))))
+                             on_result=found, on_error=lambda e: self.error.emit("Face detection", str(e))))
 
     def _face_chosen(self, index: int) -> None:
         if not 0 <= index < len(self.faces):
@@ -238,13 +250,13 @@ class PortraitPanel(QWidget):
             self._ask_point(n)
             return
         self.points_button.setChecked(False)
-        emit(self.message, "5 points placed: aligning")
+        self.message.emit("5 points placed: aligning")
         self._realign()
 
     def _ask_point(self, n: int) -> None:
         text = f"Click the {LANDMARK_NAMES[n]} on the photo ({n + 1} of 5)."
         self.face_hint.setText(text)
-        emit(self.message, text)
+        self.message.emit(text)
 
     def _realign(self) -> None:
         if not self.loaded or len(self.picked) < 4 or self.doc.current is None:
@@ -253,7 +265,7 @@ class PortraitPanel(QWidget):
         photo, pts = self.doc.current, np.array(self.picked, float)
 
         def aligned(face: AlignedFace) -> None:
-            self.aligned, self.reconstruction = face, None
+            self.aligned, self.reconstruction, self.latent = face, None, None
             self.inverted, self.edited = False, None
             self.target_thumb.set_image(face.image)
             self.recon_thumb.set_image(None)
@@ -262,7 +274,7 @@ class PortraitPanel(QWidget):
             self._update_state()
 
         self.lane.submit(Job(lambda task: self.session.align(photo, pts), key="portrait-align", label="Aligning face",
-                             on_result=aligned, on_error=lambda e: emit(self.error, "Alignment", str(e))))
+                             on_result=aligned, on_error=lambda e: self.error.emit("Alignment", str(e))))
 
     # --------------------------------------------------------------------------- inversion
     def invert(self) -> None:
@@ -280,20 +292,20 @@ class PortraitPanel(QWidget):
                                      f"{p.steps} ({p.progress * 100:.0f} % overall). Cancel keeps the best.")
 
         def done(r: InversionSummary) -> None:
-            self.inverted, self.reconstruction = True, r.image
+            self.inverted, self.reconstruction, self.latent = True, r.image, r.latent
             self.recon_thumb.set_image(r.image, "Reconstruction")
             stages = ", ".join(f"{s.method} {s.psnr:.1f} dB" for s in r.stages)
             note = " (cancelled: best so far)" if r.cancelled else ""
             self.invert_hint.setText(f"PSNR {stages}; {r.stages[-1].seconds:.1f} s; loss {r.loss}{note}")
             self._request_preview()
             self._update_state()
-            emit(self.inverted_changed)
+            self.inverted_changed.emit()
 
         self.invert_hint.setText("Inverting…")
         self.lane.submit(Job(lambda task: self.session.invert(target, method, steps, steps, task, paths),
                              key="portrait-invert",
                              label=f"Inverting ({method})", grad=True, on_preview=preview, on_result=done,
-                             on_error=lambda e: (emit(self.error, "Inversion", str(e)), self._update_state()),
+                             on_error=lambda e: (self.error.emit("Inversion", str(e)), self._update_state()),
                              on_cancelled=self._update_state))  # fmt: skip
 
     # ----------------------------------------------------------------------------- editing
@@ -304,7 +316,7 @@ class PortraitPanel(QWidget):
     def _frame(self, image: np.ndarray, stamp: int) -> None:
         self.edited = image
         active = self.edits.active()
-        self.edit_thumb.set_image(image, "Edited: " + (", ".join(f"{pretty(k)} {v:+.1f}" for k, v in list(active.items())[:2])
+        self.edit_thumb.set_image(image, "Edited: " + (", ".join(f"{pretty_name(k)} {v:+.1f}" for k, v in list(active.items())[:2])
                                                        if active else "no change"))  # fmt: skip
         self._update_state()
 
@@ -314,12 +326,75 @@ class PortraitPanel(QWidget):
             return
         photo, edited, alpha = self.doc.current, self.edited, self.doc.current_alpha
         aligned, recon = self.aligned, self.reconstruction
-        label = ", ".join(f"{pretty(k)} {v:+.1f}" for k, v in self.edits.active().items()) or "reconstruction"
-        self.lane.submit(Job(lambda task: self.session.paste(photo, edited, aligned, recon), key="portrait-paste",
-                             label="Pasting the face back",
-                             on_result=lambda px: (self.doc.apply_result(px, alpha, f"Paste face ({label})"),
-                                                   self.view.set_overlay()),
-                             on_error=lambda e: emit(self.error, "Paste-back", str(e))))  # fmt: skip
+        op = {"op": "paste-back", "model_path": str(self.generator.path) if self.generator else "",
+              "directions": dict(self.edits.active()), "landmarks": [list(p) for p in self.picked]}  # fmt: skip
+        label = ", ".join(f"{pretty_name(k)} {v:+.1f}" for k, v in self.edits.active().items()) or "reconstruction"
+        model, settings = op["model_path"], {"directions": [f"{k}={v:g}" for k, v in op["directions"].items()]}
+
+        def work(task) -> tuple[np.ndarray, dict]:  # the model is hashed here, off the GUI thread
+            return self.session.paste(photo, edited, aligned, recon), step_record(record("paste-back", model, settings))
+
+        def done(r: tuple[np.ndarray, dict]) -> None:
+            self.doc.apply_result(r[0], alpha, f"Paste face ({label})", {**op, "provenance": [r[1]]})
+            self.view.set_overlay()
+
+        self.lane.submit(Job(work, key="portrait-paste", label="Pasting the face back", on_result=done,
+                             on_error=lambda e: self.error.emit("Paste-back", str(e))))  # fmt: skip
+
+    # ------------------------------------------------------------------------------ project
+    def project_state(self) -> PortraitState | None:
+        """The portrait work to keep in a project file (None when there is none)."""
+        if self.aligned is None and self.latent is None:
+            return None
+        g = self.generator
+        gen = {"name": g.name if g else "", "path": str(g.path) if g else "",
+               "fingerprint": self.info.fingerprint if self.info else ""}  # fmt: skip
+        inv = {"method": self.method_box.currentData(), "steps": self.steps_box.value()}
+        latent = self.latent if self.inverted else None
+        return PortraitState(gen, self.aligned, dict(self.edits.active()), inv, latent)
+
+    def restore(self, state: PortraitState) -> str:
+        """Bring back saved portrait work (after the photo was set); returns a problem to tell, or ''."""
+        self.aligned = state.aligned
+        if state.aligned is not None:
+            self.picked = [tuple(float(v) for v in p) for p in state.aligned.landmarks]
+            self.target_thumb.set_image(state.aligned.image, "Aligned")
+            self._show_overlay()
+        if state.inversion.get("method"):
+            self.method_box.setCurrentIndex(max(0, self.method_box.findData(state.inversion["method"])))
+            self.steps_box.setValue(int(state.inversion.get("steps", self.steps_box.value())))
+        self._pending = state if state.latent is not None else None
+        problem = ""
+        if self._pending is not None and not (self.info and self.info.fingerprint == state.latent.fingerprint):
+            name = state.generator.get("name") or state.generator.get("path", "?")
+            wanted = next((e for e in self.catalog_entries if e.name == name or str(e.path) == state.generator.get("path")), None)
+            if wanted is None:
+                self._pending = None
+                problem = f"the project's generator '{name}' is not in the model library: its inversion was not restored"
+            else:
+                self.wants_generator.emit(wanted)  # restored once it has loaded
+        if self._pending is not None and self.info and self.info.fingerprint == state.latent.fingerprint:
+            self._restore_latent()
+        self._update_state()
+        return problem
+
+    def _restore_latent(self) -> None:
+        state, self._pending = self._pending, None
+        if state is None or state.latent is None:
+            return
+        latent, sliders = state.latent, state.sliders
+
+        def done(recon: np.ndarray) -> None:
+            self.inverted, self.reconstruction, self.latent = True, recon, latent
+            self.recon_thumb.set_image(recon, "Reconstruction")
+            self.edits.set_all(sliders)
+            self.invert_hint.setText("Inversion restored from the project.")
+            self._request_preview()
+            self._update_state()
+
+        self.lane.submit(Job(lambda task: self.session.restore_latent(latent), key="portrait-invert",
+                             label="Restoring the inversion", on_result=done,
+                             on_error=lambda e: self.error.emit("Project", f"the inversion was not restored: {e}")))  # fmt: skip
 
     # ------------------------------------------------------------------------------- state
     def _update_state(self) -> None:

@@ -12,7 +12,6 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, Signal
 
 from ganeditor.qt.jobs import Job, JobTask, Lane
-from ganeditor.qt.compat import emit
 
 
 class PreviewScheduler(QObject):
@@ -57,7 +56,7 @@ class PreviewScheduler(QObject):
             self.dropped += 1
             return False
         self.shown_stamp = stamp
-        emit(self.frame, payload, stamp)
+        self.frame.emit(payload, stamp)
         return True
 
     def _pump(self) -> None:
@@ -72,7 +71,7 @@ class PreviewScheduler(QObject):
 
         self._inflight = self.lane.submit(Job(work, key=self.key, label="preview",
                                               on_result=lambda r: self._on_result(r),
-                                              on_error=lambda e: emit(self.failed, e)))  # fmt: skip
+                                              on_error=lambda e: self.failed.emit(e)))  # fmt: skip
 
     def _on_result(self, result: tuple[int, Any]) -> None:
         self.rendered += 1

@@ -17,10 +17,10 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel,
                                QPushButton, QRadioButton, QSlider, QVBoxLayout, QWidget)
 
+from ganeditor.core.provenance import record, step_record
 from ganeditor.pipelines.catalog import catalog
 from ganeditor.pipelines.restore import DEFAULT_MODELS, DEFAULT_STAGES, STAGE_ORDER, RestoreModels, RestoreOptions, restore
 from ganeditor.pipelines.restore_damage import detect_damage
-from ganeditor.qt.compat import emit
 from ganeditor.qt.document import Document
 from ganeditor.qt.image_view import ImageView
 from ganeditor.qt.jobs import Job, JobTask, Lane
@@ -107,7 +107,7 @@ class StageRow(QWidget):
         on = self.toggle.isChecked()
         for w in (self.strength, self.value, self.model):
             w.setEnabled(on)
-        emit(self.changed)
+        self.changed.emit()
 
 
 @dataclass(frozen=True)
@@ -304,7 +304,7 @@ class RestorePanel(QWidget):
                                  task=task)
 
         self.lane.submit(Job(work, key="restore", label="Finding dust and scratches", on_result=self.set_mask,
-                             on_error=lambda e: emit(self.error, "Find damage", str(e))))  # fmt: skip
+                             on_error=lambda e: self.error.emit("Find damage", str(e))))  # fmt: skip
         self.update_state()
 
     def run(self) -> None:
@@ -316,16 +316,23 @@ class RestorePanel(QWidget):
 
         def work(task: JobTask) -> dict[str, Any]:
             task.report(0, None, "loading models")
-            res = restore(image, self._loaded(plan, stages), plan.options, task=task)
-            return {"pixels": res.image.pixels, "alpha": res.image.alpha, "notes": res.notes}
+            models = self._loaded(plan, stages)
+            res = restore(image, models, plan.options, task=task)
+            o = plan.options
+            steps = [step_record(record("restore", path, {"stage": slot, "strength": o.strength.get(slot),
+                                                          "fidelity": o.fidelity if slot == "faces" else None,
+                                                          "factor": o.upscale if slot == "upscale" else None}))
+                     for slot, path in models.paths.items()]  # as the CLI records them  # fmt: skip
+            return {"pixels": res.image.pixels, "alpha": res.image.alpha, "notes": res.notes, "steps": steps}
 
         def done(r: dict[str, Any]) -> None:
             self.set_mask(None)  # the damage is filled: a new image, a new mask
-            self.doc.apply_result(r["pixels"], r["alpha"], plan.label)
-            emit(self.message, "; ".join(n for n in r["notes"] if n) or "Restored")
+            self.doc.apply_result(r["pixels"], r["alpha"], plan.label,
+                                  {"op": "restore", "stages": list(stages), "provenance": r["steps"]})
+            self.message.emit("; ".join(n for n in r["notes"] if n) or "Restored")
 
         self.lane.submit(Job(work, key="restore", label="Restoring", on_result=done,
-                             on_error=lambda e: emit(self.error, "Restore", str(e))))  # fmt: skip
+                             on_error=lambda e: self.error.emit("Restore", str(e))))  # fmt: skip
         self.update_state()
 
     def refresh_models(self) -> None:

@@ -8,15 +8,16 @@ from typing import Any, Callable
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
-from ganeditor.core.device import pick_device
+import torch
+
 from ganeditor.core.imageio import LoadedImage
+from ganeditor.core.provenance import record, step_record
 from ganeditor.formats import Checkpoint, load_checkpoint
 from ganeditor.pipelines.catalog import ModelEntry, translation_directions
 from ganeditor.pipelines.image2image import Image2ImageOptions, translate, upscale
 from ganeditor.qt.document import Document
 from ganeditor.qt.jobs import Job, JobTask, Lane
 from ganeditor.qt.widgets import hint, section
-from ganeditor.qt.compat import emit
 
 
 class CheckpointCache:
@@ -26,12 +27,12 @@ class CheckpointCache:
         self.size = size
         self._items: dict[tuple[str, str], Checkpoint] = {}
 
-    def get(self, path: Path, device: str) -> Checkpoint:
-        key = (str(path), device)
+    def get(self, path: Path, device: torch.device) -> Checkpoint:
+        key = (str(path), str(device))
         if key not in self._items:
             while len(self._items) >= self.size:
                 self._items.pop(next(iter(self._items)))
-            self._items[key] = load_checkpoint(path, pick_device(device))
+            self._items[key] = load_checkpoint(path, device)
         return self._items[key]
 
 
@@ -114,10 +115,12 @@ class ScenePanel(QWidget):
         self.direction_box.setEnabled(self.translator is not None)
 
     def _submit(self, label: str, fn: Callable[[Checkpoint, LoadedImage, JobTask], LoadedImage], entry: ModelEntry,
-                role: str | None = None) -> None:
+                role: str | None = None, **settings: Any) -> None:
         opts = self.options()
+        op = {"op": label.split(" ")[0].lower(), "model": entry.name, "model_path": str(entry.path),
+              "tile": opts.get("tile"), "fast": bool(opts.get("fast")), **settings}  # what a project records
         image = self.doc.as_loaded()
-        cache, device = self.cache, opts.get("device", "auto")
+        cache, device = self.cache, opts["device"]  # resolved once, when the job is submitted
 
         def work(task: JobTask) -> dict[str, Any]:
             task.report(0, None, "loading model")
@@ -125,13 +128,16 @@ class ScenePanel(QWidget):
             if role is not None and role in ckpt.nets:
                 ckpt = Checkpoint(ckpt.format_id, ckpt.format_name, {role: ckpt.nets[role]}, ckpt.meta, ckpt.path)
             out = fn(ckpt, image, task)
-            return {"pixels": out.pixels, "alpha": out.alpha, "notes": out.notes}
+            step = record(op["op"], entry.path, {"network": ckpt.primary_role, **settings, "tile": op["tile"],
+                                                 "fast": op["fast"]})  # fmt: skip
+            return {"pixels": out.pixels, "alpha": out.alpha, "notes": out.notes, "step": step_record(step),
+                    "network": ckpt.primary_role}  # fmt: skip
 
         def done(r: dict[str, Any]) -> None:
-            self.doc.apply_result(r["pixels"], r["alpha"], label)
+            self.doc.apply_result(r["pixels"], r["alpha"], label, {**op, "network": r["network"], "provenance": [r["step"]]})
 
         self.lane.submit(Job(work, key="scene", label=label, on_result=done,
-                             on_error=lambda e: emit(self.error, label, str(e))))  # fmt: skip
+                             on_error=lambda e: self.error.emit(label, str(e))))  # fmt: skip
         self.update_state()
 
     def run_translate(self) -> None:
@@ -149,4 +155,5 @@ class ScenePanel(QWidget):
         opts = self.options()
         scale = self.scale_box.currentData()
         options = Image2ImageOptions(tile=opts.get("tile"), outscale=float(scale), fast=opts.get("fast", False))
-        self._submit(f"Upscale ×{scale}", lambda ck, img, t: upscale(ck, img, options, task=t), self.upscaler)
+        self._submit(f"Upscale ×{scale}", lambda ck, img, t: upscale(ck, img, options, task=t), self.upscaler,
+                     outscale=float(scale))

@@ -7,9 +7,13 @@ values are coerced to the default's type on the way out.
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
+
+from ganeditor.core.paths import settings_file
+from ganeditor.core.provenance import ProvenanceOptions
 
 MAX_RECENT = 10
 
@@ -27,8 +31,15 @@ class Key(Enum):
     GENERATOR = ("models/generator", "")
     TRANSLATOR = ("models/translator", "")
     UPSCALER = ("models/upscaler", "")
+    UNDO_MEMORY_MB = ("history/undo_memory_mb", 1024)  # image data the undo history may hold
+    EMBED_PHOTO = ("files/embed_photo", True)  # project files carry the original photo (up to 64 MB)
+    EXTRA_MODELS = ("models/extra", [])  # model files added from elsewhere (drop, Open model, training runs)
     WINDOW_GEOMETRY = ("window/geometry", b"")
     WINDOW_STATE = ("window/state", b"")
+    SHOW_WELCOME = ("window/show_welcome", True)  # the first-run welcome (qt/welcome.py)
+    PROVENANCE_HISTORY = ("provenance/history", True)  # processing history in saved images (core.provenance)
+    C2PA_CERT = ("provenance/c2pa_cert", "")  # PEM certificate chain: sign saved images with C2PA
+    C2PA_KEY = ("provenance/c2pa_key", "")  # its PEM private key
 
     @property
     def path(self) -> str:
@@ -67,7 +78,7 @@ class Settings:
     """Typed access to the app's QSettings (pass one in for tests, e.g. an INI file in tmp)."""
 
     def __init__(self, qsettings: QSettings | None = None) -> None:
-        self.q = qsettings if qsettings is not None else QSettings("ganeditor", "ganeditor")
+        self.q = qsettings if qsettings is not None else QSettings(str(settings_file()), QSettings.Format.IniFormat)
 
     def get(self, key: Key) -> Any:
         """The value of ``key``, coerced to the type of its default."""
@@ -84,6 +95,14 @@ class Settings:
         items = [path, *items][:MAX_RECENT]
         self.set(Key.RECENT_FILES, items)
         return items
+
+    def provenance_options(self) -> ProvenanceOptions:
+        """What saved images carry besides the AI source type: the history, and C2PA when both the
+        certificate and its key are set."""
+        cert, key = self.get(Key.C2PA_CERT).strip(), self.get(Key.C2PA_KEY).strip()
+        signing = bool(cert and key)
+        return ProvenanceOptions(self.get(Key.PROVENANCE_HISTORY), Path(cert).expanduser() if signing else None,
+                                 Path(key).expanduser() if signing else None)  # fmt: skip
 
     def sync(self) -> None:
         self.q.sync()

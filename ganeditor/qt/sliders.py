@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 import itertools
+import time
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QToolButton,
                                QVBoxLayout, QWidget)
 
+from ganeditor.pipelines.directions import pretty_name
 from ganeditor.qt.commands import ResetSlidersCommand, SliderCommand
 from ganeditor.qt.document import EditState
-from ganeditor.qt.compat import emit
 
 SCALE = 100  # slider ticks per unit of α
 RANGE = 3.0  # α from -RANGE to +RANGE (σ units for most directions)
+WHEEL_MERGE_S = 0.8  # wheel notches closer than this merge into one undo step
 _drags = itertools.count(1)
-
-
-def pretty(name: str) -> str:
-    """'hair_colour' -> 'Hair colour'; 'sefa_coarse_2' -> 'SeFa coarse 2'."""
-    text = name.replace("_", " ").strip()
-    for raw, nice in (("sefa", "SeFa"), ("ganspace", "GANSpace"), ("cond", "(cond.)")):
-        text = text.replace(raw, nice)
-    return text[:1].upper() + text[1:]
 
 
 class SliderRow(QWidget):
@@ -35,7 +29,7 @@ class SliderRow(QWidget):
         super().__init__(parent)
         self.name = name
         self._drag = 0
-        self.label = QLabel(pretty(name))
+        self.label = QLabel(pretty_name(name))
         self.label.setMinimumWidth(110)
         self.label.setToolTip(name)
         self.slider = QSlider(Qt.Orientation.Horizontal)
@@ -45,24 +39,42 @@ class SliderRow(QWidget):
         self.value_label = QLabel("0.00")
         self.value_label.setMinimumWidth(40)
         self.value_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        self.reset = QToolButton(text="↺", toolTip=f"Reset {pretty(name)} to 0", autoRaise=True)
+        self.reset = QToolButton(text="↺", toolTip=f"Reset {pretty_name(name)} to 0", autoRaise=True)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         for w in (self.label, self.slider, self.value_label, self.reset):
             lay.addWidget(w)
         lay.setStretch(1, 1)
+        self._wheel_until = 0.0  # wheel notches before this time (monotonic s) continue one undo step
+        self._in_wheel = False
+        self.slider.installEventFilter(self)
         self.slider.sliderPressed.connect(self._new_drag)
         self.slider.valueChanged.connect(self._changed)
         self.reset.clicked.connect(lambda: self.slider.setValue(0))
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt API
+        """Wheel notches in quick succession (< WHEEL_MERGE_S apart) are one undo step, like a drag."""
+        if obj is self.slider and event.type() == QEvent.Type.Wheel:
+            now = time.monotonic()
+            if now > self._wheel_until:
+                self._new_drag()
+            self._wheel_until = now + WHEEL_MERGE_S
+            self._in_wheel = True
+            try:
+                self.slider.wheelEvent(event)  # handled here so the value change knows it came from the wheel
+            finally:
+                self._in_wheel = False
+            return True
+        return super().eventFilter(obj, event)
 
     def _new_drag(self) -> None:
         self._drag = next(_drags)
 
     def _changed(self, ticks: int) -> None:
-        if not self.slider.isSliderDown():
-            self._new_drag()  # keyboard, wheel, reset: one undo step each
+        if not self.slider.isSliderDown() and not self._in_wheel:
+            self._new_drag()  # keyboard, reset: one undo step each
         self.value_label.setText(f"{ticks / SCALE:+.2f}" if ticks else "0.00")
-        emit(self.moved, self.name, ticks / SCALE, self._drag)
+        self.moved.emit(self.name, ticks / SCALE, self._drag)
 
     def show_value(self, value: float) -> None:
         """Programmatic update (undo/redo): no feedback loop."""
@@ -80,6 +92,7 @@ class DirectionSliders(QWidget):
         self.edits, self.undo = edits, undo
         self.rows: dict[str, SliderRow] = {}
         self.groups: dict[str, list[str]] = {}
+        self._pending: list[str] = []  # rows of the shown group still to build
         self.group_box = QComboBox(toolTip="Which family of directions to show")
         self.group_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.group_box.setMinimumContentsLength(12)
@@ -101,18 +114,14 @@ class DirectionSliders(QWidget):
         edits.changed.connect(self._sync)
 
     def set_directions(self, names: list[str], groups: list[str]) -> None:
-        """Rebuild the rows (all at 0)."""
+        """Rebuild the rows (all at 0).  Rows are built when their group is first shown, so a library
+        of a hundred directions does not stall the GUI thread."""
         for row in self.rows.values():
             row.deleteLater()
         self.rows.clear()
         self.groups = {}
         for n, g in zip(names, groups):
             self.groups.setdefault(_group_label(g), []).append(n)
-        for n in names:
-            row = SliderRow(n, self.rows_widget)
-            row.moved.connect(self._moved)
-            self.rows_layout.addWidget(row)
-            self.rows[n] = row
         self.edits.set_names(names)
         self.group_box.blockSignals(True)
         self.group_box.clear()
@@ -121,9 +130,27 @@ class DirectionSliders(QWidget):
         self._show_group(self.group_box.currentText())
 
     def _show_group(self, group: str) -> None:
-        members = set(self.groups.get(group, []))
+        members = self.groups.get(group, [])
         for n, row in self.rows.items():
             row.setVisible(n in members)
+        self._pending = [n for n in members if n not in self.rows]
+        self._build_some()
+
+    def _build_some(self) -> None:
+        """Build pending rows for at most ~30 ms, then let the event loop run and continue (styled
+        widgets cost milliseconds each; a hundred of them at once would freeze the window)."""
+        t0 = time.monotonic()
+        while self._pending and time.monotonic() - t0 < 0.03:
+            n = self._pending.pop(0)
+            if n in self.rows:
+                continue
+            row = SliderRow(n, self.rows_widget)
+            row.moved.connect(self._moved)
+            row.show_value(self.edits.value(n))
+            self.rows_layout.addWidget(row)
+            self.rows[n] = row
+        if self._pending:
+            QTimer.singleShot(0, self._build_some)
 
     def _moved(self, name: str, value: float, drag_id: int) -> None:
         self.undo.push(SliderCommand(self.edits, name, value, drag_id))

@@ -14,7 +14,6 @@ from ganeditor.qt.jobs import Job, JobTask, Lane
 from ganeditor.qt.loss_plot import LossPlot
 from ganeditor.qt.train_health import HealthView
 from ganeditor.qt.widgets import Thumb, hint, section
-from ganeditor.qt.compat import emit
 
 def _fmt_eta(s: float | None) -> str:
     if s is None:
@@ -177,7 +176,7 @@ class TrainPanel(QWidget):
         try:
             cfg = self.config()
         except ValueError as e:
-            emit(self.error, "Training options", str(e))
+            self.error.emit("Training options", str(e))
             return None
         resume = self.resume.isChecked()
         self.plot.clear()
@@ -218,7 +217,7 @@ class TrainPanel(QWidget):
             self.stats.setText(self.stats.text() + " · stopping (writing a checkpoint)…")
 
     def _failed(self, exc: BaseException) -> None:
-        emit(self.error, "Training", str(exc))
+        self.error.emit("Training", str(exc))
         self._end("error")
 
     def _end(self, how: str) -> None:
@@ -235,7 +234,7 @@ class TrainPanel(QWidget):
         if how == "cancelled":
             self.resume.setChecked(True)
         self._update_state()
-        emit(self.finished, how)
+        self.finished.emit(how)
 
     def state(self) -> dict[str, Any]:
         return {"running": self.job is not None, "step": self.last_event.step if self.last_event else 0}

