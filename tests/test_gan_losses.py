@@ -69,6 +69,17 @@ def test_stylegan2_loss_options_train_and_export(opts, expect, tmp_path):
     assert (ck.nets["D"].b4.mbstd is None) == (opts.get("mbstd_channels") == 0)
 
 
+def test_lazy_regularisation_runs_the_penalties_every_interval(tmp_path):
+    def penalised_steps(interval):
+        cfg = TrainConfig(recipe="stylegan2", out=str(tmp_path / f"i{interval}"), data=["world:portraits"], steps=5,
+                          batch=4, checkpoint_every=5, sample_every=0, eval_every=0, precision="fp32", device="cpu",
+                          options=dict(SG2, loss="r3gan", r1_interval=interval))  # fmt: skip
+        return [e.step for e in train(cfg) if {"r1", "r2"} <= set(e.losses)]
+
+    assert penalised_steps(3) == [1, 4]  # steps 0 and 3 (events count from 1)
+    assert penalised_steps(1) == [1, 2, 3, 4, 5]
+
+
 def test_fine_tuning_a_shipped_generator_with_a_fresh_discriminator(tmp_path):
     from ganeditor.core.errors import GanEditorError
     from ganeditor.formats import Checkpoint
