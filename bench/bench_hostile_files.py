@@ -5,7 +5,7 @@
 ``--tree`` runs the ganeditor of another source tree (e.g. an export of an older commit) on the
 same files, for before/after tables.  Each child runs ``python -m ganeditor ...`` under an
 address-space limit (``--cap-gib``, so an unfixed build cannot take the machine down) and a
-timeout; its peak RSS comes from ``os.wait4``.  "baseline" is ``info`` on a normal checkpoint.
+timeout; its peak RSS comes from ``os.wait4``.  "normal file" is ``info`` on a normal checkpoint.
 The crafted files are built at the sizes of the attack (``tests/hostile_files.py``); the zip bomb
 declares 1 GiB (not the attack's 5.6 GB) so that building it stays cheap.
 """
@@ -93,9 +93,9 @@ def main() -> int:
         folder = Path(tmp)
         base = run_child(args.tree, ["info", str(REPO / "models" / "srgan-x4.safetensors")], args.cap_gib, 300)
         print(f"tree {args.tree}; address-space cap {args.cap_gib:g} GiB; load average {os.getloadavg()[0]:.1f}\n")
-        print("| file | bytes | exit | seconds | peak RSS MiB | above baseline MiB | last stderr line |")
+        print("| file | bytes | exit | seconds | peak RSS MiB | above normal file MiB | last stderr line |")
         print("|---|---:|---|---:|---:|---:|---|")
-        print(f"| baseline (`info` srgan-x4) | | {base['rc']} | {base['s']:.1f} | {base['rss_mib']:.0f} | 0 | |")
+        print(f"| normal file (`info` srgan-x4) | | {base['rc']} | {base['s']:.1f} | {base['rss_mib']:.0f} | 0 | |")
         for name, f, argv in cases(folder):
             size = f.stat().st_size if f.is_file() else 0
             r = run_child(args.tree, argv, args.cap_gib, args.timeout)

@@ -6,9 +6,11 @@
     python bench/bench_inversion.py --preview-only          # slider latency, StyleGAN2 256 + 1024 sizes
 
 Targets: held-out procedural portraits; real face photos (the photo cache's faces, or ``--photos``)
-aligned FFHQ-style by MTCNN as ``ganeditor invert`` does; or, for a random generator, images it makes.  The baseline is the NVlabs projector's settings: W, 1000 steps, its
-schedule and noise regularisation, with the same loss as the other rows (LPIPS only where VGG16
-weights exist).  Figures are means over the targets; PSNR/SSIM on the 8-bit images.
+aligned FFHQ-style by MTCNN as ``ganeditor invert`` does; or, for a random generator, images it makes.  The
+"NVlabs projector settings" row is our ``project()`` with the settings of NVlabs ``projector.py``
+(W, 1000 steps, its schedule and noise regularisation) and the same loss as the other rows (LPIPS
+only where VGG16 weights exist); the original projector itself is timed against ours by
+``bench_projector.py --original``.  Figures are means over the targets; PSNR/SSIM on the 8-bit images.
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ def targets(G, args) -> tuple[list[np.ndarray], str]:
 def bench_methods(G, ckpt, args) -> None:
     E = load_checkpoint(args.encoder).nets["E"] if args.encoder else None
     loss = make_inversion_loss(G, ckpt)
-    rows = [("projector baseline (W, 1000 steps)", "w", 1000, 0)]
+    rows = [("W, NVlabs projector settings (1000 steps)", "w", 1000, 0)]
     for n in args.steps:
         rows += [(f"W ({n} steps)", "w", n, 0), (f"W+ ({n} steps)", "wplus", n, 0),
                  (f"PTI (W {n} + tune {args.pti_steps})", "pti", n, args.pti_steps)]  # fmt: skip
@@ -117,7 +119,7 @@ def bench_methods(G, ckpt, args) -> None:
     print(f"targets: {what}")
     print(f"{'method':<42} {'seconds':>8} {'PSNR dB':>8} {'SSIM':>7}   per stage (PSNR@s)")
     for label, method, steps, pti in rows:
-        if "baseline" in label and args.skip_baseline:
+        if "NVlabs" in label and args.skip_projector:
             continue
         secs, ps, ss, stages = [], [], [], []
         for t in imgs:
@@ -180,7 +182,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, nargs="+", default=[100, 300], help="optimisation steps to compare")
     p.add_argument("--pti-steps", type=int, default=100)
     p.add_argument("--encoder", default=None, help="encoder checkpoint (role 'E')")
-    p.add_argument("--skip-baseline", action="store_true", help="skip the 1000-step projector row")
+    p.add_argument("--skip-projector", action="store_true", help="skip the 1000-step row with the projector's settings")
     p.add_argument("--preview-only", action="store_true")
     p.add_argument("--no-preview", action="store_true")
     p.add_argument("--preview-sizes", type=int, nargs="+", default=[256, 1024])

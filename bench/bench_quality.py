@@ -1,4 +1,5 @@
-"""Quality of the demo models on held-out data, against baselines (and against earlier versions).
+"""Quality of the demo models on held-out data, beside simple methods (bicubic, identity,
+colour transfer) and earlier versions of the models.
 
     python bench/bench_quality.py                    # every table whose models are installed
     python bench/bench_quality.py --quick            # few images (minutes)

@@ -2,7 +2,7 @@
 
     python bench/bench_training.py                                  # all recipes, fp32 and bf16
     python bench/bench_training.py --recipes cyclegan --reference /tmp/cyc --rounds 3
-    python bench/bench_training.py --recipes cyclegan --baseline /tmp/before   # an older checkout too
+    python bench/bench_training.py --recipes cyclegan --before /tmp/before   # an older checkout of ours too
 
 Recipes (random initial weights, data: generated photo folders in a temp dir):
   cyclegan       ResnetGenerator ngf 64, 9 blocks + two PatchGANs, 256 crops of 286 loads, batch 1
@@ -21,8 +21,9 @@ share the machine's state (the reference too: one short ``train.py`` run per rou
 per-iteration ``time:`` figures, warm-up iterations dropped).  A column's figure is the median of
 all its timed steps; the spread is the range of its per-round medians.  Each step is timed whole:
 data loading and decoding, forward, backward, optimiser.  The junyanz reference is run with
-``--num_threads 0`` (no data-loader processes competing for the cores) and its figure excludes its
-data loading, as its own log does.
+``--num_threads 0`` (data loaded in its main process, as ours, with no loader processes competing
+for the cores) and its figure counts data loading too: its log's ``time`` (computation) plus
+``data`` (loading) of each iteration.
 """
 
 from __future__ import annotations
@@ -221,7 +222,8 @@ class ReferenceColumn(Column):
         if "--display_id" in options:
             cmd += ["--display_id", "0"]
         res = subprocess.run(cmd, cwd=self.repo, env=self.env, capture_output=True, text=True)
-        times = [float(t) for _, t in re.findall(r"iters: (\d+), time: ([0-9.]+)", res.stdout)]
+        # per iteration: computation ('time') + data loading ('data'), as our steps are timed
+        times = [float(t) + float(d) for t, d in re.findall(r"iters: \d+, time: ([0-9.]+), data: ([0-9.]+)", res.stdout)]
         if res.returncode != 0 or len(times) < n:
             self.error = f"train.py failed ({res.returncode}): {(res.stderr or res.stdout).strip().splitlines()[-1:]}"
             return
@@ -234,10 +236,10 @@ def _fmt_range(col: Column) -> str:
 
 
 def run_case(case: str, modes: list[str], args: argparse.Namespace, data: Path, work: Path) -> list[dict]:
-    """Measure one recipe in every mode (plus the reference / baseline), interleaved; table rows."""
+    """Measure one recipe in every mode (plus the reference / an older checkout), interleaved; table rows."""
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     cols: list[Column] = []
-    sources = [("", REPO)] + ([("baseline ", Path(args.baseline))] if args.baseline else [])
+    sources = [("", REPO)] + ([("before ", Path(args.before))] if args.before else [])
     for prefix, src in sources:
         for mode in modes:
             cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--case", case, "--mode", mode,
@@ -294,7 +296,7 @@ def main() -> None:
     p.add_argument("--recipes", default=",".join(DEFAULT_RECIPES), help=f"comma list from {', '.join(RECIPES)}")
     p.add_argument("--modes", default="fp32,bf16", help=f"comma list from {', '.join(MODES)}")
     p.add_argument("--reference", default=None, help="junyanz pytorch-CycleGAN-and-pix2pix work tree (runs its train.py)")
-    p.add_argument("--baseline", default=None, help="another checkout of this repository, measured as extra columns")
+    p.add_argument("--before", default=None, help="an older checkout of this repository, measured as extra 'before' columns")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
     p.add_argument("--iters", type=int, default=2, help="timed steps per column per round")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps before the first round")

@@ -32,6 +32,7 @@ max diff is against the original's 8-bit output.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -57,19 +58,24 @@ METRICS = ("cpu", "wall")  # process CPU seconds (all threads; robust on a share
 # Original checkouts (call in a child process only)
 
 
-def prepare_original(path: str | os.PathLike, expect: tuple[str, ...] = ()) -> Path:
+def prepare_original(path: str | os.PathLike, expect: tuple[str, ...] = (), stub_modules: tuple[str, ...] = ()) -> Path:
     """Put an original checkout first on ``sys.path`` with what it needs to import on CPU here.
 
     Stubs (only where missing or unusable here): ``pkg_resources.parse_version`` (NVlabs
-    conv2d_gradfix imports it; setuptools no longer ships it) and ``torch.utils.cpp_extension.load``
+    conv2d_gradfix imports it; setuptools no longer ships it), ``torch.utils.cpp_extension.load``
     (rosinality compiles CUDA ops at import; the stub returns a module whose functions raise, the
-    CPU branches never call them).  ``expect``: files that must exist in the checkout.
+    CPU branches never call them) and the ``stub_modules`` that are not installed (imported by
+    code paths the benchmark does not run, e.g. ``imageio`` for projector.py's video).
+    ``expect``: files that must exist in the checkout.
     """
     root = Path(path).expanduser().resolve()
     missing = [e for e in expect if not (root / e).exists()]
     if not root.is_dir() or missing:
         raise SystemExit(f"--original {path}: not a checkout of the original code (missing {', '.join(missing) or 'directory'})")
     sys.path.insert(0, str(root))
+    for name in stub_modules:
+        if importlib.util.find_spec(name) is None:
+            sys.modules[name] = _unusable(name, "not installed; stubbed by the benchmark")
     try:
         import pkg_resources  # noqa: F401, PLC0415
     except ImportError:
@@ -80,17 +86,21 @@ def prepare_original(path: str | os.PathLike, expect: tuple[str, ...] = ()) -> P
         sys.modules["pkg_resources"] = shim
     import torch.utils.cpp_extension as cpp  # noqa: PLC0415
 
-    def _no_compile(name: str = "ext", *args: Any, **kwargs: Any) -> types.ModuleType:
-        mod = types.ModuleType(f"{name} (not compiled)")
-
-        def __getattr__(attr: str) -> Any:
-            raise RuntimeError(f"{name}.{attr}: CUDA extension compilation is stubbed out by the benchmark")
-
-        mod.__getattr__ = __getattr__  # type: ignore[attr-defined]
-        return mod
-
-    cpp.load = _no_compile
+    cpp.load = lambda name="ext", *a, **k: _unusable(name, "CUDA extension compilation is stubbed out by the benchmark")
     return root
+
+
+def _unusable(name: str, why: str) -> types.ModuleType:
+    """A module whose every attribute raises ``RuntimeError(why)``."""
+    mod = types.ModuleType(name)
+
+    def __getattr__(attr: str) -> Any:
+        if attr.startswith("__"):  # introspection (__file__, __path__, ...) finds nothing
+            raise AttributeError(attr)
+        raise RuntimeError(f"{name}.{attr}: {why}")
+
+    mod.__getattr__ = __getattr__  # type: ignore[attr-defined]
+    return mod
 
 
 def add_original_arg(ap, what: str) -> None:
@@ -103,11 +113,20 @@ def add_original_arg(ap, what: str) -> None:
 # Child side
 
 
+@dataclass
+class Timed:
+    """A served call's own timing of its unit of work (e.g. the median optimiser step inside it)."""
+
+    wall: float  # seconds
+    cpu: float  # process CPU seconds
+    output: Any = None  # what ``to_u8`` compares
+
+
 def serve(make: Callable[[], Callable[[], Any]], threads: int, to_u8: Callable[[Any], np.ndarray] | None = None) -> None:
     """Build the implementation with ``make()`` and answer the parent's commands on stdin.
 
     Commands (one per line; one JSON reply line each): ``run`` (time one call: wall and process
-    CPU seconds), ``save PATH`` (``to_u8`` of the last output as ``.npy``), ``quit`` (peak RSS).
+    CPU seconds, or what the call returns as ``Timed``), ``save PATH`` (``to_u8`` of the last output as ``.npy``), ``quit`` (peak RSS).
     Whatever the implementation prints goes to stderr so that stdout carries only replies.
     """
     proto = os.fdopen(os.dup(1), "w", buffering=1)
@@ -134,7 +153,10 @@ def serve(make: Callable[[], Callable[[], Any]], threads: int, to_u8: Callable[[
         if cmd == "run":
             c, t = time.process_time(), time.perf_counter()
             last = fn()
-            reply(wall=time.perf_counter() - t, cpu=time.process_time() - c)
+            wall, cpu = time.perf_counter() - t, time.process_time() - c
+            if isinstance(last, Timed):
+                wall, cpu, last = last.wall, last.cpu, last.output
+            reply(wall=wall, cpu=cpu)
         elif cmd == "save":
             if to_u8 is not None and last is not None:
                 np.save(arg, np.ascontiguousarray(to_u8(last)))
@@ -219,10 +241,13 @@ class _Child:
                                       bufsize=1, cwd=ROOT, env=full_env)  # fmt: skip
 
     def ask(self, cmd: str | None) -> dict:
-        if cmd is not None:
-            self.p.stdin.write(cmd + "\n")
-            self.p.stdin.flush()
-        line = self.p.stdout.readline()
+        try:
+            if cmd is not None:
+                self.p.stdin.write(cmd + "\n")
+                self.p.stdin.flush()
+            line = self.p.stdout.readline()
+        except OSError:  # the child died
+            line = ""
         if not line:
             self.p.wait()
             tail = self.log.read_text(errors="replace").strip().splitlines()[-3:]
@@ -256,13 +281,12 @@ def measure(case: Case, rounds: int = 3, threads: int = 2, warmup: int = 1, comp
                     child.close()
                     continue
                 children[name] = child
-            for _ in range(warmup):
-                for name, child in children.items():
-                    _checked(child.ask("run"), timings[name])
-            for _ in range(rounds):
+            for i in range(warmup + rounds):
                 for name, child in list(children.items()):
                     r = child.ask("run")
-                    if _checked(r, timings[name]):
+                    if not _checked(r, timings[name]):
+                        children.pop(name).close()
+                    elif i >= warmup:
                         timings[name].wall.append(r["wall"])
                         timings[name].cpu.append(r["cpu"])
             for name, child in children.items():

@@ -34,14 +34,16 @@ SUITE: dict[str, tuple[str | None, list[str], list[str]]] = {
     "generator": (None, ["bench_generator.py", "--res", "256", "1024"], ["bench_generator.py", "--res", "256", "--repeat", "2"]),
     "stylegan3": (None, ["bench_stylegan3.py", "--cases", "T256", "R256", "T1024", "R1024"], ["bench_stylegan3.py", "--cases", "T256", "--repeat", "1"]),
     "image2image": (None, ["bench_image2image.py", "--size", "4000x3000", "--whole-size", "512x384"], ["bench_image2image.py"]),
-    "inversion": (str(ENCODER), ["bench_inversion.py", "--network", str(PORTRAIT), "--encoder", str(ENCODER)], ["bench_inversion.py", "--steps", "50", "--pti-steps", "30", "--skip-baseline"]),
-    "inversion-faces": (str(ENCODER), ["bench_inversion.py", "--network", str(PORTRAIT), "--encoder", str(ENCODER), "--targets", "faces", "--images", "8", "--no-preview"], ["bench_inversion.py", "--steps", "50", "--pti-steps", "30", "--skip-baseline", "--no-preview"]),
+    "inversion": (str(ENCODER), ["bench_inversion.py", "--network", str(PORTRAIT), "--encoder", str(ENCODER)], ["bench_inversion.py", "--steps", "50", "--pti-steps", "30", "--skip-projector"]),
+    "inversion-faces": (str(ENCODER), ["bench_inversion.py", "--network", str(PORTRAIT), "--encoder", str(ENCODER), "--targets", "faces", "--images", "8", "--no-preview"], ["bench_inversion.py", "--steps", "50", "--pti-steps", "30", "--skip-projector", "--no-preview"]),
     "edits": (str(PORTRAIT), ["bench_edits.py", "--generator", str(PORTRAIT)] + (["--library", str(LIBRARY)] if LIBRARY.exists() else []), ["bench_edits.py", "--tiny"]),
     "training": (None, ["bench_training.py"], ["bench_training.py", "--recipes", "srgan-psnr,stylegan2-64", "--rounds", "1", "--iters", "1"]),
     "worlds": (None, ["bench_worlds.py"], ["bench_worlds.py", "--batch", "8"]),
     "quality": (None, ["bench_quality.py"], ["bench_quality.py", "--quick"]),
     "gan-losses": (None, ["bench_gan_losses.py", "--configs", "logistic,r3gan,wgan-gp", "--res", "32", "--kimg", "12"],
                    ["bench_gan_losses.py", "--tiny"]),
+    "restore": (str(MODELS / "restore-global.safetensors"), ["bench_restore.py"], ["bench_restore.py", "--quick"]),
+    "spandrel": (None, ["bench_spandrel.py"], ["bench_spandrel.py", "--archs", "SPAN", "DnCNN", "NAFNet"]),
 }  # fmt: skip
 
 

@@ -334,10 +334,10 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line entry."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("name", choices=sorted(RECIPES))
+def parse_args(names: list[str], description: str, argv: list[str] | None) -> argparse.Namespace:
+    """The options every demo-model script takes (this one and make_restoration_models.py); sets the threads."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("name", choices=sorted(names))
     ap.add_argument("--resume", action="store_true", help="continue the run folder from its last checkpoint")
     ap.add_argument("--steps", type=int, default=None, help="total steps (default: the recipe's)")
     ap.add_argument("--export-only", action="store_true", help="no training: export, measure, write the card")
@@ -350,6 +350,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry."""
+    args = parse_args(list(RECIPES), __doc__.splitlines()[0], argv)
     run = args.run or runs_root() / args.name
     try:
         if not args.export_only:

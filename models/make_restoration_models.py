@@ -13,10 +13,8 @@ photos (``photos:train``, from ``bench/gather_photos.py``), degraded on the fly 
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -28,9 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ganeditor.core.errors import Cancelled, GanEditorError  # noqa: E402
 from ganeditor.formats import Checkpoint, load_checkpoint  # noqa: E402
-from ganeditor.formats.native import save_checkpoint  # noqa: E402
-from ganeditor.formats.ncnn_convert import canonicalize_safetensors  # noqa: E402
-from make_demo_models import MODELS_DIR, PHOTO_LICENCE, _train_until, run_stats, runs_root, sha256  # noqa: E402
+from ganeditor.formats.native import canonicalize_safetensors, save_checkpoint  # noqa: E402
+from make_demo_models import PHOTO_LICENCE, _train_until, parse_args, run_stats, runs_root, sha256  # noqa: E402
 
 _COMMON = dict(batch=8, seed=0, precision="bf16", checkpoint_every=100, sample_every=250, log_every=10, keep=2,
                validate_every=250)
@@ -42,23 +39,23 @@ _TINY = dict(steps=2, batch=2, checkpoint_every=1, sample_every=1, log_every=1, 
 RECIPES: dict[str, dict] = {
     "restore-scratches": {
         "title": "Dust and scratch detector",
-        "train": dict(recipe="scratches", data=["photos:train?short=768"], steps=2500, **_COMMON,
+        "train": dict(recipe="scratches", data=["photos:train?short=768"], steps=1200, **_COMMON,
                       options=dict(crop_size=128, lr=5e-4, pos_weight=4.0)),
     },
     "restore-global": {
         "title": "Global old-photo restorer (GAN)",
-        "train": dict(recipe="restore", data=["photos:train?short=768"], steps=3000, **_COMMON,
-                      options=dict(crop_size=128, lr=3e-4, pretrain_steps=1500, w_gan=0.005, w_perceptual=0.5)),
+        "train": dict(recipe="restore", data=["photos:train?short=768"], steps=1500, **dict(_COMMON, batch=6),
+                      options=dict(crop_size=96, lr=3e-4, pretrain_steps=800, w_gan=0.005, w_perceptual=0.5)),
     },
     "restore-inpaint": {
         "title": "Dust and scratch inpainter (GAN)",
-        "train": dict(recipe="inpaint", data=["photos:train?short=768"], steps=2000, **_COMMON,
-                      options=dict(crop_size=128, lr=3e-4, pretrain_steps=500, w_gan=0.01, w_perceptual=0.5)),
+        "train": dict(recipe="inpaint", data=["photos:train?short=768"], steps=1000, **dict(_COMMON, batch=6),
+                      options=dict(crop_size=96, lr=3e-4, pretrain_steps=300, w_gan=0.01, w_perceptual=0.5)),
     },
     "restore-colorize": {
         "title": "Colouriser (chroma from luma, GAN)",
-        "train": dict(recipe="colorize", data=["photos:train?short=320"], steps=2500, **_COMMON,
-                      options=dict(crop_size=128, lr=3e-4, pretrain_steps=1200, w_gan=0.02)),
+        "train": dict(recipe="colorize", data=["photos:train?short=256"], steps=1200, **dict(_COMMON, batch=6),
+                      options=dict(crop_size=96, lr=3e-4, pretrain_steps=600, w_gan=0.02)),
     },
 }
 
@@ -95,20 +92,7 @@ def export(name: str, run: Path, out: Path) -> Checkpoint:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("name", choices=sorted(RECIPES))
-    ap.add_argument("--resume", action="store_true", help="continue the run folder from its last checkpoint")
-    ap.add_argument("--steps", type=int, default=None, help="total steps (default: the recipe's)")
-    ap.add_argument("--export-only", action="store_true", help="no training: export, measure, write the card")
-    ap.add_argument("--no-export", action="store_true", help="train only")
-    ap.add_argument("--run", type=Path, default=None, help="run folder (default $GANEDITOR_RUNS/NAME)")
-    ap.add_argument("--models-dir", type=Path, default=MODELS_DIR, help="where NAME.safetensors and NAME.md go")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    ap.add_argument("--tiny", action="store_true", default=os.environ.get("GANEDITOR_DEMO_TINY") == "1",
-                    help="tiny networks/steps/evaluations (tests)")
-    args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_args(list(RECIPES), __doc__.splitlines()[0], argv)
     run = args.run or runs_root() / args.name
     try:
         if not args.export_only:

@@ -193,3 +193,20 @@ def test_make_script_srgan_tiny_and_missing_run(tmp_path, monkeypatch, photo_cac
     psnr_model = load_checkpoint(out / "srgan-x4-psnr.safetensors")  # the PSNR stage, kept before the GAN stage
     assert psnr_model.meta["stage"] == "psnr" and psnr_model.meta["steps"] == 1
     assert "PSNR-stage model" in card and hashlib.sha256((out / "srgan-x4-psnr.safetensors").read_bytes()).hexdigest() in card
+
+
+@pytest.mark.parametrize("name", ["restore-scratches", "restore-colorize"])
+def test_make_restoration_models_tiny(tmp_path, monkeypatch, photo_cache, name):
+    sys.path.insert(0, str(MODELS))
+    try:
+        import make_restoration_models
+    finally:
+        sys.path.remove(str(MODELS))
+    monkeypatch.setenv("GANEDITOR_RUNS", str(tmp_path / "runs"))
+    out = tmp_path / "models"
+    assert make_restoration_models.main([name, "--tiny", "--models-dir", str(out)]) == 0
+    path = out / f"{name}.safetensors"
+    ck = load_checkpoint(path)
+    assert list(ck.nets) == ["net"] and ck.meta["demo_model"] == name and ck.meta["steps"] == 2
+    card = (out / f"{name}.md").read_text()
+    assert hashlib.sha256(path.read_bytes()).hexdigest() in card and "## Measured (" in card

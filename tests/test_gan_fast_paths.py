@@ -54,6 +54,28 @@ def test_sg2_modulated_conv2d_inference_equals_formula(n, up, k, demod, cl):
         assert fast.is_contiguous(memory_format=CL)
 
 
+@pytest.mark.parametrize("up,k,demod", [(1, 3, True), (2, 3, True), (1, 1, False)])
+def test_sg2_modulated_conv2d_style_gradients_equal_formula(up, k, demod):
+    # Frozen weights, styles that need gradients (projection): the cheaper unfused form, same values and gradients.
+    g = torch.Generator().manual_seed(up * 10 + k)
+    n, cin, cout, res = 2, 6, 5, 8
+    x, weight = torch.randn(n, cin, res, res, generator=g), torch.randn(cout, cin, k, k, generator=g)
+    s0, noise, bias = torch.randn(n, cin, generator=g), torch.randn(res * up, res * up, generator=g), torch.randn(cout, generator=g)
+    f = ops.setup_filter([1, 3, 3, 1])
+    grads = []
+    for fn in (ops.modulated_conv2d, _modconv_formula):
+        styles = s0.clone().requires_grad_(True)
+        if fn is ops.modulated_conv2d:
+            y = fn(x, weight, styles, noise=noise, up=up, padding=k // 2, resample_filter=f, demodulate=demod,
+                   flip_weight=up == 1, fused_modconv=True, out_gain=1.5, bias=bias)  # fmt: skip
+        else:
+            y = fn(x, weight, styles, noise, up, k // 2, f, demod, up == 1, 1.5, bias)
+        (y * torch.linspace(-1, 1, y.numel()).reshape(y.shape)).sum().backward()
+        grads.append((y.detach(), styles.grad))
+    torch.testing.assert_close(grads[0][0], grads[1][0], rtol=1e-5, atol=2e-5)
+    torch.testing.assert_close(grads[0][1], grads[1][1], rtol=1e-4, atol=1e-4)
+
+
 @torch.no_grad()
 @pytest.mark.parametrize("cl", [False, True])
 def test_upfirdn2d_bias_equals_add_after(cl):
@@ -120,6 +142,7 @@ def test_sg3_modulated_conv2d_equals_formula(k, demod, cl):
 def test_filtered_lrelu_stacked_radial_terms_equal_reference(strip, monkeypatch):
     # Stacked separable terms of a radial filter (one product per direction), with and without row chunks.
     monkeypatch.setattr(fl, "STRIP_FLOATS", strip)
+    monkeypatch.setattr(fl, "MIN_STRIP_ROWS", 1)
     g = torch.Generator().manual_seed(9)
     fu = fl.design_lowpass_filter(24, 2.5, 3.0, 16)
     fd = fl.design_lowpass_filter(12, 2.5, 3.0, 16, radial=True)

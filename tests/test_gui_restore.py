@@ -89,3 +89,30 @@ def test_cancel_keeps_the_image(window, qtbot, tmp_path):
     win.device_lane.cancel("restore")
     wait_idle(qtbot, win.device_lane)
     assert np.array_equal(win.doc.current, before) and win.doc.undo_stack.count() == 0
+
+
+def test_restore_is_saved_in_projects_and_exported_with_provenance(window, qtbot, tmp_path, monkeypatch, models_dir):
+    from ganeditor.pipelines.project import load_project
+
+    win, p = window, window.restore
+    open_and_wait(qtbot, win, write_photo(tmp_path / "old.png", (64, 48)))
+    p.rows["faces"].toggle.setChecked(False)
+    p.run()
+    qtbot.waitUntil(lambda: win.doc.undo_stack.count() == 1, timeout=60000)
+    wait_idle(qtbot, win.device_lane)
+    restored = win.doc.current.copy()
+    out = tmp_path / "work.ganedit"
+    assert win.save_project(str(out), wait=True)
+    ops = load_project(out).operations
+    assert [(o["op"], o["stages"]) for o in ops] == [("restore", ["scratches", "global"])]
+    assert [s["model"] for s in ops[0]["provenance"]] == ["restore-scratches", "restore-inpaint", "restore-global"]
+    other = make_window(qtbot, tmp_path / "second", monkeypatch)
+    try:
+        open_and_wait(qtbot, other, out)
+        assert np.array_equal(other.doc.current, restored) and other.errors == []
+        job = other.export(str(tmp_path / "restored.png"))
+        qtbot.waitUntil(lambda: job.state == "done", timeout=30000)
+        data = (tmp_path / "restored.png").read_bytes()
+        assert b"compositeWithTrainedAlgorithmicMedia" in data and b"restore with restore-global (SHA-256" in data
+    finally:
+        other.discard_and_close()

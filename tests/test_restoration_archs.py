@@ -52,3 +52,25 @@ def test_roundtrip_through_our_format(tmp_path):
     back = load_checkpoint(tmp_path / "r.safetensors").primary
     x = torch.rand(1, 3, 16, 16)
     assert torch.equal(back(x), net(x)) and back.restore_stage == "global"
+
+
+def test_probe_sees_through_a_final_clamp_and_refuses_unmeasurable_nets():
+    class Clamped(torch.nn.Module):  # saturated outputs: the clamp would zero every gradient
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Conv2d(4, 3, 5, padding=2))
+
+        def unclamped(self, x):
+            return self.conv(x) + 100.0
+
+        def forward(self, x):
+            return self.unclamped(x).clamp(0, 1)
+
+    torch.manual_seed(0)
+    assert measure_receptive_radius(Clamped(), sizes=(32,)) == 3 + 2  # radii 1 + 2, and the margin
+
+    class Constant(torch.nn.Module):
+        def forward(self, x):
+            return torch.zeros_like(x) + 0 * x
+
+    assert measure_receptive_radius(Constant(), sizes=(32,)) is None

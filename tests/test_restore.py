@@ -235,10 +235,16 @@ def test_cli_file_folder_and_mask(models, tmp_path, capsys):
     common = [f"--model=scratches={models['scratches']}", f"--model=inpaint={models['inpaint']}",
               f"--model=global={models['global']}", "--stages", "scratches,global"]
     assert main(["restore", str(src / "a.png"), str(tmp_path / "a-out.png"), "--save-mask", *common]) == 0
-    assert read_image(tmp_path / "a-out.png").pixels.shape == (40, 52, 3)
+    out = read_image(tmp_path / "a-out.png")
+    assert out.pixels.shape == (40, 52, 3)
+    assert b"compositeWithTrainedAlgorithmicMedia" in out.xmp and out.xmp.count(b"restore with") == 3  # 3 models
     assert read_image(tmp_path / "a-out-mask.png").pixels.shape == (40, 52, 1)
     assert main(["restore", str(src), str(tmp_path / "out"), *common, "--strength", "global=0.5"]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
+    write_image(src / "deep.tif", _photo(dtype=np.uint16), None, 16)  # a 16-bit TIFF scan -> 16-bit out
+    assert main(["restore", str(src / "deep.tif"), str(tmp_path / "deep-out.tif"), *common]) == 0
+    deep = read_image(tmp_path / "deep-out.tif")
+    assert deep.bit_depth == 16 and deep.pixels.dtype == np.uint16
     mask = np.zeros((40, 52, 1), np.uint8)
     mask[4:6, 3:40] = 255
     write_image(tmp_path / "m.png", mask, None, 8)

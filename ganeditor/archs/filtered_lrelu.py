@@ -19,11 +19,15 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ganeditor.archs import ops
 
 # Upper bound on the floats of one strip of the upsampled intermediate (fast path).
 STRIP_FLOATS = 1 << 22
+# Fewest output rows per strip: neighbouring strips recompute (down-filter taps - down) upsampled
+# rows, so short strips of wide layers would compute each upsampled row several times.
+MIN_STRIP_ROWS = 32
 # Output rows per block of the banded matrix products, in units of up/gcd(up, down): small
 # blocks waste fewer multiplications on the band's zeros (4 -> about 1.5x the taps).
 BLOCK_ROWS = 4
@@ -132,48 +136,40 @@ def _block_matrix(taps: tuple[float, ...], up: int, down: int, phase: int, rows:
     return k.astype(np.float32), lo
 
 
-def _fir_rows(x: torch.Tensor, n_sig: int, off: int, taps, up: int, down: int, pad0: int, o0: int, m: int,
-              stack: str = "") -> torch.Tensor:
-    """Rows ``o0 .. o0+m-1`` of a 1-D upfirdn along dim 0 (correlation with ``taps``).
+def _fir_rows(x: torch.Tensor, n_sig: int, off: int, taps: tuple[float, ...], up: int, down: int, pad0: int, o0: int,
+              m: int, out: torch.Tensor | None = None, accumulate: bool = False) -> torch.Tensor:
+    """Rows ``o0 .. o0+m-1`` of a 1-D upfirdn along dim 0 (correlation with ``taps``), [m, *rest].
 
-    ``x`` holds rows ``off .. off+len(x)-1`` of a signal of ``n_sig`` rows (zero outside).
-    ``stack='out'``: ``taps`` is a list of T filters, all applied in one product; returns the raw
-    [blocks, T * block_rows, *rest] (block b, filter i at rows i*block_rows..; blocks*block_rows >= m).
-    ``stack='in'``: ``taps`` is a list of T filters and ``x`` is [rows, T, ...]: returns
-    ``sum_i filter_i(x[:, i])`` as [m, ...] in one product.
+    ``x`` holds rows ``off .. off+len(x)-1`` of a signal of ``n_sig`` rows (zero outside); each
+    row must be contiguous, rows may be further apart (a column crop of a wider tensor).
+    ``out``: a contiguous [m, *rest] tensor that receives the result (``accumulate``: is added to);
+    the products write into it directly when the row blocks fit it.
     """
-    t_list = list(taps) if stack else [taps]
-    nt = len(t_list)
-    rest = x.shape[2:] if stack == "in" else x.shape[1:]
+    rest = x.shape[1:]
     cols = x[0].numel()
-    x2 = x.reshape(x.shape[0], cols)
-    if not stack and len(taps) == 1 and up == 1 and down == 1:  # identity filter: shift and pad only
-        out = x2.new_zeros(m, cols)
+    assert x[0].is_contiguous(), "rows must be contiguous"
+    x2 = x.as_strided((x.shape[0], cols), (x.stride(0) if x.shape[0] > 1 else cols, 1), x.storage_offset())
+    if len(taps) == 1 and up == 1 and down == 1:  # identity filter: shift and pad only
+        res = x2.new_zeros(m, cols)
         a, z = max(o0 - pad0, 0, off), min(o0 - pad0 + m, n_sig, off + x2.shape[0])
         if z > a:
-            out[a - (o0 - pad0) : z - (o0 - pad0)] = x2[a - off : z - off] * taps[0]
-        return out.reshape(m, *rest)
-    length = len(t_list[0])
-    assert all(len(t) == length for t in t_list)
+            torch.mul(x2[a - off : z - off], taps[0], out=res[a - (o0 - pad0) : z - (o0 - pad0)])
+        return _deliver(res.view(m, *rest), out, accumulate)
+    length = len(taps)
     step_mult = up // math.gcd(up, down)
-    rows = BLOCK_ROWS * step_mult
-    rows = min(rows, -(-m // step_mult) * step_mult)
+    rows = min(BLOCK_ROWS * step_mult, -(-m // step_mult) * step_mult)
     nb = -(-m // rows)
     s = rows * down // up
     base = o0 * down - pad0
     phase = base % up
-    mats = [_block_matrix(t, up, down, phase, rows) for t in t_list]
-    lo, kin = mats[0][1], mats[0][0].shape[1]
-    if stack == "in":  # column k*T + i multiplies row k of filter input i
-        k = np.stack([mt for mt, _ in mats], axis=2).reshape(rows, kin * nt)
-    else:
-        k = np.concatenate([mt for mt, _ in mats], axis=0)  # [T*rows, kin]
+    k, lo = _block_matrix(taps, up, down, phase, rows)
+    kin = k.shape[1]
     first = (base - phase) // up + lo  # first global input row needed
     need0 = max(0, -(-(o0 * down - pad0) // up))  # rows the m wanted outputs need
     need1 = min(n_sig, ((o0 + m - 1) * down - pad0 + length - 1) // up + 1)
     assert off <= need0 and off + x2.shape[0] >= need1, "strip does not cover the rows it needs"
-    out_cols = cols // nt if stack == "in" else cols
-    out = torch.empty(nb, k.shape[0], out_cols, dtype=x.dtype, device=x.device)
+    direct = out is not None and nb * rows == m
+    res = out.view(nb, rows, cols) if direct else torch.empty(nb, rows, cols, dtype=x.dtype, device=x.device)
     kt = torch.from_numpy(k).to(device=x.device, dtype=x.dtype)
     lo_av, hi_av = max(0, off), min(n_sig, off + x2.shape[0])  # rows that hold real data
     b0 = min(nb, max(0, -(-(lo_av - first) // s)))  # blocks whose windows need no padding
@@ -189,11 +185,63 @@ def _fir_rows(x: torch.Tensor, n_sig: int, off: int, taps, up: int, down: int, p
             a, z = max(r0, lo_av), min(r1, hi_av)
             if z > a:
                 xe[a - r0 : z - r0] = x2[a - off : z - off]
-        win = xe.as_strided((q - p, kin * nt if stack == "in" else kin, out_cols), (s * cols, out_cols, 1), xe.storage_offset())
-        torch.matmul(kt, win, out=out[p:q])
-    if stack == "out":
+        rs = xe.stride(0) if xe.shape[0] > 1 else cols
+        win = xe.as_strided((q - p, kin, cols), (s * rs, rs, 1), xe.storage_offset())
+        if direct and accumulate:
+            res[p:q].baddbmm_(kt.expand(q - p, *kt.shape), win)
+        else:
+            torch.matmul(kt, win, out=res[p:q])
+    if direct:
         return out
-    return out.view(nb * rows, out_cols)[:m].reshape(m, *rest)
+    return _deliver(res.view(nb * rows, cols)[:m].view(m, *rest), out, accumulate)
+
+
+def _deliver(res: torch.Tensor, out: torch.Tensor | None, accumulate: bool) -> torch.Tensor:
+    if out is None:
+        return res
+    return out.add_(res) if accumulate else out.copy_(res)
+
+
+def _depthwise(taps: tuple[float, ...], c: int, like: torch.Tensor, flip: bool = False) -> torch.Tensor:
+    """[C, 1, 1, L] depthwise weight holding ``taps`` (reversed if ``flip``) for every channel."""
+    t = torch.tensor(taps[::-1] if flip else taps, dtype=like.dtype, device=like.device)
+    return t.reshape(1, 1, 1, -1).expand(c, 1, 1, len(taps)).contiguous()
+
+
+def _crop_cols(y: torch.Tensor, start: int, n: int) -> torch.Tensor:
+    """Columns ``start .. start+n-1`` of [1, C, R, W] (zeros outside); a view when inside."""
+    if start >= 0 and start + n <= y.shape[3]:
+        return y[:, :, :, start : start + n]
+    out = y.new_zeros(y.shape[0], y.shape[1], y.shape[2], n).contiguous(memory_format=torch.channels_last)
+    a, z = max(start, 0), min(start + n, y.shape[3])
+    if z > a:
+        out[:, :, :, a - start : z - start] = y[:, :, :, a:z]
+    return out
+
+
+def _fir_cols(x: torch.Tensor, taps: tuple[float, ...], up: int, down: int, pad0: int, n_out: int) -> torch.Tensor:
+    """1-D upfirdn along W of a channels_last [1, C, R, W] tensor (correlation with ``taps``;
+    output j = sum_k taps[k] * xu[j*down + k - pad0], ``xu`` zero-inserted): [1, C, R, n_out].
+
+    Runs as one depthwise convolution in oneDNN (transposed for ``up``: polyphase, no
+    multiplications by inserted zeros), which reads the channels_last layout directly.
+    """
+    c, length = x.shape[1], len(taps)
+    if up > 1:  # conv_transpose output i = sum_m x[m] * w[i - up*m]: with w = reversed taps, j -> i = j + L-1-pad0
+        assert down == 1
+        start = length - 1 - pad0
+        full = (x.shape[3] - 1) * up + length
+        w = _depthwise(taps, c, x, flip=True)
+        if start >= 0 and full - 2 * start == n_out:
+            return F.conv_transpose2d(x, w, stride=(1, up), padding=(0, start), groups=c)
+        return _crop_cols(F.conv_transpose2d(x, w, stride=(1, up), groups=c), start, n_out)
+    need = (n_out - 1) * down + length  # input columns from -pad0
+    if pad0 > 0 or need - pad0 > x.shape[3]:
+        x = _crop_cols(x, -pad0, need)
+    elif pad0 < 0:
+        x = x[:, :, :, -pad0:]
+    y = F.conv2d(x, _depthwise(taps, c, x), stride=(1, down), groups=c)
+    return y if y.shape[3] == n_out else y[:, :, :, :n_out]
 
 
 def _taps(f: torch.Tensor | None, flip: bool, scale: float) -> tuple[float, ...]:
@@ -215,10 +263,6 @@ def _separable_terms(fd: torch.Tensor | None, flip: bool) -> list[tuple[tuple[fl
     return [(tuple((u[:, i] * s[i]).tolist()), tuple(vt[i].tolist())) for i in range(keep)]
 
 
-def _transpose01(x: torch.Tensor) -> torch.Tensor:
-    return x.transpose(0, 1).contiguous()
-
-
 def _filtered_lrelu_fast(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter):
     n, c, h, w = x.shape
     px0, px1, py0, py1 = _parse_padding(padding)
@@ -230,47 +274,35 @@ def _filtered_lrelu_fast(x, fu, fd, b, up, down, padding, gain, slope, clamp, fl
     tu_y = _taps(fu, flip_filter, up * float(gain))  # lrelu(g*x) == g*lrelu(x) for g > 0
     terms = _separable_terms(fd, flip_filter)
     fdh = len(terms[0][0])
-    if clamp is not None:  # skip the clamp pass when no value can reach it
-        lo_, hi_ = torch.aminmax(x)
-        peak = max(-float(lo_), float(hi_)) + (0.0 if b is None else float(b.abs().amax()))
-        reach = max(sum(abs(t) for t in tu_x[p::up]) for p in range(up))  # worst polyphase gain
-        if peak * float(gain) * reach**2 < clamp:
-            clamp = None
-    lo_clamp = None if clamp is None else (-clamp / slope if slope > 0 else 0.0)
-    out = torch.empty(n, c, oh, ow, dtype=x.dtype, device=x.device).contiguous(memory_format=torch.channels_last)
-    rows = max(1, (STRIP_FLOATS // max(1, tw * c) - fdh + down) // down)
-    bias = None if b is None else b.to(x.dtype)
+    reach = max(sum(abs(t) for t in tu_x[p::up]) for p in range(up))  # worst polyphase gain of the up filter
+    x = x.contiguous(memory_format=torch.channels_last)
+    out = torch.empty(n, c, oh, ow, dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
+    rows = max(min(MIN_STRIP_ROWS, oh), (STRIP_FLOATS // max(1, tw * c) - fdh + down) // down)
+    rows = rows - rows % BLOCK_ROWS if rows > BLOCK_ROWS else rows  # whole row blocks go straight into the output
+    bias = None if b is None else b.to(x.dtype).reshape(1, -1, 1, 1)
     for i in range(n):
-        xh = x[i].permute(1, 2, 0)  # [H, W, C]
-        oh_view = out[i].permute(1, 2, 0)  # [oH, oW, C] (contiguous: channels_last)
         for o0 in range(0, oh, rows):
             m = min(rows, oh - o0)
             t0, t1 = o0 * down, (o0 + m - 1) * down + fdh  # upsampled rows needed
             i0 = max(0, -(-(t0 - py0) // up))
             i1 = min(h, (t1 - 1 - py0 + fuw - 1) // up + 1)
-            xs = torch.empty(w, i1 - i0, c, dtype=x.dtype, device=x.device)  # [W, rows, C]
-            src = xh[i0:i1].transpose(0, 1)
-            torch.add(src, bias, out=xs) if bias is not None else xs.copy_(src)
-            y = _fir_rows(xs, w, 0, tu_x, up, 1, px0, 0, tw)  # [tW, rows, C]
-            y = _fir_rows(_transpose01(y), h, i0, tu_y, up, 1, py0, t0, t1 - t0)  # [rows', tW, C]
-            if clamp is not None:
-                y.clamp_(lo_clamp, clamp)
+            xs = x[i : i + 1, :, i0:i1]  # [1, C, rows, W] channels_last
+            xs = xs + bias if bias is not None else xs
+            strip_clamp = clamp
+            if clamp is not None:  # skip the clamp pass when no value of this strip can reach it
+                lo_, hi_ = torch.aminmax(xs.permute(0, 2, 3, 1).reshape(-1))
+                if max(-float(lo_), float(hi_)) * float(gain) * reach**2 < clamp:
+                    strip_clamp = None
+            y = _fir_rows(xs.permute(0, 2, 3, 1)[0], h, i0, tu_y, up, 1, py0, t0, t1 - t0)  # [rows', W, C]: V-up
+            y = _fir_cols(y.unsqueeze(0).permute(0, 3, 1, 2), tu_x, up, 1, px0, tw)  # [1, C, rows', tW]: H-up
+            if strip_clamp is not None:
+                y.clamp_(-strip_clamp / slope if slope > 0 else 0.0, strip_clamp)
             if slope != 1:
-                torch.nn.functional.leaky_relu_(y, slope) if slope > 0 else y.relu_()
-            if len(terms) == 1:
-                z = _fir_rows(y, th, t0, terms[0][0], 1, down, 0, o0, m)  # [m, tW, C]
-                acc = _fir_rows(_transpose01(z), tw, 0, terms[0][1], 1, down, 0, 0, ow)  # [oW, m, C]
-            else:  # all separable terms: one vertical product, one horizontal product (per chunk of rows)
-                nt = len(terms)
-                step = max(BLOCK_ROWS, STRIP_FLOATS // (2 * nt * tw * c) // BLOCK_ROWS * BLOCK_ROWS)
-                parts = []
-                for a0 in range(o0, o0 + m, step):
-                    ma = min(step, o0 + m - a0)
-                    z = _fir_rows(y, th, t0, [t[0] for t in terms], 1, down, 0, a0, ma, stack="out")  # [nb, T*r, tW*C]
-                    z = z.view(z.shape[0], nt, -1, tw, c).permute(3, 1, 0, 2, 4).reshape(tw, nt, -1, c)  # [tW, T, nb*r, C]
-                    parts.append(_fir_rows(z, tw, 0, [t[1] for t in terms], 1, down, 0, 0, ow, stack="in")[:, :ma])
-                acc = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)  # [oW, m, C]
-            oh_view[o0 : o0 + m] = acc.transpose(0, 1)
+                F.leaky_relu_(y, slope) if slope > 0 else y.relu_()
+            dst = out[i : i + 1, :, o0 : o0 + m].permute(0, 2, 3, 1)[0]  # [m, oW, C] (contiguous rows of out)
+            for k, (tv, th_) in enumerate(terms):  # the separable terms of the down filter, summed into dst
+                z = _fir_cols(y, th_, 1, down, 0, ow).permute(0, 2, 3, 1)[0]  # [rows', oW, C]: H-down
+                _fir_rows(z, th, t0, tv, 1, down, 0, o0, m, out=dst, accumulate=k > 0)  # [m, oW, C]: V-down
     return out
 
 

@@ -25,6 +25,7 @@ from ganeditor.archs.registry import register
 CONV_TYPES = ("Convolution", "ConvolutionDepthWise", "Deconvolution", "DeconvolutionDepthWise")
 ELEMENTWISE = ("ReLU", "Sigmoid", "TanH", "Clip", "ELU", "HardSigmoid", "HardSwish", "Mish", "Swish", "AbsVal")
 PASS_THROUGH = ("Noop", "Dropout")
+PER_CHANNEL = ("InnerProduct", "PReLU", "Scale", "BatchNorm", "Bias")
 SUPPORTED = (
     ("Input", "Split", "Concat", "Eltwise", "BinaryOp", "UnaryOp", "Interp", "PixelShuffle", "Pooling")
     + ("Crop", "Padding", "Reshape", "Permute", "Flatten", "InnerProduct", "PReLU", "Scale", "BatchNorm", "Bias")
@@ -190,6 +191,7 @@ class NcnnGraph(nn.Module, ImageToImageNet):
     def _layer_forward(
         self, kind: str, p: ops.Params, ins: list[torch.Tensor], w: nn.Module | None, n_out: int
     ) -> list[torch.Tensor]:
+        """The output blobs of one layer of type ``kind`` from its input blobs and its weights ``w``."""
         x = ins[0]
         if kind == "Split":
             return [x] * n_out
@@ -200,15 +202,25 @@ class NcnnGraph(nn.Module, ImageToImageNet):
             return [self._conv(kind, p, x, w)]
         if kind in ELEMENTWISE:
             return [self._elementwise(kind, p, x)]
+        if kind in PER_CHANNEL:
+            return [self._per_channel_layer(kind, p, ins, w)]
+        if kind == "Eltwise":
+            return [self._eltwise(p, ins)]
+        return [self._blob_op(kind, p, ins, w)]
+
+    @staticmethod
+    def _per_channel_layer(kind: str, p: ops.Params, ins: list[torch.Tensor], w: nn.Module | None) -> torch.Tensor:
+        """InnerProduct and the layers that scale or shift each channel by stored weights."""
+        x = ins[0]
         if kind == "InnerProduct":
             if x.dim() == 3 and x.shape[2] == w.weight.shape[1]:
                 y = F.linear(x, w.weight, getattr(w, "bias", None))
             else:
                 y = F.linear(x.flatten(1), w.weight, getattr(w, "bias", None))
-            return [ops.activation(y, param(p, 9, 0), aparam(p, 10))]
+            return ops.activation(y, param(p, 9, 0), aparam(p, 10))
         if kind == "PReLU":
             slope = _per_channel(x, w.slope) if w.slope.numel() > 1 else w.slope
-            return [torch.where(x < 0, x * slope, x)]
+            return torch.where(x < 0, x * slope, x)
         if kind == "Scale":
             if len(ins) > 1:  # one scale blob per sample: [N, C] acts per channel of [N, C, ...]
                 s = ins[1].reshape(ins[1].shape[0], ins[1].shape[1], *([1] * (x.dim() - 2)))
@@ -217,41 +229,43 @@ class NcnnGraph(nn.Module, ImageToImageNet):
             y = x * s
             if w is not None and hasattr(w, "bias"):
                 y = y + _per_channel(x, w.bias)
-            return [y]
+            return y
         if kind == "BatchNorm":
             sqrt_var = torch.sqrt(w.var + fparam(p, 1, 0.0))
             sqrt_var = torch.where(sqrt_var == 0, torch.full_like(sqrt_var, 1e-4), sqrt_var)
             a = w.bias - w.slope * w.mean / sqrt_var
-            return [x * _per_channel(x, w.slope / sqrt_var) + _per_channel(x, a)]
-        if kind == "Bias":
-            return [x + _per_channel(x, w.bias)]
-        if kind == "Eltwise":
-            return [self._eltwise(p, ins)]
+            return x * _per_channel(x, w.slope / sqrt_var) + _per_channel(x, a)
+        assert kind == "Bias", kind
+        return x + _per_channel(x, w.bias)
+
+    @staticmethod
+    def _blob_op(kind: str, p: ops.Params, ins: list[torch.Tensor], w: nn.Module | None) -> torch.Tensor:
+        """Arithmetic, resampling and reshaping of blobs (no stored weights but Padding's values)."""
+        x = ins[0]
+        second = ins[1] if len(ins) > 1 else None
         if kind == "BinaryOp":
-            if param(p, 1, 0):
-                return [ops.binary(x, fparam(p, 2, 0.0), param(p, 0, 0))]
-            return [ops.binary(x, ins[1], param(p, 0, 0))]
+            return ops.binary(x, fparam(p, 2, 0.0) if param(p, 1, 0) else ins[1], param(p, 0, 0))
         if kind == "UnaryOp":
-            return [ops.UNARY[param(p, 0, 0)](x)]
+            return ops.UNARY[param(p, 0, 0)](x)
         if kind == "Concat":
             axis = param(p, 0, 0)
-            return [torch.cat(ins, dim=(axis + x.dim() - 1 if axis < 0 else axis) + 1)]
+            return torch.cat(ins, dim=(axis + x.dim() - 1 if axis < 0 else axis) + 1)
         if kind == "Interp":
-            return [ops.interp(x, p, ins[1] if len(ins) > 1 else None)]
+            return ops.interp(x, p, second)
         if kind == "PixelShuffle":
-            return [ops.pixel_shuffle(x, p)]
+            return ops.pixel_shuffle(x, p)
         if kind == "Pooling":
-            return [ops.pooling(x, p)]
+            return ops.pooling(x, p)
         if kind == "Crop":
-            return [ops.crop(x, p, ins[1] if len(ins) > 1 else None)]
+            return ops.crop(x, p, second)
         if kind == "Padding":
-            return [ops.padding(x, p, getattr(w, "per_channel", None) if w is not None else None)]
+            return ops.padding(x, p, getattr(w, "per_channel", None) if w is not None else None)
         if kind == "Reshape":
-            return [ops.reshape(x, p)]
+            return ops.reshape(x, p)
         if kind == "Permute":
-            return [ops.permute(x, p)]
+            return ops.permute(x, p)
         if kind == "Flatten":
-            return [x.flatten(1)]
+            return x.flatten(1)
         raise ValueError(f"ncnn layer type {kind!r} is not supported")
 
     @staticmethod

@@ -226,12 +226,18 @@ def modulated_conv2d(
     if fused_modconv and not (torch.is_grad_enabled() and (weight.requires_grad or styles.requires_grad)):
         return _modconv_infer(x, weight, styles, noise, up, down, padding, resample_filter, demodulate,
                               flip_weight, out_gain, bias, impl)  # fmt: skip
+    if fused_modconv and not weight.requires_grad:
+        # Gradients through the styles only (a frozen generator: projection, encoder training): the
+        # unfused form is the same function and its backward skips the per-sample weight gradients.
+        fused_modconv = False
     w = None
     dcoefs = None
-    if demodulate or fused_modconv:
+    if fused_modconv:
         w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)  # [NOIkk]
-    if demodulate:
-        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [NO]
+        if demodulate:
+            dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [NO]
+    elif demodulate:  # sum_i s[n, i]^2 * sum_k w[o, i, k]^2 as a [N, I] x [I, O] product
+        dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [NO]
     if not fused_modconv:
         x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
         x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up, down, padding, flip_weight=flip_weight, impl=impl)

@@ -37,7 +37,7 @@ def measure_receptive_radius(net: nn.Module, sizes: tuple[int, ...] = PROBE_SIZE
 def _probe(net: nn.Module, size: int, channels: int) -> int | str | None:
     """Support of the gradient of a central block of size_multiple output pixels (every phase of
     strided layers) with respect to a random input; None when it touches the input's border,
-    'global' when it is every pixel."""
+    'global' when it is every pixel (or cannot be measured)."""
     m = max(1, int(getattr(net, "size_multiple", 1)))
     size = -(-max(size, int(getattr(net, "min_size", 0))) // m) * m
     p = next(iter(net.parameters()), None)
@@ -46,13 +46,13 @@ def _probe(net: nn.Module, size: int, channels: int) -> int | str | None:
     c = size // 2 // m * m
     with torch.inference_mode(False), torch.enable_grad():
         x = torch.rand(1, channels, size, size, generator=torch.Generator().manual_seed(0)).to(dev).requires_grad_(True)
-        net(x)[..., c * s : (c + m) * s, c * s : (c + m) * s].sum().backward()
-        support = x.grad.abs().sum((0, 1)) > 0  # [H, W]
-    if bool(support.all()):
-        return "global"
+        fn = getattr(net, "unclamped", net)  # a final clamp would hide dependencies where outputs saturate
+        fn(x)[..., c * s : (c + m) * s, c * s : (c + m) * s].sum().backward()
+        grad = x.grad
+    support = grad.abs().sum((0, 1)) > 0  # [H, W]
+    if not bool(torch.isfinite(grad).all()) or not bool(support.any()) or bool(support.all()):
+        return "global"  # every pixel, or nothing measurable (non-finite values): no bound can be trusted
     ys, xs = torch.nonzero(support, as_tuple=True)
-    if not len(ys):
-        return 0
     lo_y, hi_y, lo_x, hi_x = int(ys.min()), int(ys.max()), int(xs.min()), int(xs.max())
     if min(lo_y, lo_x) == 0 or max(hi_y, hi_x) == size - 1:
         return None  # reaches the probe's border: maybe further

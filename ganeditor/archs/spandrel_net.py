@@ -82,6 +82,10 @@ class SpandrelNet(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """RGB [N,3,H,W] in [0,1] (+ a [N,1,H,W] mask for inpainters) -> [N,3,H*s,W*s] in [0,1]."""
+        return self.unclamped(x, mask).clamp(0, 1)
+
+    def unclamped(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``forward`` before the final clamp (what the receptive-field probe differentiates)."""
         assert x.ndim == 4 and x.shape[1] == 3, x.shape
         h, w = x.shape[-2:]
         if self.input_channels == 1:  # gray models see the luma
@@ -91,7 +95,7 @@ class SpandrelNet(nn.Module):
             mask = pad_to_requirements(mask, self.size_multiple, self.min_size, self.square)
         y = self._call(x, mask)
         assert isinstance(y, torch.Tensor), f"{self.arch_id} returned {type(y).__name__}, not a tensor"
-        y = y.clamp(0, 1)[..., : h * self.scale, : w * self.scale]
+        y = y[..., : h * self.scale, : w * self.scale]
         return y.expand(-1, 3, -1, -1) if y.shape[1] == 1 else y
 
     # --- tiling facts ----------------------------------------------------------------------
@@ -107,7 +111,8 @@ class SpandrelNet(nn.Module):
         """Facts for ``ganeditor info`` and the model library."""
         r = self.receptive_radius
         tiling = (f"exact tiles (receptive field {r} px each side)" if r is not None else
-                  "overlap-blended tiles (global operations: tiles differ slightly from a whole-image run)")
+                  "overlap-blended tiles (its receptive field is global or wider than measured: "
+                  "tiles differ slightly from a whole-image run)")
         return {"summary": f"{self.arch_id} {self.kind} x{self.scale} (through spandrel)", "arch": self.arch_name,
                 "kind": self.kind, "scale": self.scale, "channels": f"{self.input_channels} -> {self.output_channels}",
                 "tags": ", ".join(self.tags), "size_multiple": self.size_multiple, "tiling": tiling}

@@ -9,6 +9,8 @@ import sys
 import threading
 from typing import Iterator
 
+from tqdm import tqdm
+
 from ganeditor.core.device import DEVICE_CHOICES
 from ganeditor.core.files import refuse_overwrite
 from ganeditor.core.progress import ProgressEvent, Task
@@ -112,8 +114,6 @@ def _bar_task(description: str, total: float | None) -> Iterator[Task]:
     if not sys.stderr.isatty():
         yield Task()
         return
-    from tqdm import tqdm
-
     bar = tqdm(total=total, desc=description, unit="", dynamic_ncols=True, leave=False, file=sys.stderr)
 
     def on_progress(ev: ProgressEvent) -> None:

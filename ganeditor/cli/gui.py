@@ -38,6 +38,6 @@ def run(args: argparse.Namespace) -> int:
         from ganeditor.qt.app import screenshot  # Qt is imported only for the GUI
 
         return screenshot(args.screenshot, args.image, panel=args.panel, size=args.size or (1280, 800))
-    from ganeditor.qt.app import run_app
+    from ganeditor.qt.app import run_app  # Qt is imported only for the GUI
 
     return run_app(args.image)

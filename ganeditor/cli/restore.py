@@ -20,7 +20,6 @@ from ganeditor.cli.translate import add_common_options, print_report
 from ganeditor.core.errors import GanEditorError
 from ganeditor.core.imageio import LoadedImage, read_image, write_image
 from ganeditor.core.progress import Task
-from ganeditor.core.provenance import record
 from ganeditor.pipelines.image2image import BatchReport, plan_batch, run_batch
 from ganeditor.pipelines.restore import (DEFAULT_STAGES, MODEL_SLOTS, STAGE_ORDER, RestoreModels, RestoreOptions,
                                          canonical_stage, parse_stages, restore)
@@ -45,7 +44,8 @@ def _stages(text: str) -> tuple[str, ...]:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("restore", help="restore old photos: dust and scratches, noise and fading, faces, colour, size",
-                       description=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=__doc__.split("\n\n", 1)[1].replace("``", "'"),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", help="image file or folder of images (scans: PNG, TIFF incl. 16-bit, JPEG...)")
     p.add_argument("output", help="output image file or folder (created); 16-bit in -> 16-bit out")
     p.add_argument("--stages", type=_stages, default=DEFAULT_STAGES,
@@ -92,10 +92,7 @@ def run(args: argparse.Namespace) -> int:
     if options.mask is not None and len(srcs) > 1:
         raise GanEditorError("--mask is for one photo, not a folder", args.mask)
     models = RestoreModels.load(options.stages, dict(args.model), args.device, options.face_steps)
-    steps = tuple(record("restore", path, {"stage": slot, "strength": options.strength.get(slot),
-                                            "fidelity": options.fidelity if slot == "faces" else None,
-                                            "factor": options.upscale if slot == "upscale" else None})
-                  for slot, path in models.paths.items())
+    steps = models.provenance(options)
     report = BatchReport()
     with progress_task("restore", len(srcs), graceful="cancelling (the image in progress is not written)") as task:
         for k, (src, dst) in enumerate(zip(srcs, dsts)):

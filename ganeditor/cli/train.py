@@ -10,6 +10,7 @@ import sys
 from ganeditor.cli.common import add_device_option, progress_task
 from ganeditor.core.errors import GanEditorError
 from ganeditor.pipelines.train.engine import RECIPES, TrainConfig, train
+from ganeditor.pipelines.train.health import describe_space
 
 
 def _kv(text: str) -> tuple[str, object]:
@@ -59,8 +60,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def print_health(ev) -> None:
     """One line of health figures (and any mode-collapse alarm) for the terminal log."""
-    from ganeditor.pipelines.train.health import describe_space
-
     m = ev.metrics
     shown = " ".join(f"{k}={v:.3g}" for k, v in m.items()
                      if isinstance(v, float) and not k.startswith("coverage/") and k != "time")

@@ -17,22 +17,30 @@ import io
 import json
 import mimetypes
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol, Sequence
 
-from ganeditor import __version__
-from ganeditor.core.provenance import APP_NAME, ProvenanceError
+from ganeditor import APP_NAME, __version__
+from ganeditor.core.errors import ProvenanceError
 from ganeditor.core.xmp import IPTC_SOURCE_TYPES
-
-if TYPE_CHECKING:
-    from ganeditor.core.provenance import Provenance
 
 MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "TIFF": "image/tiff", "WEBP": "image/webp"}
 MAX_INGREDIENT_BYTES = 512 << 20  # a larger source photo is named in the actions but not hashed in
 
 
+class Step(Protocol):
+    """What the manifest says of one operation (``core.provenance.Step``)."""
+
+    operation: str
+    model: str
+    model_sha256: str
+    when: str
+
+    def describe(self) -> str: ...
+
+
 def _c2pa():
     try:
-        import c2pa
+        import c2pa  # optional dependency, imported only when signing is configured
     except ImportError:
         raise ProvenanceError("C2PA signing is configured but the c2pa-python package is not installed "
                               "(pip install 'ganeditor[c2pa]')") from None  # fmt: skip
@@ -40,6 +48,7 @@ def _c2pa():
 
 
 def _algorithm(c2pa, key_pem: bytes, key_path: Path):
+    # deferred like c2pa itself (cryptography comes with c2pa-python): needed only when signing
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
@@ -74,16 +83,16 @@ def _signer(cert: str, key: str, _stamp: tuple[int, int]):
         raise ProvenanceError(f"the C2PA signer does not accept this certificate and key ({e})", cert) from None
 
 
-def _actions(prov: Provenance, source_type: str, ingredient: bool) -> list[dict]:
+def _actions(steps: Sequence[Step], history: bool, source_type: str, ingredient: bool) -> list[dict]:
     agent = {"name": APP_NAME, "version": __version__}
     url = IPTC_SOURCE_TYPES + source_type
     actions: list[dict] = []
     if ingredient:
         actions.append({"action": "c2pa.opened", "parameters": {"ingredientIds": ["source"]}})
-    for i, step in enumerate(prov.steps):
+    for i, step in enumerate(steps):
         first = not actions and i == 0
         act = {"action": "c2pa.created" if first else "c2pa.edited", "digitalSourceType": url, "softwareAgent": agent}
-        if prov.options.history:
+        if history:
             act["when"] = step.when
             act["parameters"] = {"description": step.describe(), "org.ganeditor.operation": step.operation,
                                  "org.ganeditor.model": step.model, "org.ganeditor.model_sha256": step.model_sha256}  # fmt: skip
@@ -93,9 +102,8 @@ def _actions(prov: Provenance, source_type: str, ingredient: bool) -> list[dict]
     return actions
 
 
-def _source_stream(prov: Provenance, c2pa) -> tuple[str, io.BytesIO] | None:
+def _source_stream(src: Path | None, c2pa) -> tuple[str, io.BytesIO] | None:
     """(mime, bytes) of the edited photo when C2PA can take it as an ingredient, else None."""
-    src = prov.source
     if src is None:
         return None
     mime = mimetypes.guess_type(src.name)[0]
@@ -107,25 +115,28 @@ def _source_stream(prov: Provenance, c2pa) -> tuple[str, io.BytesIO] | None:
         return None
 
 
-def sign_image(data: bytes, fmt: str, title: str, prov: Provenance, source_type: str) -> bytes:
-    """``data`` with an embedded C2PA manifest signed by the configured certificate."""
+def sign_image(data: bytes, fmt: str, title: str, *, cert: Path, key: Path, steps: Sequence[Step], history: bool,
+               source: Path | None, source_type: str) -> bytes:  # fmt: skip
+    """``data`` (an image encoded by Pillow as ``fmt``) with an embedded C2PA manifest signed with
+    ``cert`` + ``key``: one action per step (with its model and settings when ``history``), the
+    edited photo ``source`` (if any) as parent ingredient, the IPTC ``source_type``."""
     c2pa = _c2pa()
-    cert, key = prov.options.c2pa_cert, prov.options.c2pa_key
-    assert cert is not None and key is not None
     try:
         stamp = (cert.stat().st_mtime_ns, key.stat().st_mtime_ns)
     except OSError as e:
         raise ProvenanceError(f"cannot read the C2PA signing certificate or key ({e.strerror or e})", e.filename) from None
     signer = _signer(str(cert), str(key), stamp)
-    source = _source_stream(prov, c2pa)
+    stream = _source_stream(source, c2pa)
+    actions = _actions(steps, history, source_type, stream is not None)
     manifest = {"claim_generator_info": [{"name": APP_NAME, "version": __version__}], "title": title,
-                "assertions": [{"label": "c2pa.actions", "data": {"actions": _actions(prov, source_type, source is not None)}}]}  # fmt: skip
+                "assertions": [{"label": "c2pa.actions", "data": {"actions": actions}}]}  # fmt: skip
     out = io.BytesIO()
     try:
         builder = c2pa.Builder(json.dumps(manifest))
-        if source is not None:
-            builder.add_ingredient(json.dumps({"title": prov.source.name, "relationship": "parentOf", "label": "source"}),
-                                   source[0], source[1])  # fmt: skip
+        if stream is not None:
+            assert source is not None
+            builder.add_ingredient(json.dumps({"title": source.name, "relationship": "parentOf", "label": "source"}),
+                                   stream[0], stream[1])  # fmt: skip
         builder.sign(signer, MIME[fmt], io.BytesIO(data), out)
     except c2pa.C2paError as e:
         raise ProvenanceError(f"C2PA signing with this certificate failed ({' '.join(str(e).split())})", cert) from None

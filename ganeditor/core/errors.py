@@ -25,5 +25,9 @@ class ImageError(GanEditorError):
     """An image cannot be read or written."""
 
 
+class ProvenanceError(GanEditorError):
+    """Provenance cannot be written as configured (e.g. a signing certificate that does not load)."""
+
+
 class Cancelled(Exception):
     """Raised inside long work when the user cancelled it."""

@@ -5,6 +5,7 @@ Plain byte layouts from the PNG 1.2 and TIFF 6.0 specifications; data go through
 
 from __future__ import annotations
 
+import itertools
 import struct
 import zlib
 
@@ -48,66 +49,71 @@ def encode_png16(pixels: np.ndarray, icc_profile: bytes | None = None, exif: byt
     return b"".join(out)
 
 
+_TIFF_STRIP_OFFSETS = 273
+TiffTag = tuple[int, int, "list[int] | bytes"]  # (tag, type, values); types 1 BYTE 3 SHORT 4 LONG 7 UNDEFINED
+
+
+def _tiff_tags(w: int, h: int, c: int, rows_per_strip: int, strip_sizes: list[int], icc_profile: bytes | None,
+               xmp: bytes | None) -> list[TiffTag]:  # fmt: skip
+    """The IFD's entries for a 16-bit image, sorted by tag; the strip offsets are zeros until placed."""
+    color = c >= 3
+    extra = c - (3 if color else 1)
+    tags: list[TiffTag] = [
+        (256, 4, [w]),
+        (257, 4, [h]),
+        (258, 3, [16] * c),
+        (259, 3, [8]),  # Adobe deflate
+        (262, 3, [2 if color else 1]),  # RGB / BlackIsZero
+        (_TIFF_STRIP_OFFSETS, 4, [0] * len(strip_sizes)),
+        (277, 3, [c]),
+        (278, 4, [rows_per_strip]),
+        (279, 4, list(strip_sizes)),
+        (284, 3, [1]),  # chunky
+        (339, 3, [1] * c),  # unsigned integers
+    ]
+    if extra:
+        tags.append((338, 3, [2] * extra))  # unassociated alpha
+    if xmp:
+        tags.append((700, 1, xmp + b"\n" * (len(xmp) & 1)))  # XMP packet (even length keeps offsets aligned)
+    if icc_profile:
+        tags.append((34675, 7, icc_profile))
+    return sorted(tags, key=lambda t: t[0])
+
+
+def _tiff_value(typ: int, values: list[int] | bytes) -> bytes:
+    return values if isinstance(values, bytes) else struct.pack("<" + ("H" if typ == 3 else "I") * len(values), *values)
+
+
+def _tiff_ifd(tags: list[TiffTag], values_offset: int) -> tuple[bytes, bytes]:
+    """The IFD (count, 12-byte entries, no next IFD) and the values too long for an entry, which it
+    points to at ``values_offset`` onwards."""
+    entries, values = [], []
+    pos = values_offset
+    for tag, typ, vals in tags:
+        raw = _tiff_value(typ, vals)
+        if len(raw) <= 4:
+            entries.append(struct.pack("<HHI", tag, typ, len(vals)) + raw.ljust(4, b"\x00"))
+        else:
+            entries.append(struct.pack("<HHII", tag, typ, len(vals), pos))
+            values.append(raw)
+            pos += len(raw)
+    return struct.pack("<H", len(tags)) + b"".join(entries) + struct.pack("<I", 0), b"".join(values)
+
+
 def encode_tiff16(pixels: np.ndarray, icc_profile: bytes | None = None, xmp: bytes | None = None) -> bytes:
-    """A little-endian, deflate-compressed 16-bit TIFF of ``pixels`` [H, W, C] uint16 (C 1..4)."""
+    """A little-endian, deflate-compressed 16-bit TIFF of ``pixels`` [H, W, C] uint16 (C 1..4).
+    Layout: header, the one IFD, its long values, then the strips (on a word boundary)."""
     assert pixels.ndim == 3 and pixels.dtype == np.uint16 and 1 <= pixels.shape[2] <= 4, pixels.shape
     h, w, c = pixels.shape
     data = pixels.astype("<u2", copy=False)
     rows_per_strip = max(1, min(h, (1 << 20) // max(1, w * c * 2)))
     strips = [zlib.compress(data[y : y + rows_per_strip].tobytes(), 6) for y in range(0, h, rows_per_strip)]
-    color = c >= 3
-    extra = c - (3 if color else 1)
-    tags: list[tuple[int, int, list[int] | bytes]] = []  # (tag, type, values); types 1 BYTE 3 SHORT 4 LONG 7 UNDEFINED
-    tags.append((256, 4, [w]))
-    tags.append((257, 4, [h]))
-    tags.append((258, 3, [16] * c))
-    tags.append((259, 3, [8]))  # Adobe deflate
-    tags.append((262, 3, [2 if color else 1]))  # RGB / BlackIsZero
-    tags.append((273, 4, [0] * len(strips)))  # strip offsets, patched below
-    tags.append((277, 3, [c]))
-    tags.append((278, 4, [rows_per_strip]))
-    tags.append((279, 4, [len(s) for s in strips]))
-    tags.append((284, 3, [1]))  # chunky
-    if extra:
-        tags.append((338, 3, [2] * extra))  # unassociated alpha
-    tags.append((339, 3, [1] * c))  # unsigned integers
-    if xmp:
-        tags.append((700, 1, xmp + b"\n" * (len(xmp) & 1)))  # XMP packet (even length keeps offsets aligned)
-    if icc_profile:
-        tags.append((34675, 7, icc_profile))
-    tags.sort(key=lambda t: t[0])
-    size = {1: 1, 3: 2, 4: 4, 7: 1}
+    tags = _tiff_tags(w, h, c, rows_per_strip, [len(s) for s in strips], icc_profile, xmp)
     ifd_offset = 8
-    ifd_len = 2 + 12 * len(tags) + 4
-    blob_offset = ifd_offset + ifd_len
-    blobs: list[bytes] = []
-    # Large values live after the IFD; strip data after them.
-    values_len = sum(
-        (len(v) if isinstance(v, bytes) else len(v) * size[t]) for _, t, v in tags
-        if (len(v) if isinstance(v, bytes) else len(v) * size[t]) > 4
-    )
-    strip_offset = blob_offset + values_len + (values_len & 1)
-    offsets = []
-    pos = strip_offset
-    for s in strips:
-        offsets.append(pos)
-        pos += len(s)
-    entries = []
-    cur = blob_offset
-    for tag, typ, vals in tags:
-        if tag == 273:
-            vals = offsets
-        raw = vals if isinstance(vals, bytes) else struct.pack("<" + ("H" if typ == 3 else "I") * len(vals), *vals)
-        count = len(vals)
-        if len(raw) <= 4:
-            entries.append(struct.pack("<HHI", tag, typ, count) + raw.ljust(4, b"\x00"))
-        else:
-            entries.append(struct.pack("<HHII", tag, typ, count, cur))
-            blobs.append(raw)
-            cur += len(raw)
-    header = b"II*\x00" + struct.pack("<I", ifd_offset)
-    ifd = struct.pack("<H", len(tags)) + b"".join(entries) + struct.pack("<I", 0)
-    body = b"".join(blobs)
-    if values_len & 1:
-        body += b"\x00"
-    return header + ifd + body + b"".join(strips)
+    values_offset = ifd_offset + 2 + 12 * len(tags) + 4
+    values_len = sum(n for n in (len(_tiff_value(t, v)) for _, t, v in tags) if n > 4)
+    pad = values_len & 1
+    offsets = list(itertools.accumulate((len(s) for s in strips[:-1]), initial=values_offset + values_len + pad))
+    tags = [(tag, typ, offsets if tag == _TIFF_STRIP_OFFSETS else vals) for tag, typ, vals in tags]
+    ifd, values = _tiff_ifd(tags, values_offset)
+    return b"II*\x00" + struct.pack("<I", ifd_offset) + ifd + values + b"\x00" * pad + b"".join(strips)

@@ -27,18 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from ganeditor import __version__
-from ganeditor.core.errors import GanEditorError
+from ganeditor import APP_NAME, __version__
+from ganeditor.core.c2pa_seal import sign_image
+from ganeditor.core.errors import ProvenanceError
 from ganeditor.core.xmp import HistoryEvent, source_type_of, stamp_xmp
 
 GENERATED = "trainedAlgorithmicMedia"  # IPTC: made by a model trained on sampled content
 COMPOSITE = "compositeWithTrainedAlgorithmicMedia"  # IPTC: a photo combined with such media
-APP_NAME = "GAN Editor"
 HISTORY_ENV, CERT_ENV, KEY_ENV = "GANEDITOR_PROVENANCE_HISTORY", "GANEDITOR_C2PA_CERT", "GANEDITOR_C2PA_KEY"
-
-
-class ProvenanceError(GanEditorError):
-    """Provenance cannot be written as configured (e.g. a signing certificate that does not load)."""
 
 
 @dataclass(frozen=True)
@@ -148,9 +144,10 @@ class Provenance:
         configured, else unchanged."""
         if not self.options.signing:
             return data
-        from ganeditor.core.c2pa_seal import sign_image
-
-        return sign_image(data, fmt, title, self, self.source_type(kept_xmp))
+        assert self.options.c2pa_cert is not None and self.options.c2pa_key is not None
+        return sign_image(data, fmt, title, cert=self.options.c2pa_cert, key=self.options.c2pa_key,
+                          steps=self.steps, history=self.options.history, source=self.source,
+                          source_type=self.source_type(kept_xmp))  # fmt: skip
 
 
 def generated(*steps: Step, options: ProvenanceOptions | None = None) -> Provenance:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
+from ganeditor import APP_NAME
+
 MAX_XMP_BYTES = 4 << 20  # larger packets in input files are dropped, not parsed
 
 NS = {
@@ -128,7 +130,7 @@ def _history_seq(descs: list[ET.Element]) -> ET.Element:
 def _serialise(rdf: ET.Element) -> bytes:
     for prefix, uri in NS.items():
         ET.register_namespace(prefix, uri)
-    meta = ET.Element(_q("x", "xmpmeta"), {_q("x", "xmptk"): "GAN Editor"})
+    meta = ET.Element(_q("x", "xmpmeta"), {_q("x", "xmptk"): APP_NAME})
     meta.append(rdf)
     ET.indent(meta, space=" ")
     return (_HEADER + ET.tostring(meta, encoding="unicode") + _FOOTER).encode("utf-8")

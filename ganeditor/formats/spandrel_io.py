@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file
 
+from ganeditor.archs.spandrel_net import SpandrelNet
 from ganeditor.core.errors import CheckpointError
 from ganeditor.formats.base import TORCH_LEGACY_MAGIC, TORCH_ZIP_MAGIC, Checkpoint, FormatReader, torch_pickle_bytes
 from ganeditor.formats.torch_load import torch_load
@@ -32,7 +34,7 @@ def _keys_sample(sd: dict) -> str:
 def _tensors_only(obj: Any) -> dict[str, torch.Tensor]:
     """The state dict spandrel would look at (its own unwrapping of 'params_ema', 'params', 'state_dict',
     'model', 'net', a single nested dict, 'module.'/'netG.' prefixes), tensors only."""
-    from spandrel import canonicalize_state_dict
+    from spandrel import canonicalize_state_dict  # deferred: importing spandrel takes seconds
 
     if not isinstance(obj, dict):
         raise CheckpointError(f"not a model: the file holds a {type(obj).__name__}, not a state dict")
@@ -44,9 +46,7 @@ def network_from_object(obj: Any, path: Path | None = None, ours: str = "") -> t
     """A ``SpandrelNet`` for the loaded file content ``obj`` (a dict of tensors), with its metadata.
 
     ``ours`` names what our own readers looked for, for the error when spandrel knows nothing either."""
-    from spandrel import MAIN_REGISTRY
-
-    from ganeditor.archs.spandrel_net import SpandrelNet
+    from spandrel import MAIN_REGISTRY  # deferred: importing spandrel takes seconds
 
     sd = _tensors_only(obj)
     if not sd:
@@ -76,7 +76,7 @@ def checkpoint_from_object(obj: Any, path: Path | None = None, ours: str = "") -
 
 
 def _spandrel_version() -> str:
-    import spandrel
+    import spandrel  # deferred: importing spandrel takes seconds
 
     return str(getattr(spandrel, "__version__", "?"))
 
@@ -97,8 +97,6 @@ def _read(path: Path) -> Any:
         head = f.read(len(TORCH_LEGACY_MAGIC))
     if head.startswith((TORCH_ZIP_MAGIC, TORCH_LEGACY_MAGIC)):
         return torch_load(path)
-    from safetensors.torch import load_file
-
     try:
         return load_file(str(path))
     except Exception as e:  # noqa: BLE001 - safetensors raises its own error types

@@ -22,6 +22,12 @@ import torch.nn.functional as F
 from ganeditor.archs import build
 from ganeditor.core.errors import CheckpointError
 from ganeditor.core.progress import Task, null_task
+from ganeditor.formats import load_checkpoint
+from ganeditor.formats.base import Checkpoint
+from ganeditor.formats.native import save_checkpoint
+from ganeditor.worlds.datasets import to_tensor
+from ganeditor.worlds.portraits import (ATTRIBUTE_NAMES, ATTRIBUTES, attributes_for_seed, attributes_vector,
+                                        render_portraits)
 
 PORTRAIT_BINARY = ("glasses",)
 PORTRAIT_CIRCULAR = ("bg_hue",)
@@ -48,8 +54,6 @@ def attribute_deltas(model: nn.Module, after: np.ndarray, before: np.ndarray) ->
 
 def population_sigmas(names: Sequence[str] = (), n: int = 20000, seed_base: int = TRAIN_SEED_BASE) -> list[float]:
     """σ of each portrait attribute's ground truth over ``n`` seeds (conditional ones over their condition)."""
-    from ganeditor.worlds.portraits import ATTRIBUTE_NAMES, ATTRIBUTES, attributes_for_seed, attributes_vector
-
     names = list(names) or list(ATTRIBUTE_NAMES)
     truth = np.stack([attributes_vector(attributes_for_seed(seed_base + i)) for i in range(n)]).astype(np.float64)
     out = []
@@ -73,8 +77,6 @@ def build_portrait_regressor(
     sigmas: Sequence[float] | None = None,  # population σ per attribute, None = computed from 20k seeds
 ) -> nn.Module:
     """A fresh regressor for every portrait attribute, in ``ATTRIBUTE_NAMES`` order."""
-    from ganeditor.worlds.portraits import ATTRIBUTE_NAMES, ATTRIBUTES
-
     names = list(ATTRIBUTE_NAMES)
     return build("attribute-regressor", attributes=names, ranges=[list(ATTRIBUTES[a][:2]) for a in names],
                  binary=list(PORTRAIT_BINARY), circular=list(PORTRAIT_CIRCULAR),
@@ -118,8 +120,6 @@ def score_images(model: nn.Module, images: Any, batch: int = 128) -> dict[str, n
 
 def load_regressor(path: str | Path, device: torch.device | str = "cpu") -> nn.Module:
     """Load an attribute regressor saved by ``save_regressor`` (our safetensors format)."""
-    from ganeditor.formats import load_checkpoint
-
     ckpt = load_checkpoint(path, device)
     net = ckpt.nets.get(ROLE, ckpt.primary)
     if getattr(net, "arch_name", None) != "attribute-regressor":
@@ -130,9 +130,6 @@ def load_regressor(path: str | Path, device: torch.device | str = "cpu") -> nn.M
 
 def save_regressor(model: nn.Module, path: str | Path, meta: dict[str, Any] | None = None) -> None:
     """Write the regressor atomically as fp16 safetensors with JSON metadata."""
-    from ganeditor.formats.base import Checkpoint
-    from ganeditor.formats.native import save_checkpoint
-
     ckpt = Checkpoint("ganeditor", "GAN Editor safetensors", {ROLE: model}, dict(meta or {}))
     save_checkpoint(ckpt, path, dtype=torch.float16)
 
@@ -181,9 +178,6 @@ def _augment(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
 
 def render_batch(seeds: Sequence[int], size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Portraits of ``seeds``: (images [B,3,S,S] in [-1,1], ground truth [B,A] in ATTRIBUTE_NAMES order)."""
-    from ganeditor.worlds.datasets import to_tensor
-    from ganeditor.worlds.portraits import attributes_vector, render_portraits
-
     imgs, attrs, _ = render_portraits([int(s) for s in seeds], size)
     return to_tensor(imgs), torch.from_numpy(np.stack([attributes_vector(a) for a in attrs]))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -166,8 +167,6 @@ def load_directions(path: str | Path) -> DirectionLibrary:
 
 
 def _is_npz(path: Path) -> bool:
-    import zipfile
-
     try:
         with zipfile.ZipFile(path) as z:
             return any(n.endswith(".npy") for n in z.namelist())

@@ -8,6 +8,7 @@ w ← w + (α − w·n)·n for a unit normal n.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Sequence
 
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ganeditor.core.atomic import atomic_write
 from ganeditor.core.errors import GanEditorError
 from ganeditor.pipelines.directions import Direction
 
@@ -58,10 +60,6 @@ def load_latent(path: str | Path, G: nn.Module) -> tuple[torch.Tensor, dict[str,
 
 def save_latent(path: str | Path, ws: torch.Tensor, noise: dict[str, torch.Tensor] | None = None) -> None:
     """Write ``projected_w.npz`` in the NVlabs layout (key 'w' [1, num_ws, w_dim]) plus 'noise.<buffer>' maps."""
-    import io
-
-    from ganeditor.core.atomic import atomic_write
-
     assert ws.ndim == 3 and ws.shape[0] == 1, f"ws {list(ws.shape)}"
     arrays = {"w": ws.detach().cpu().float().numpy()}
     for k, v in (noise or {}).items():

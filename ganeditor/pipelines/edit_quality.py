@@ -25,6 +25,7 @@ from ganeditor.core.errors import GanEditorError
 from ganeditor.core.progress import Task, null_task
 from ganeditor.pipelines.attributes import HELDOUT_SEED_BASE, attribute_deltas, score_array
 from ganeditor.pipelines.directions import Direction, fit_boundary_from_scores, project_out, sample_w
+from ganeditor.worlds.portraits import attributes_for_seed, render_from_attributes
 
 SUPERVISED = ("interfacegan", "interfacegan-conditional")
 
@@ -224,8 +225,6 @@ def ground_truth_edit_check(
     task: Task | None = None,  # progress + cancel
 ) -> dict[str, dict[str, object]]:
     """Move one attribute by 1σ (glasses: off → on) on held-out people; what the regressor sees, in σ."""
-    from ganeditor.worlds.portraits import attributes_for_seed, render_from_attributes
-
     task = task or null_task()
     names, sig = list(model.attributes), np.asarray(model.sigmas, np.float64)
     seeds = [seed_base + k for k in range(n)]

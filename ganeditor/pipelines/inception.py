@@ -43,7 +43,7 @@ def _max_pool(x: torch.Tensor) -> torch.Tensor:
 
 def _fid_blocks():
     """Subclasses of torchvision's Inception blocks whose pool branch uses ``self.pool``."""
-    from torchvision.models import inception as tv
+    from torchvision.models import inception as tv  # deferred: importing torchvision takes seconds
 
     class BlockA(tv.InceptionA):
         pool = staticmethod(_avg_pool_no_pad)
@@ -84,7 +84,7 @@ class FIDInception(nn.Module):
 
     def __init__(self, state_dict: dict[str, torch.Tensor] | None = None):
         super().__init__()
-        from torchvision.models import inception_v3
+        from torchvision.models import inception_v3  # deferred: importing torchvision takes seconds
 
         A, C, E, EMax = _fid_blocks()
         net = inception_v3(weights=None, aux_logits=False, init_weights=False, num_classes=1008)

@@ -40,7 +40,7 @@ class VGGFeatures(nn.Module):
 
     def __init__(self, weights: Path, name: str = "vgg19", layers: tuple[int, ...] = (3, 8, 17, 26, 35)):
         super().__init__()
-        import torchvision
+        import torchvision  # deferred: importing torchvision takes seconds
 
         net = getattr(torchvision.models, name)(weights=None)
         net.load_state_dict(torch_load(Path(weights)))

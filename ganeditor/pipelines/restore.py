@@ -18,7 +18,7 @@ model is of the stage's kind and says what it found otherwise.  Strength per sta
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -32,6 +32,7 @@ from ganeditor.core.errors import CheckpointError, GanEditorError
 from ganeditor.core.imageio import LoadedImage
 from ganeditor.core.model_store import companion, resolve_model
 from ganeditor.core.progress import Task, null_task
+from ganeditor.core.provenance import Step, record
 from ganeditor.formats import load_checkpoint
 from ganeditor.pipelines.image2image import Image2ImageOptions, check_model
 from ganeditor.pipelines.restore_damage import detect_damage, inpaint
@@ -139,6 +140,13 @@ class RestoreModels:
                 nets[slot] = _check(slot, ckpt)
         return cls(nets, prior, paths, dev)
 
+    def provenance(self, options: RestoreOptions) -> tuple[Step, ...]:
+        """One provenance step per model used, with its stage's settings (hashes the files: not on a GUI thread)."""
+        return tuple(record("restore", path, {"stage": slot, "strength": options.strength.get(slot),
+                                              "fidelity": options.fidelity if slot == "faces" else None,
+                                              "factor": options.upscale if slot == "upscale" else None})
+                     for slot, path in self.paths.items())  # fmt: skip
+
 
 def _check(slot: str, ckpt) -> nn.Module:
     """The checkpoint's network if it serves ``slot``; CheckpointError naming what it holds otherwise."""
@@ -222,4 +230,4 @@ def restore(image: LoadedImage, models: RestoreModels, options: RestoreOptions, 
 
 def _with(image: LoadedImage, pixels: np.ndarray) -> LoadedImage:
     """``image`` with new pixels of the same size (alpha and metadata kept)."""
-    return LoadedImage(pixels, image.alpha, image.bit_depth, image.icc_profile, image.exif, list(image.notes))
+    return replace(image, pixels=pixels, notes=list(image.notes))

@@ -24,6 +24,7 @@ import torch.nn as nn
 from ganeditor.core.imageio import SR_CONVENTION, quantize, to_tensor
 from ganeditor.core.progress import Task, null_task
 from ganeditor.core.tiling import run_tiled
+from ganeditor.core.tiling_cancel import CancelPoints
 from ganeditor.core.tiling_common import compute_context, padded_index
 from ganeditor.pipelines.image2image import Image2ImageOptions, tile_options
 
@@ -100,7 +101,7 @@ def inpaint(net: nn.Module, pixels: np.ndarray, mask: np.ndarray, *, cell: int =
     """``pixels`` [H, W, 1|3] with the ``mask`` [H, W] pixels filled by an inpainting network ``net(x, m)``;
     returns (pixels, notes).  See the module docstring for exactness."""
     task = task or null_task()
-    h, w, c = pixels.shape
+    h, w, _c = pixels.shape
     m = max(1, int(getattr(net, "size_multiple", 1)))
     radius = getattr(net, "receptive_radius", None)
     notes = []
@@ -111,12 +112,21 @@ def inpaint(net: nn.Module, pixels: np.ndarray, mask: np.ndarray, *, cell: int =
     pad = -(-int(radius) // m) * m
     cell = max(m, cell // m * m)
     rows, cols = padded_index(h, 0, m), padded_index(w, 0, m)
-    hp, wp = len(rows), len(cols)
     out = pixels.copy()
     cells = _damaged_cells(mask, cell)
     p = next(iter(net.parameters()), None)
     device = p.device if p is not None else torch.device("cpu")
     task.report(0, len(cells), "filling damage")
+    with CancelPoints(task):  # a cell is seconds of work: cancel inside its forward too
+        _fill_cells(net, pixels, mask, out, cells, cell, pad, rows, cols, device, task)
+    return out, notes
+
+
+def _fill_cells(net: nn.Module, pixels: np.ndarray, mask: np.ndarray, out: np.ndarray, cells: list[tuple[int, int]],
+                cell: int, pad: int, rows: np.ndarray, cols: np.ndarray, device: torch.device, task: Task) -> None:
+    """Run ``net`` on each damaged cell with ``pad`` pixels of context; write its masked pixels into ``out``."""
+    h, w, c = pixels.shape
+    hp, wp = len(rows), len(cols)
     for k, (y0, x0) in enumerate(cells):
         y1, x1 = min(y0 + cell, h), min(x0 + cell, w)
         wy0, wy1 = max(0, y0 - pad), min(hp, y0 + cell + pad)
@@ -132,4 +142,3 @@ def inpaint(net: nn.Module, pixels: np.ndarray, mask: np.ndarray, *, cell: int =
         sel = mask[y0:y1, x0:x1]
         out[y0:y1, x0:x1][sel] = vals[sel]
         task.report(k + 1, len(cells), f"filling damage {k + 1}/{len(cells)}")
-    return out, notes

@@ -8,7 +8,9 @@ Priors, in the order they are chosen:
     encoder, then ``steps`` of W+ optimisation when asked) and re-synthesised.
 
 The restored crop is ``fidelity * crop + (1 - fidelity) * prior(crop)`` (fidelity 1 keeps the face,
-0 takes the prior's face), then ``strength`` of the change is pasted back through the face's
+0 takes the prior's face), the prior's face first brought to the crop's mean colour (and only its
+luma used with our StyleGAN prior and on black-and-white or toned prints), then ``strength`` of the
+change is pasted back through the face's
 ellipse mask with colour matching.  A prior smaller than the face in the photo adds only its change
 (paste-back's 'detail' blend), so the photo keeps its own full-resolution detail.  Faces are found on
 the photo before upscaling (``landmark_scale`` maps them onto the upscaled photo).
@@ -24,6 +26,7 @@ import torch.nn as nn
 
 from ganeditor.core.imageio import max_value
 from ganeditor.core.progress import Task, null_task
+from ganeditor.core.tiling_cancel import CancelPoints
 from ganeditor.pipelines.align import align_face
 from ganeditor.pipelines.face_detect import detect_faces, get_detector, unavailable_message
 from ganeditor.pipelines.generate import to_uint8
@@ -83,8 +86,27 @@ def _last_stage(updates):
     return res
 
 
-def _blend(crop: np.ndarray, prior: np.ndarray, fidelity: float, strength: float) -> np.ndarray:
+MONOCHROME_CHROMA = 6.0  # mean |Cb|, |Cr| (8-bit levels) below which a face counts as black-and-white/toned
+
+
+def _match_prior(crop: np.ndarray, prior: np.ndarray, colour: bool) -> np.ndarray:
+    """The prior's face with the crop's colour: its mean per channel (centre of the crop) matched, and only
+    its luma kept when the prior's colours are not to be trusted (``colour`` False: our StyleGAN prior,
+    trained on procedural faces) or on black-and-white and toned prints (a face prior must not colourise)."""
     a, b = crop.astype(np.float32), prior.astype(np.float32)
+    s = a.shape[0]
+    centre = (slice(s // 4, 3 * s // 4), slice(s // 4, 3 * s // 4))
+    b = b + (a[centre].mean((0, 1)) - b[centre].mean((0, 1)))
+    luma = np.array([0.299, 0.587, 0.114], np.float32)
+    ya, yb = a @ luma, b @ luma
+    chroma = a - ya[..., None]
+    if not colour or np.abs(chroma[centre]).mean() < MONOCHROME_CHROMA:
+        b = chroma + yb[..., None]
+    return b
+
+
+def _blend(crop: np.ndarray, prior: np.ndarray, fidelity: float, strength: float, colour: bool) -> np.ndarray:
+    a, b = crop.astype(np.float32), _match_prior(crop, prior, colour)
     mixed = fidelity * a + (1 - fidelity) * b
     return np.clip(np.round(a + strength * (mixed - a)), 0, 255).astype(np.uint8)
 
@@ -108,7 +130,13 @@ def restore_faces(prior: FacePrior, photo: np.ndarray, *, detect_on: np.ndarray 
     if get_detector(device) is None:
         return photo, 0, ["faces: skipped, " + unavailable_message()]
     source = to_uint8_rgb(photo if detect_on is None else detect_on)
-    faces = [f for f in detect_faces(source, device) if f.eye_distance >= MIN_EYE_DISTANCE / landmark_scale]
+    with CancelPoints(task):  # detection of a large photo and a 512-px face network are seconds of work
+        faces = [f for f in detect_faces(source, device) if f.eye_distance >= MIN_EYE_DISTANCE / landmark_scale]
+        return _restore_each(prior, photo, faces, landmark_scale, fidelity, strength, device, task)
+
+
+def _restore_each(prior: FacePrior, photo: np.ndarray, faces: list, landmark_scale: float, fidelity: float,
+                  strength: float, device: torch.device | str, task: Task) -> tuple[np.ndarray, int, list[str]]:
     if not faces:
         return photo, 0, ["faces: no face found"]
     notes = []
@@ -117,7 +145,7 @@ def restore_faces(prior: FacePrior, photo: np.ndarray, *, detect_on: np.ndarray 
     for k, face in enumerate(faces):
         aligned = align_face(out, landmarks=face.landmarks * landmark_scale, output_size=prior.size, device=device)
         crop8 = to_uint8_rgb(aligned.image)
-        restored = _blend(crop8, prior(crop8, task.sub(k, 1, len(faces))), fidelity, strength)
+        restored = _blend(crop8, prior(crop8, task.sub(k, 1, len(faces))), fidelity, strength, prior.net is not None)
         out = paste_back(out, _to_photo_depth(restored, out), aligned, mask="ellipse", device=device,
                          reconstruction=_to_photo_depth(crop8, out), blend="auto")
         task.report(k + 1, len(faces), f"face {k + 1}/{len(faces)}")

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from ganeditor.core.imageio import LoadedImage, max_value, resize_lanczos
 from ganeditor.core.progress import Task, null_task
+from ganeditor.core.tiling_cancel import CancelPoints
 from ganeditor.pipelines.colour_space import ycbcr_to_rgb
 from ganeditor.pipelines.image2image import Image2ImageOptions, image_to_image
 from ganeditor.pipelines.restore_damage import Adapted
@@ -69,7 +70,7 @@ def colourise(net: nn.Module, pixels: np.ndarray, *, strength: float = 1.0, work
     for y0 in range(0, h, BAND_ROWS):
         luma[y0 : y0 + BAND_ROWS, :, 0] = (_luma(pixels[y0 : y0 + BAND_ROWS])[0, 0] * peak).round().numpy()
     small = torch.from_numpy(resize_lanczos(luma, (ww, wh)).astype(np.float32) / peak).permute(2, 0, 1)[None]
-    with torch.inference_mode():
+    with torch.inference_mode(), CancelPoints(task):
         chroma = net(small.clamp(0, 1).to(dev)).float().cpu() * float(min(max(strength, 0.0), 1.0))  # [1,2,wh,ww]
     task.report(1, 2, "adding colour")
     out = np.empty((h, w, 3), pixels.dtype)

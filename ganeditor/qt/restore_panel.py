@@ -17,7 +17,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel,
                                QPushButton, QRadioButton, QSlider, QVBoxLayout, QWidget)
 
-from ganeditor.core.provenance import record, step_record
+from ganeditor.core.provenance import step_record
 from ganeditor.pipelines.catalog import catalog
 from ganeditor.pipelines.restore import DEFAULT_MODELS, DEFAULT_STAGES, STAGE_ORDER, RestoreModels, RestoreOptions, restore
 from ganeditor.pipelines.restore_damage import detect_damage
@@ -318,11 +318,7 @@ class RestorePanel(QWidget):
             task.report(0, None, "loading models")
             models = self._loaded(plan, stages)
             res = restore(image, models, plan.options, task=task)
-            o = plan.options
-            steps = [step_record(record("restore", path, {"stage": slot, "strength": o.strength.get(slot),
-                                                          "fidelity": o.fidelity if slot == "faces" else None,
-                                                          "factor": o.upscale if slot == "upscale" else None}))
-                     for slot, path in models.paths.items()]  # as the CLI records them  # fmt: skip
+            steps = [step_record(s) for s in models.provenance(plan.options)]
             return {"pixels": res.image.pixels, "alpha": res.image.alpha, "notes": res.notes, "steps": steps}
 
         def done(r: dict[str, Any]) -> None:
