@@ -21,36 +21,38 @@ def test_models_panel_sorts_models_by_kind(window):
     assert labels == ["day → night  (G_A)", "night → day  (G_B)"]
 
 
-def test_portrait_points_invert_sliders_paste_and_undo(qtbot, window, tmp_path):
+def test_portrait_points_fit_live_edit_apply_and_undo(qtbot, window, tmp_path):
     win, p = window, window.portrait
     path, lms = portrait_photo(tmp_path)
-    assert not p.points_button.isEnabled()  # no photo yet, with the reason shown
-    assert "Open a photo" in p.face_hint.text()
+    assert not p.face.points_button.isEnabled()  # no photo yet, with the reason shown
+    assert "Open a photo" in p.face.hint.text()
     open_and_wait(qtbot, win, path)
     place_points(qtbot, win, lms)
-    assert p.target_thumb.pixels.shape == (16, 16, 3) and p.invert_button.isEnabled()
-    assert not p.sliders.isEnabled()
+    assert p.face.thumb.pixels.shape == (16, 16, 3) and p.invert_button.isEnabled()
+    assert not p.sliders.isEnabled() and not p.bar.apply_button.isEnabled()
     p.method_box.setCurrentIndex(p.method_box.findData("w"))
     p.steps_box.setValue(20)
     p.invert()
     qtbot.waitUntil(lambda: p.inverted, timeout=60000)
     wait_idle(qtbot, win.device_lane)
-    assert "PSNR w" in p.invert_hint.text() and p.sliders.isEnabled()
-    recon = p.edit_thumb.pixels
-    assert recon is not None and np.array_equal(recon, p.reconstruction)
+    assert "Fitted in" in p.invert_hint.text() and p.sliders.isEnabled() and win.view.preview is None
     row = next(iter(p.sliders.rows.values()))
+    original = win.doc.current
     row.slider.setValue(200)
-    qtbot.waitUntil(lambda: p.scheduler.idle and p.scheduler.shown_stamp == p.scheduler.stamp, timeout=20000)
-    assert not np.array_equal(p.edited, recon)
-    before = win.doc.current
-    p.paste()
-    qtbot.waitUntil(lambda: win.doc.current is not before, timeout=20000)
-    assert win.doc.current.shape == before.shape and not np.array_equal(win.doc.current, before)
-    win.doc.undo_stack.undo()
-    assert win.doc.current is before
+    # the edit shows on the photo itself (a live preview), then at full resolution
+    qtbot.waitUntil(lambda: p.frame is not None and p.frame.full, timeout=30000)
+    assert win.view.preview is not None and win.view.preview_before is not None
+    assert p.frame.photo.shape == original.shape and not np.array_equal(p.frame.photo, original)
+    assert win.doc.current is original and p.bar.apply_button.isEnabled()  # nothing applied yet
+    p.bar.apply_button.click()
+    qtbot.waitUntil(lambda: win.doc.current is not original, timeout=20000)
+    assert np.array_equal(win.doc.current, p.frame.photo) and win.view.preview is None
+    assert win.doc.undo_stack.text(win.doc.undo_stack.index() - 1).startswith("Portrait: ")
+    win.doc.undo_stack.undo()  # Apply is one step
+    assert win.doc.current is original
     win.doc.undo_stack.undo()  # the slider move
-    qtbot.waitUntil(lambda: p.scheduler.idle and p.scheduler.shown_stamp == p.scheduler.stamp, timeout=20000)
-    assert row.slider.value() == 0 and np.array_equal(p.edited, recon)
+    assert row.slider.value() == 0
+    qtbot.waitUntil(lambda: win.view.preview is None, timeout=5000)
     assert win.errors == []
 
 
@@ -65,7 +67,7 @@ def test_inversion_cancel_keeps_the_best_result_and_the_gui_stays_responsive(qtb
     hb.start()
     p.invert()
     qtbot.waitUntil(lambda: p.recon_thumb.pixels is not None, timeout=30000)  # a stage preview arrived
-    assert win.job_bar.isVisible() and "Inverting" in win.job_bar.label.text()
+    assert win.job_bar.isVisible() and "Fitting the face" in win.job_bar.label.text()
     qtbot.wait(300)
     win.job_bar.cancel_button.click()
     qtbot.waitUntil(lambda: p.inverted, timeout=10000)
@@ -84,8 +86,8 @@ def test_manual_points_are_offered_when_detection_is_unavailable(qtbot, window, 
     p.set_generator(win.models.current("generator"), win.models.entries)
     wait_idle(qtbot, win.device_lane)
     open_and_wait(qtbot, win, portrait_photo(tmp_path)[0])
-    assert not p.detect_button.isEnabled() and p.points_button.isEnabled()
-    assert "Place 5 points" in p.face_hint.text() and "MTCNN" in p.detect_button.toolTip()
+    assert not p.face.detect_button.isEnabled() and p.face.points_button.isEnabled()
+    assert "Place 5 points" in p.face.hint.text() and "MTCNN" in p.face.detect_button.toolTip()
 
 
 def test_scene_translate_and_upscale_are_undoable(qtbot, window, tmp_path):
@@ -131,3 +133,36 @@ def test_train_panel_runs_a_tiny_run_to_completion(qtbot, window, tmp_path):
     assert t.start_button.isEnabled()
     wait_window_idle(qtbot, window)  # the finished run's model joins the library at once
     assert any(e.path == tmp_path / "run" / "model.safetensors" for e in window.models.entries)
+
+
+def test_train_panel_shows_health_and_the_collapse_alarm(qtbot, window, tmp_path, monkeypatch):
+    from train_support import collapse_generator_after
+
+    monkeypatch.setenv("GANEDITOR_INCEPTION", str(tmp_path / "missing.pth"))  # the fallback space, named
+    monkeypatch.setattr("torch.hub.get_dir", lambda: str(tmp_path))
+    collapse_generator_after(monkeypatch, images=16)
+    t = window.train
+    t.recipe_box.setCurrentIndex(t.recipe_box.findData("stylegan2"))
+    t.folder_a.edit.setText("world:portraits")
+    t.out.edit.setText(str(tmp_path / "run"))
+    t.steps.setValue(6)
+    t.batch.setValue(4)
+    t.sample_every.setValue(0)
+    t.eval_every.setValue(2)
+    t.eval_count.setValue(48)
+    t.options.setText('{"resolution": 16, "z_dim": 16, "w_dim": 16, "channel_base": 256, "channel_max": 32, '
+                      '"mapping_layers": 2}')
+    done = []
+    t.finished.connect(done.append)
+    t.start()
+    qtbot.waitUntil(lambda: bool(done), timeout=180000)
+    assert done == ["done"], window.errors
+    h = t.health
+    for name in ("fid", "kid_x1e3", "swd_x1e3"):
+        assert len(h.distances.series[name]) == 3, name  # steps 2, 4, 6
+    for name in ("precision", "recall", "coverage_min", "diversity"):
+        assert len(h.shares.series[name]) == 3, name
+    assert "attribute-regressor features (FD/KD, not comparable with published FID)" in h.note.text()
+    assert "Least covered attributes:" in h.note.text()
+    assert h.alarm.isVisibleTo(t) and "Possible mode collapse at step 6" in h.alarm.text()
+    assert "diversity collapsed" in h.alarm.text() and "Try:" in h.alarm.text()
