@@ -5,11 +5,12 @@ upsample by zero insertion + pad + FIR ``fu`` (gain ``up**2``), leaky ReLU times
 FIR ``fd`` and keep every ``down``-th sample.  Written anew from those facts.
 
 ``impl='ref'`` is that textbook sequence (big zero-stuffed intermediates).  ``impl='fast'``
-computes the same linear maps as banded block matrix products along one axis at a time
-(polyphase: no multiplications by inserted zeros; downsampling computes only kept samples),
-in horizontal strips so the upsampled intermediate never exists for the whole image, and in an
-[H, W, C] layout so every product has a long contiguous inner dimension.  2-D (radial) filters
-are split into a few separable terms by SVD.
+computes the same linear maps one axis at a time in horizontal strips (the upsampled
+intermediate never exists for the whole image), channels_last: along H as banded block matrix
+products with a long contiguous inner dimension, along W as depthwise oneDNN convolutions
+(polyphase transposed convolution for up: no multiplications by inserted zeros; strided for
+down: only kept samples are computed).  A 2-D down filter of rank 1 (by SVD) is applied as its
+two 1-D factors; one of higher rank (radial) as one 2-D depthwise strided convolution.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ MIN_STRIP_ROWS = 32
 # blocks waste fewer multiplications on the band's zeros (4 -> about 1.5x the taps).
 BLOCK_ROWS = 4
 # Separable terms of a 2-D filter whose singular value is below this fraction of the largest are
-# dropped: their effect (< 1e-6 of the output) is under float32 rounding of the filter itself.
+# dropped (their effect, < 1e-6 of the output, is under float32 rounding of the filter itself):
+# a filter left with one term runs as two 1-D passes, one with more as a 2-D convolution.
 SVD_REL_TOL = 1e-6
 
 
