@@ -16,6 +16,11 @@ def window(tiny_window):
     return tiny_window
 
 
+def start_translate(qtbot, win, tmp_path):
+    open_and_wait(qtbot, win, write_photo(tmp_path / "big.png", (2400, 1800)))
+    win.scene.run_translate()
+
+
 def start_upscale(qtbot, win, tmp_path):
     open_and_wait(qtbot, win, write_photo(tmp_path / "big.png", (900, 700)))
     win.scene.run_upscale()
@@ -35,7 +40,7 @@ def start_training(qtbot, win, tmp_path):
     win.train.start()
 
 
-STARTERS = {"upscale": start_upscale, "inversion": start_inversion, "training": start_training}
+STARTERS = {"translate": start_translate, "upscale": start_upscale, "inversion": start_inversion, "training": start_training}
 
 
 def running(win, kind):
@@ -66,7 +71,7 @@ def test_closing_during_a_job_asks_then_stops_and_joins_every_thread(qtbot, wind
         assert list((tmp_path / "run" / "checkpoints").glob("*")), "stopping training writes a checkpoint"
 
 
-@pytest.mark.parametrize("kind", ["upscale", "inversion"])
+@pytest.mark.parametrize("kind", ["translate", "upscale", "inversion"])
 def test_cancel_shows_cancelling_at_once_and_stops_within_a_second(qtbot, window, tmp_path, kind):
     win = window
     STARTERS[kind](qtbot, win, tmp_path)
@@ -78,5 +83,5 @@ def test_cancel_shows_cancelling_at_once_and_stops_within_a_second(qtbot, window
     qtbot.waitUntil(lambda: win.device_lane.current is None, timeout=10000)
     print(f"cancel {kind}: {time.monotonic() - t0:.2f} s")
     assert not win.job_bar.isVisible()
-    if kind == "upscale":
+    if kind in ("translate", "upscale"):
         assert win.doc.undo_stack.count() == 0  # nothing partial was applied

@@ -67,6 +67,12 @@ def test_find_damage_paint_erase_restore_undo(window, qtbot, tmp_path):
     assert not p.mask[10, 20] and p.mask[10, 5]
     painted = p.mask.copy()
     p.rows["faces"].toggle.setChecked(False)
+    assert not p.rows["faces"].strength.isEnabled() and not p.fidelity.isEnabled()
+    p.rows["global"].strength.setValue(40)
+    assert p.rows["global"].value.text() == "40 %"
+    plan = p._plan(("scratches", "global"), "Restore")
+    assert plan.options.strength_of("global") == 0.4 and plan.options.stages == ("scratches", "global")
+    assert np.array_equal(plan.options.mask, painted)  # the painted mask replaces detection
     before = win.doc.current.copy()
     p.run()
     qtbot.waitUntil(lambda: win.doc.undo_stack.count() == 1, timeout=60000)
@@ -74,6 +80,9 @@ def test_find_damage_paint_erase_restore_undo(window, qtbot, tmp_path):
     assert not win.errors
     assert win.doc.current.shape == before.shape and not np.array_equal(win.doc.current, before)
     assert p.mask is None and win.view.mask_image is None  # filled: the mask is done with
+    win.split_act.trigger()  # before/after (Ctrl+B): the original is what the split shows on the left
+    assert win.view.compare == "split" and np.array_equal(win.doc.original, before)
+    assert win.view.before is win.view._pixmap(win.doc.original) and win.view.after is not win.view.before
     win.doc.undo_stack.undo()
     assert np.array_equal(win.doc.current, before)
     assert painted.sum() > 0
@@ -89,6 +98,24 @@ def test_cancel_keeps_the_image(window, qtbot, tmp_path):
     win.device_lane.cancel("restore")
     wait_idle(qtbot, win.device_lane)
     assert np.array_equal(win.doc.current, before) and win.doc.undo_stack.count() == 0
+
+
+def test_closing_during_a_restoration_asks_then_stops_and_joins_every_thread(window, qtbot, tmp_path):
+    from PySide6.QtWidgets import QMessageBox
+
+    A = QMessageBox.StandardButton
+    win, p = window, window.restore
+    open_and_wait(qtbot, win, write_photo(tmp_path / "big.png", (1600, 1200)))
+    p.rows["faces"].toggle.setChecked(False)
+    p.run()
+    qtbot.waitUntil(lambda: win.device_lane.current is not None and win.device_lane.current.key == "restore"
+                    and win.device_lane.current.state == "running", timeout=10000)  # fmt: skip
+    threads = [ln._thread for ln in (win.device_lane, win.train_lane, win.io_lane) if ln._thread is not None]
+    win.answers = [A.Yes, A.Discard]
+    win.close()
+    assert "Still running: Restoring" in win.questions[0][1]
+    assert not win.isVisible() and threads and all(t.isFinished() for t in threads)
+    assert win.doc.undo_stack.count() == 0  # nothing partial was applied
 
 
 def test_restore_is_saved_in_projects_and_exported_with_provenance(window, qtbot, tmp_path, monkeypatch, models_dir):

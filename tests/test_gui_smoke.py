@@ -71,7 +71,7 @@ def test_default_settings_and_window_layout_round_trip(qtbot, tmp_path):
         win.show()
         wait_window_idle(qtbot, win)
         win.docks["Train"].raise_()
-        assert set(win.docks) == {"Models", "History", "Portrait", "Scene", "Restore", "Train"}
+        assert set(win.docks) == {"Models", "History", "Portrait", "Generate", "Scene", "Restore", "Train"}
         win.close()
         again = MainWindow(autosave_folder=tmp_path / "autosave")
         qtbot.addWidget(again)
@@ -108,6 +108,42 @@ def test_gui_screenshot_renders_the_real_window_offscreen_and_exits_0(tmp_path):
     r = subprocess.run([sys.executable, "-m", "ganeditor", "gui", "--screenshot", str(out), "--panel", "nope"],
                        env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "no panel 'nope'" in r.stderr
+    broken = tmp_path / "broken.ganedit"
+    broken.write_bytes(b"PK\x03\x04 not really a project")
+    out.unlink()
+    r = subprocess.run([sys.executable, "-m", "ganeditor", "gui", str(broken), "--screenshot", str(out)],
+                       env={**env, "QT_QPA_PLATFORM": "xcb", "DISPLAY": ":999"}, capture_output=True, text=True,
+                       timeout=300)  # a display that does not exist: the screenshot is offscreen all the same
+    assert r.returncode == 0, r.stderr
+    assert "Cannot open project" in r.stderr and "broken.ganedit" in r.stderr  # the error, on stderr
+    with Image.open(out) as im:
+        assert im.size == (1280, 800)  # the window, rendered although the file could not be opened
+
+
+def test_headless_window_never_opens_a_dialog(qtbot, tmp_path, monkeypatch, capsys):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from ganeditor.qt.app import dismiss_modals
+
+    A = QMessageBox.StandardButton
+    win = make_window(qtbot, tmp_path, monkeypatch)
+    win.headless = True
+    ask = MainWindow.ask  # the window's own, not the test helper's
+    assert ask(win, "Recover unsaved work", "Recover?", A.Yes | A.Discard | A.Ignore, A.Yes) == A.Ignore
+    assert ask(win, "Unsaved changes", "Save?", A.Save | A.Discard | A.Cancel, A.Save) == A.Cancel
+    win.show_error("Cannot open", "x.png: not an image file")
+    err = capsys.readouterr().err
+    assert "Recover?" in err and "Save?" in err and "Cannot open: x.png: not an image file" in err and not win.errors
+    guard = dismiss_modals()
+    fallback = QTimer(singleShot=True, interval=20000)  # the test never hangs, even if the guard fails
+    fallback.timeout.connect(lambda: QApplication.activeModalWidget() and QApplication.activeModalWidget().close())
+    fallback.start()
+    QMessageBox(QMessageBox.Icon.Warning, "Some panel", "an unforeseen modal box", parent=win).exec()  # blocks until closed
+    closed_by_guard = fallback.isActive()
+    fallback.stop()
+    guard.stop()
+    assert closed_by_guard and "Some panel: an unforeseen modal box (dialog closed unanswered" in capsys.readouterr().err
 
 
 def test_fits_1280x800_shows_the_device_and_offers_only_existing_devices(qtbot, tmp_path, monkeypatch):

@@ -3,18 +3,17 @@ status bar; closing asks before work is lost and joins every worker thread."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import torch
 from PySide6.QtCore import QElapsedTimer, Qt
-from PySide6.QtGui import QAction, QIcon, QKeySequence
-from PySide6.QtWidgets import (QApplication, QDockWidget, QLabel, QMainWindow, QMessageBox, QScrollArea,
-                               QToolButton, QUndoView, QWidget)
+from PySide6.QtWidgets import (QApplication, QDockWidget, QLabel, QMainWindow, QMessageBox, QScrollArea, QUndoView,
+                               QWidget)
 
 from ganeditor import __version__
 from ganeditor.core.device import describe_device, pick_device
 from ganeditor.core.errors import GanEditorError
-from ganeditor.core.resources import resource, sample_photos
 from ganeditor.pipelines.portrait import WeightPaths, warm_up
 from ganeditor.qt.autosave import Autosaver, autosave_dir
 from ganeditor.qt.document import Document
@@ -22,12 +21,14 @@ from ganeditor.qt.image_view import ImageView
 from ganeditor.qt.job_bar import JobBar
 from ganeditor.qt.jobs import Job, Lane
 from ganeditor.qt.models_panel import ModelsPanel
+from ganeditor.qt.generate_panel import GeneratePanel
 from ganeditor.qt.portrait_panel import PortraitPanel
 from ganeditor.qt.prefs_dialog import PreferencesDialog
 from ganeditor.qt.restore_panel import RestorePanel
 from ganeditor.qt.scene_panel import ScenePanel
 from ganeditor.qt.settings import Key, Settings
 from ganeditor.qt.train_panel import TrainPanel
+from ganeditor.qt.window_actions import WindowActions, icon
 from ganeditor.qt.window_files import FileActions
 from ganeditor.qt.window_models import ROLE_KEYS, ModelActions
 from ganeditor.qt.welcome import install_welcome
@@ -36,15 +37,7 @@ QUIET_JOBS = ("preview", "warmup", "describe", "autosave", "scan")  # jobs that 
 DEFAULT_SIZE = (1360, 860)
 
 
-def icon(name: str) -> QIcon:
-    """An icon from resources/icons (empty icon if missing)."""
-    try:
-        return QIcon(str(resource(f"icons/{name}.svg")))
-    except FileNotFoundError:
-        return QIcon()
-
-
-class MainWindow(FileActions, ModelActions, QMainWindow):
+class MainWindow(FileActions, ModelActions, WindowActions, QMainWindow):
     """Top-level window of GAN Editor."""
 
     def __init__(self, settings: Settings | None = None, autosave_folder: Path | None = None,
@@ -52,6 +45,7 @@ class MainWindow(FileActions, ModelActions, QMainWindow):
         super().__init__()
         self.settings = settings or Settings()
         self._discard = False  # closing without asking (screenshots, tests)
+        self.headless = False  # nobody is there (--screenshot): no dialog opens; errors and questions go to stderr
         self._closed = False
         self.setWindowTitle("GAN Editor")
         self.setWindowIcon(icon("ganeditor"))
@@ -68,16 +62,19 @@ class MainWindow(FileActions, ModelActions, QMainWindow):
         self.scene = ScenePanel(self.device_lane, self.doc, self._scene_options)
         self.train = TrainPanel(self.train_lane, lambda: str(self._device()))
         self.restore = RestorePanel(self.device_lane, self.doc, self.view, self._scene_options)
+        self.generate = GeneratePanel(self.device_lane, self.portrait)
         self.history = QUndoView(self.doc.undo_stack)
         self.history.setEmptyLabel("Opened photo")
         self.docks: dict[str, QDockWidget] = {}
         self._dock("Models", self.models, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock("History", self.history, Qt.DockWidgetArea.LeftDockWidgetArea)
-        for title, panel in (("Portrait", self.portrait), ("Scene", self.scene), ("Restore", self.restore),
-                             ("Train", self.train)):
-            self._dock(title, panel, Qt.DockWidgetArea.RightDockWidgetArea, scroll=True)
+        for title, panel in (("Portrait", self.portrait), ("Generate", self.generate), ("Scene", self.scene),
+                             ("Restore", self.restore), ("Train", self.train)):
+            # the Portrait panel scrolls inside itself, under its fixed action bar
+            self._dock(title, panel, Qt.DockWidgetArea.RightDockWidgetArea, scroll=title != "Portrait")
         self.tabifyDockWidget(self.docks["Models"], self.docks["History"])
-        self.tabifyDockWidget(self.docks["Portrait"], self.docks["Scene"])
+        self.tabifyDockWidget(self.docks["Portrait"], self.docks["Generate"])
+        self.tabifyDockWidget(self.docks["Generate"], self.docks["Scene"])
         self.tabifyDockWidget(self.docks["Scene"], self.docks["Restore"])
         self.tabifyDockWidget(self.docks["Restore"], self.docks["Train"])
         self.docks["Models"].raise_()
@@ -105,8 +102,10 @@ class MainWindow(FileActions, ModelActions, QMainWindow):
         self.doc.modified_changed.connect(lambda _m: self._update_title())
         self.doc.undo_stack.indexChanged.connect(lambda _i: self.autosaver.edited())
         self.models.selection_changed.connect(self._model_chosen)
-        for p in (self.portrait, self.scene, self.restore, self.train):
+        for p in (self.portrait, self.scene, self.restore, self.train, self.generate):
             p.error.connect(self.show_error)
+        self.generate.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
+        self.generate.edit_face.connect(self._edit_generated)
         self.restore.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
         self.portrait.generator_failed.connect(self._generator_failed)
         self.portrait.wants_generator.connect(lambda e: self.models.select("generator", e.name))
@@ -151,80 +150,6 @@ class MainWindow(FileActions, ModelActions, QMainWindow):
         if screen is not None and not screen.contains(self.frameGeometry().topLeft()):
             self.move(screen.topLeft())
 
-    def _act(self, text: str, slot, shortcut=None, icon_name: str | None = None, tip: str = "") -> QAction:
-        a = QAction(text, self)
-        if shortcut is not None:
-            a.setShortcut(QKeySequence(shortcut))
-        if icon_name:
-            a.setIcon(icon(icon_name))
-        a.setToolTip(tip or text.replace("&", "").replace("…", ""))
-        a.triggered.connect(slot)
-        return a
-
-    def _build_actions(self) -> None:
-        S = QKeySequence.StandardKey
-        self.open_act = self._act("&Open…", self._open_dialog, S.Open, "open", "Open a photo or a project")
-        self.save_act = self._act("&Save project", lambda: self.save_project(), S.Save, None, "Save the work as a .ganedit project")
-        self.save_as_act = self._act("Save project &as…", lambda: self.save_project_as(), S.SaveAs)
-        self.export_act = self._act("&Export image…", self._export_dialog, "Ctrl+E", "export", "Export the result (keeps ICC and bit depth)")
-        self.undo_act = self.doc.undo_stack.createUndoAction(self, "&Undo")
-        self.undo_act.setShortcut(QKeySequence(S.Undo))
-        self.undo_act.setIcon(icon("undo"))
-        self.redo_act = self.doc.undo_stack.createRedoAction(self, "&Redo")
-        self.redo_act.setShortcut(QKeySequence(S.Redo))
-        self.redo_act.setIcon(icon("redo"))
-        self.fit_act = self._act("&Fit to window", self.view.fit, "Ctrl+0", "fit")
-        self.actual_act = self._act("&Actual size (100 %)", self.view.actual_size, "Ctrl+1", "zoom100")
-        self.zoom_in_act = self._act("Zoom &in", lambda: self.view.zoom_by(1.25), S.ZoomIn)
-        self.zoom_out_act = self._act("Zoom &out", lambda: self.view.zoom_by(0.8), S.ZoomOut)
-        self.split_act = self._act("&Split before/after", lambda on: self.view.set_compare("split" if on else "off"),
-                                   "Ctrl+B", "compare", "Compare: original on the left, result on the right")
-        self.split_act.setCheckable(True)
-        file_menu = self.menuBar().addMenu("&File")
-        file_menu.addAction(self.open_act)
-        self.recent_menu = file_menu.addMenu("Open &recent")
-        self.sample_menu = file_menu.addMenu("Open &sample")
-        for path in sample_photos():
-            label = path.stem.replace("-", " ").capitalize()
-            self.sample_menu.addAction(self._act(label, lambda _=False, p=path: self.open_path(str(p), remember=False)))
-        self.sample_menu.setEnabled(bool(self.sample_menu.actions()))
-        file_menu.addSeparator()
-        file_menu.addActions([self.save_act, self.save_as_act, self.export_act])
-        file_menu.addSeparator()
-        file_menu.addAction(self._act("Open &model file…", self._open_model_dialog))
-        file_menu.addAction(self._act("Re&scan models", lambda: self.scan_models()))
-        file_menu.addSeparator()
-        file_menu.addAction(self._act("&Quit", self.close, S.Quit))
-        edit_menu = self.menuBar().addMenu("&Edit")
-        edit_menu.addActions([self.undo_act, self.redo_act])
-        edit_menu.addSeparator()
-        edit_menu.addAction(self._act("&Preferences…", self._preferences, S.Preferences))
-        view_menu = self.menuBar().addMenu("&View")
-        view_menu.addActions([self.fit_act, self.actual_act, self.zoom_in_act, self.zoom_out_act, self.split_act])
-        view_menu.addSeparator()
-        for dock in self.docks.values():
-            view_menu.addAction(dock.toggleViewAction())
-        help_menu = self.menuBar().addMenu("&Help")
-        help_menu.addAction(self._act("&About GAN Editor", self._about))
-        tb = self.addToolBar("Main")
-        tb.setObjectName("main_toolbar")
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        tb.addActions([self.open_act, self.export_act])
-        tb.addSeparator()
-        tb.addActions([self.undo_act, self.redo_act])
-        for a in (self.undo_act, self.redo_act):  # their text names the command: keep the toolbar steady
-            tb.widgetForAction(a).setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
-        tb.addSeparator()
-        tb.addActions([self.fit_act, self.actual_act, self.split_act])
-        self.hold_button = QToolButton(text="Hold to compare", icon=icon("hold"))
-        self.hold_button.setToolTip("Show the original while pressed (or hold the \\ key over the image)")
-        self.hold_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.hold_button.pressed.connect(lambda: self.view.set_holding(True))
-        self.hold_button.released.connect(lambda: self.view.set_holding(False))
-        tb.addWidget(self.hold_button)
-        self._update_recent()
-        self._update_doc_actions()
-
     def _build_status(self) -> None:
         sb = self.statusBar()
         sb.addPermanentWidget(self.job_bar)
@@ -248,6 +173,12 @@ class MainWindow(FileActions, ModelActions, QMainWindow):
         """After show(): offer to recover a crashed session's work, else open ``path`` if given."""
         if not self.offer_recovery() and path:
             self.open_path(path)
+
+    def _edit_generated(self, ws, image, name: str, made_by: dict) -> None:
+        """'Edit this face' in the Generate panel: the face becomes the photo, its latent goes to the sliders."""
+        self.doc.open_pixels(image, f"{name}.png", made_by)
+        self.portrait.edit_latent(ws, image)
+        self.show_panel("portrait")
 
     def panel_names(self) -> list[str]:
         return [t.lower() for t in self.docks]
@@ -302,19 +233,6 @@ class MainWindow(FileActions, ModelActions, QMainWindow):
         name = d.project_path.name if d.project_path else (d.path.name if d.path else "")
         self.setWindowTitle((f"{name}{'*' if d.is_modified else ''} — " if name else "") + "GAN Editor")
 
-    def _update_doc_actions(self) -> None:
-        has = self.doc.is_open
-        for a in (self.export_act, self.save_act, self.save_as_act, self.fit_act, self.actual_act, self.split_act):
-            a.setEnabled(has)
-        self.hold_button.setEnabled(has)
-
-    def _update_recent(self) -> None:
-        self.recent_menu.clear()
-        items = self.settings.get(Key.RECENT_FILES)
-        for p in items:
-            self.recent_menu.addAction(Path(p).name, lambda p=p: self.open_path(p)).setToolTip(p)
-        self.recent_menu.setEnabled(bool(items))
-
     def _autosave_data(self):
         """(revision, project) to autosave, or None when nothing needs it."""
         if not self.doc.is_modified:
@@ -353,7 +271,9 @@ class MainWindow(FileActions, ModelActions, QMainWindow):
     def show_error(self, title: str, message: str) -> None:
         """One-line error for the user (also in the status bar)."""
         self.statusBar().showMessage(f"{title}: {message}", 10000)
-        if not self._discard:
+        if self.headless:
+            print(f"{title}: {message}", file=sys.stderr, flush=True)
+        elif not self._discard:
             QMessageBox.warning(self, title, message)
 
     def _about(self) -> None:
