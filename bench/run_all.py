@@ -42,6 +42,8 @@ SUITE: dict[str, tuple[str | None, list[str], list[str]]] = {
     "worlds": (None, ["bench_worlds.py"], ["bench_worlds.py", "--batch", "8"]),
     "quality": (None, ["bench_quality.py"], ["bench_quality.py", "--quick"]),
     "perf": (None, ["bench_perf.py"], ["bench_perf.py", "--cases", "sg3-T256", "projector-256", "--rounds", "1"]),
+    "gan-losses": (None, ["bench_gan_losses.py", "--configs", "logistic,r3gan,wgan-gp", "--res", "32", "--kimg", "12"],
+                   ["bench_gan_losses.py", "--tiny"]),
     "restore": (str(MODELS / "restore-global.safetensors"), ["bench_restore.py"], ["bench_restore.py", "--quick"]),
     "spandrel": (None, ["bench_spandrel.py"], ["bench_spandrel.py", "--archs", "SPAN", "DnCNN", "NAFNet"]),
 }  # fmt: skip
