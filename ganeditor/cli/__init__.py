@@ -61,7 +61,7 @@ def _terminate(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``ganeditor`` console script."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv == ["--version"]:  # answered before the commands (and torch) are imported
+    if argv == ["--version"]:  # answered without building the commands (__main__.py: even before torch loads)
         print(f"ganeditor {__version__}")
         return 0
     parser = build_parser()
