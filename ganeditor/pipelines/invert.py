@@ -120,16 +120,35 @@ def quality(image: np.ndarray, target: torch.Tensor) -> tuple[float, float]:
     return psnr(a, b), ssim(a, b)
 
 
-def w_stats(G: nn.Module, samples: int = 10000, seed: int = 123) -> tuple[torch.Tensor, float]:
-    """Mean W [1, 1, w_dim] and the RMS distance of ``samples`` mapped z to it (projector.py)."""
+def w_stats(G: nn.Module, samples: int = 10000, seed: int = 123, task: Task | None = None,
+            chunk: int = 1000) -> tuple[torch.Tensor, float]:
+    """Mean W [1, 1, w_dim] and the RMS distance of ``samples`` mapped z to it (projector.py); mapped
+    ``chunk`` at a time so that a cancel lands between chunks (rows are mapped independently)."""
+    task = task or null_task()
     device = next(G.parameters()).device
     z = torch.from_numpy(np.random.RandomState(seed).randn(samples, G.z_dim)).to(device)
     c = torch.zeros([samples, G.c_dim], device=device)
+    parts = []
     with torch.no_grad():
-        w = G.mapping(z, c)[:, :1, :].float()  # [N, 1, C]
+        for i in range(0, samples, chunk):
+            task.check()
+            parts.append(G.mapping(z[i : i + chunk], c[i : i + chunk])[:, :1, :].float())  # [n, 1, C]
+    w = torch.cat(parts)
     w_avg = w.mean(dim=0, keepdim=True)
     w_std = float(((w - w_avg).square().sum() / samples).sqrt())
     return w_avg, w_std
+
+
+def _start_stats(G: nn.Module, samples: int, init_ws: torch.Tensor | None,
+                 task: Task) -> tuple[torch.Tensor | None, float, bool]:
+    """(w_avg, w_std, stopped): the W statistics, or a cancel while they are computed; a stage that
+    starts from a previous one's latent then keeps it, a first stage has nothing to keep yet."""
+    try:
+        return (*w_stats(G, samples, task=task), False)
+    except Cancelled:
+        if init_ws is None:
+            raise
+        return None, 0.0, True
 
 
 def noise_buffers(G: nn.Module) -> dict[str, torch.Tensor]:
@@ -204,7 +223,7 @@ def project(
     loss.set_target(tgt)
     G = copy.deepcopy(G).eval().requires_grad_(False)
     gen = torch.Generator().manual_seed(seed)
-    w_avg, w_std = w_stats(G, w_avg_samples)
+    w_avg, w_std, stopped = _start_stats(G, w_avg_samples, init_ws, task)
     if init_ws is not None:
         assert init_ws.shape == (1, G.num_ws, G.w_dim), f"init_ws {list(init_ws.shape)}"
         start = init_ws.to(device).float()
@@ -218,13 +237,13 @@ def project(
         buf.requires_grad_(True)
     opt = torch.optim.Adam([w_opt, *bufs.values()], betas=(0.9, 0.999), lr=initial_lr)
     best = (float("inf"), w_opt.detach().clone(), None)
-    done, cancelled = 0, False
+    done, cancelled = 0, stopped
 
     def expand(w):
         return w.repeat(1, G.num_ws, 1) if space == "w" else w
 
     try:
-        for step in range(steps):
+        for step in range(0 if stopped else steps):
             t = step / steps
             for group in opt.param_groups:
                 group["lr"] = lr_schedule(t, initial_lr)
