@@ -2,8 +2,8 @@
 
     python bench/bench_align.py [PHOTO ...] [--sizes 256 1024] [--repeat 3] [--threads 2] [--panel OUT.png]
 
-Photos default to the real faces gathered by ``bench/gather_photos.py`` (kind 'face').  Needs the
-MTCNN weights (``python -m ganeditor.pipelines.face_detect --install-weights``).  Prints median
+Photos default to the real faces gathered by ``bench/gather_photos.py`` (kind 'face').  Uses the
+shipped MTCNN weights (``models/mtcnn.safetensors``).  Prints median
 seconds per photo for detection, alignment from landmarks (per output size) and paste-back of a
 visibly edited crop.  ``--panel`` writes: the photo with boxes, landmarks and the crop quad; the
 aligned crop above the edited crop; the edited crop pasted back at full resolution.

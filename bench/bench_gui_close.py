@@ -57,10 +57,10 @@ def start():
             img, _a, lms = render_portrait(7, 256, return_landmarks=True)
             Image.fromarray(img).save(tmp / "face.png")
             win.open_path(str(tmp / "face.png")); pump(lambda: win.doc.is_open and win.idle())
-            win.portrait.points_button.setChecked(True)
+            win.portrait.face.points_button.setChecked(True)
             for x, y in lms:
                 win.view.point_picked.emit(float(x), float(y))
-            pump(lambda: win.portrait.aligned is not None and win.idle())
+            pump(lambda: win.portrait.face.face is not None and win.idle())
         p = win.portrait
         p.method_box.setCurrentIndex(p.method_box.findData("pti")); p.steps_box.setValue(5000); p.invert()
         return win.device_lane

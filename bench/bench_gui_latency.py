@@ -184,22 +184,22 @@ class Bench:
         phase("open portrait", lambda: win.open_path(str(self.tmp / "face.png")), lambda: win.doc.is_open and win.idle())
 
         def place() -> None:
-            p.points_button.setChecked(True)
+            p.face.points_button.setChecked(True)
             for x, y in lms:
                 win.view.point_picked.emit(float(x), float(y))
 
-        phase("align (5 points)", place, lambda: p.aligned is not None and win.idle())
+        phase("align (5 points)", place, lambda: p.face.face is not None and win.idle())
         for method in ("encoder", "w", "wplus", "pti", "progressive"):
             def go(m=method) -> None:
                 p.method_box.setCurrentIndex(p.method_box.findData(m))
                 p.steps_box.setValue(self.args.steps)
                 p.invert()
             phase(f"invert {method}", go, lambda: p.inverted and win.idle())
-        row = next(iter(p.sliders.rows.values()))
+        row = p.sliders.row(next(iter(p.sliders.specs)))
         phase("slider previews (10 moves)", lambda: [row.slider.setValue(v) for v in range(30, 330, 30)],
-              lambda: p.scheduler.idle and win.idle())
+              lambda: p.scheduler.idle and p.frame is not None and p.frame.full and win.idle())
         before = win.doc.current
-        phase("paste back", p.paste, lambda: win.doc.current is not before and win.idle())
+        phase("apply (paste back)", p.apply, lambda: win.doc.current is not before and win.idle())
 
     def training(self) -> None:
         win, tmp, t = self.win, self.tmp, self.win.train

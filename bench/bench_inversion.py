@@ -32,7 +32,8 @@ from ganeditor.formats import load_checkpoint  # noqa: E402
 from ganeditor.pipelines.directions import Direction  # noqa: E402
 from ganeditor.pipelines.edit import PreviewRenderer, apply_edits  # noqa: E402
 from ganeditor.pipelines.generate import to_uint8  # noqa: E402
-from ganeditor.pipelines.invert import center_crop_resize, invert, run_inversion  # noqa: E402
+from ganeditor.pipelines.invert import ProjectOptions, center_crop_resize, invert, run_inversion  # noqa: E402
+from ganeditor.pipelines.invert_pti import PTIOptions  # noqa: E402
 from ganeditor.pipelines.invert_loss import make_inversion_loss  # noqa: E402
 
 
@@ -124,7 +125,8 @@ def bench_methods(G, ckpt, args) -> None:
         secs, ps, ss, stages = [], [], [], []
         for t in imgs:
             t0 = time.perf_counter()
-            r = run_inversion(invert(G, t, loss, method, max(steps, 1), max(pti, 1), E=E))
+            r = run_inversion(invert(G, t, loss, method, E=E, projection=ProjectOptions(steps=max(steps, 1)),
+                                    pti=PTIOptions(steps=max(pti, 1))))
             secs.append(time.perf_counter() - t0)
             ps.append(r.psnr)
             ss.append(r.ssim)

@@ -5,6 +5,7 @@ baselines (OpenCV: median-difference dust detection, Telea inpainting, non-local
     python bench/bench_restore.py                 # every table, the 3000x2000 scan and the crops page
     python bench/bench_restore.py --quick         # 4 photos, small, no scan
     python bench/bench_restore.py --scan-only     # seconds and peak memory of a 3000x2000 scan
+    python bench/bench_restore.py --photos 6 --short 256 --no-scan   # cheaper, on a busy machine
 
 Tables (means over the photos; PSNR in dB and SSIM on BT.601 luma, 8-bit, against the clean photo --
 its luma for black-and-white prints):
@@ -15,7 +16,7 @@ its luma for black-and-white prints):
   faces      face photos: luma PSNR inside the detected face boxes, with and without the face stage
   upscale    x2: photos halved then degraded, restored and enlarged vs Lanczos and the classical pipeline
   scan       a 3000x2000 synthetic scan through ``ganeditor restore`` (default stages): seconds, peak RSS
-A page of before/after crops goes to ``bench/restore_crops.jpg``.
+A page of before/after crops goes to ``docs/restore_crops.png``.
 """
 
 from __future__ import annotations
@@ -242,16 +243,22 @@ def bench_upscale(models: RestoreModels, photos) -> None:
           [[k, fmt(tuple(np.mean(v, axis=0)))] for k, v in rows.items()])
 
 
-def crops_page(crops: list, path: Path, size: int = 192) -> None:
-    """One page: per photo a crop of clean | degraded | ours | classical."""
-    rows = []
-    for _name, *imgs in crops[:5]:
+def crops_page(crops: list, path: Path, size: int = 160, rows: int = 4) -> None:
+    """One page: per photo a centre crop of clean | degraded | ours | classical, under a header."""
+    from PIL import ImageDraw
+
+    gap, lines = 4, []
+    for _name, *imgs in crops[:rows]:
         h, w = imgs[0].shape[:2]
         y, x = max(0, h // 2 - size // 2), max(0, w // 2 - size // 2)
-        rows.append(np.concatenate([np.pad(np.repeat(a, 3, 2) if a.shape[2] == 1 else a, ((0, 0), (0, 4), (0, 0)),
-                                           constant_values=255)[y : y + size, x : x + size + 4] for a in imgs], 1))
-    page = np.concatenate([np.pad(r, ((0, 4), (0, 0), (0, 0)), constant_values=255) for r in rows], 0)
-    Image.fromarray(page).save(path, quality=90)
+        cells = [(np.repeat(a, 3, 2) if a.shape[2] == 1 else a)[y : y + size, x : x + size] for a in imgs]
+        lines.append(np.concatenate([np.pad(c, ((0, gap), (0, gap), (0, 0)), constant_values=255) for c in cells], 1))
+    page = Image.fromarray(np.concatenate([np.full((18, lines[0].shape[1], 3), 255, np.uint8), *lines], 0))
+    draw = ImageDraw.Draw(page)
+    for i, label in enumerate(("clean", "degraded", "ours: scratches+global", "classical")):
+        draw.text((i * (size + gap) + 3, 3), label, fill=(0, 0, 0))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.save(path, optimize=True)
     print(f"\ncrops page (clean | degraded | ours: scratches + global | classical): {path.relative_to(ROOT)}")
 
 
@@ -268,25 +275,27 @@ def bench_scan(size: tuple[int, int] = (3000, 2000), extra: list[str] | None = N
         t0 = time.monotonic()
         proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
         wall = time.monotonic() - t0
-        peak = next((int(ln.split(":")[1]) for ln in proc.stderr.splitlines() if "Maximum resident" in ln), 0)
+        field = lambda name: next((float(ln.rsplit(":", 1)[1]) for ln in proc.stderr.splitlines() if name in ln), 0.0)  # noqa: E731
+        peak, cpu = field("Maximum resident"), field("User time") + field("System time")
         ok = "ok" if proc.returncode == 0 else f"exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}"
     load = os.getloadavg()[0]
     table(f"scan: {size[0]}x{size[1]} through 'ganeditor restore {' '.join(extra or [])}' (load average {load:.1f})",
-          ["stages", "seconds (wall)", "peak RSS", "result"],
-          [[" ".join(extra or ["default: scratches,global,faces"]), f"{wall:.0f}", f"{peak / 2**20:.2f} GiB", ok]])
+          ["stages", "seconds (wall)", "CPU seconds (user + system)", "peak RSS", "result"],
+          [[" ".join(extra or ["default: scratches,global,faces"]), f"{wall:.0f}", f"{cpu:.0f}", f"{peak / 2**20:.2f} GiB", ok]])
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="4 photos at 256 px, no scan")
     ap.add_argument("--short", type=int, default=384, help="short side of the held-out photos")
+    ap.add_argument("--photos", type=int, default=None, help="only the first N held-out photos (default all)")
     ap.add_argument("--scan-only", action="store_true")
     ap.add_argument("--no-scan", action="store_true")
     ap.add_argument("--model", action="append", default=[], metavar="STAGE=CKPT", help="other models (as the CLI)")
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
     if not args.scan_only:
-        short, limit = (256, 4) if args.quick else (args.short, None)
+        short, limit = (256, 4) if args.quick else (args.short, args.photos)
         models = RestoreModels.load(("scratches", "global", "colour", "upscale", "faces"),
                                     dict(m.split("=", 1) for m in args.model), "cpu")
         photos = heldout(short, "all", limit)
@@ -295,7 +304,7 @@ def main() -> int:
         bench_colour(models, photos)
         bench_faces(models, heldout(short * 2, "face", limit))
         bench_upscale(models, photos[: 2 if args.quick else 4])
-        crops_page(crops, ROOT / "bench" / "restore_crops.jpg")
+        crops_page(crops, ROOT / "docs" / "restore_crops.png")
     if not (args.quick or args.no_scan):
         bench_scan()
         bench_scan(extra=["--stages", "scratches,global"])

@@ -6,7 +6,8 @@ our loaders and run through our tiler, against spandrel's own untiled output on 
 
 For each architecture: which reader took the file (ours first, spandrel after), parameters, the
 measured receptive radius (None: global operations -> overlap-blended tiles), the largest 8-bit
-difference of a whole-image run and of a tiled run (tiles of 48 px on a 192x160 image) from
+difference of a whole-image run and of a tiled run (``--tile``, 48 px by default, on a ``--size`` image,
+192x160 by default) from
 spandrel's output, and the seconds of the tiled run.  Face models run on a 512x512 crop and
 inpainters on an image with a mask, as the restore pipeline runs them (never tiled).
 """
@@ -61,7 +62,7 @@ def image(h: int, w: int) -> np.ndarray:
     return (np.clip(base + np.random.default_rng(0).normal(0, 0.03, base.shape), 0, 1) * 255).astype(np.uint8)
 
 
-def run(arch: str, tmp: Path) -> list[str]:
+def run(arch: str, tmp: Path, tile: int = 48, size: tuple[int, int] = (192, 160)) -> list[str]:
     import spandrel
 
     sd = make(arch).state_dict()
@@ -85,15 +86,15 @@ def run(arch: str, tmp: Path) -> list[str]:
             b = net(x, *args)
         d = int((quantize(a[0].permute(1, 2, 0), SR_CONVENTION).int() - quantize(b[0].permute(1, 2, 0), SR_CONVENTION).int()).abs().max())
         return [arch, ckpt.format_id, f"{params / 1e6:.1f} M", "(whole crop)", str(d), "-", "-"]
-    img = image(160, 192)
+    img = image(size[1], size[0])
     if ref.input_channels == 1:  # a gray model: a gray image (the tiler gives it the luma)
         img = np.round(img.astype(np.float64) @ [0.299, 0.587, 0.114]).astype(np.uint8)[..., None]
     x = to_tensor(img, SR_CONVENTION)
     with torch.no_grad():
         want = quantize(ref(x)[0].permute(1, 2, 0), SR_CONVENTION).numpy().astype(int)
-    whole = image_to_image(net, LoadedImage(img), Image2ImageOptions(tile=1024)).pixels.astype(int)
+    whole = image_to_image(net, LoadedImage(img), Image2ImageOptions(tile=4096)).pixels.astype(int)
     t0 = time.monotonic()
-    tiled = image_to_image(net, LoadedImage(img), Image2ImageOptions(tile=48)).pixels.astype(int)
+    tiled = image_to_image(net, LoadedImage(img), Image2ImageOptions(tile=tile)).pixels.astype(int)
     secs = time.monotonic() - t0
     r = getattr(net, "receptive_radius", "declared by the arch")
     dt = np.abs(tiled - want)
@@ -104,15 +105,18 @@ def run(arch: str, tmp: Path) -> list[str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--archs", nargs="*", default=list(ARCHS))
+    ap.add_argument("--tile", type=int, default=48, help="tile side of the tiled run (default 48)")
+    ap.add_argument("--size", default="192x160", help="WxH of the test image (default 192x160)")
     args = ap.parse_args()
+    size = tuple(int(v) for v in args.size.lower().split("x"))
     import tempfile
 
-    print("| architecture | read by | parameters | receptive radius | whole: max diff | tiled (48 px): max diff | s |")
+    print(f"| architecture | read by | parameters | receptive radius | whole: max diff | tiled ({args.tile} px): max diff | s |")
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for arch in args.archs:
             try:
-                row = run(arch, Path(tmp))
+                row = run(arch, Path(tmp), args.tile, size)
             except Exception as e:  # noqa: BLE001 - report and go on
                 row = [arch, "failed", "", "", " ".join(str(e).split())[:120], "", ""]
             print("| " + " | ".join(row) + " |", flush=True)

@@ -134,10 +134,10 @@ def portrait_photo(tmp_path: Path, seed: int = 3, size: int = 128):
 
 def place_points(qtbot, win, lms) -> None:
     """Click the 5 landmarks (as the view reports clicks) and wait for the aligned face."""
-    win.portrait.points_button.setChecked(True)
+    win.portrait.face.points_button.setChecked(True)
     for x, y in lms:
         win.view.point_picked.emit(float(x), float(y))
-    qtbot.waitUntil(lambda: win.portrait.aligned is not None, timeout=20000)
+    qtbot.waitUntil(lambda: win.portrait.face.face is not None, timeout=20000)
     wait_window_idle(qtbot, win)
 
 

@@ -1,7 +1,5 @@
 """MTCNN (vs goldens made by facenet-pytorch 2.5.3) and FFHQ-style alignment on procedural portraits."""
 
-import hashlib
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +11,7 @@ from ganeditor.core.errors import CheckpointError, GanEditorError
 from ganeditor.core.imageio import read_image
 from ganeditor.pipelines import face_detect
 from ganeditor.pipelines.align import align_face, eyes_and_mouth, ffhq_quad, quad_transform
-from ganeditor.pipelines.face_detect import MTCNN, install_weights
+from ganeditor.pipelines.face_detect import MTCNN
 from ganeditor.worlds.portraits import FFHQ_LANDMARKS_512, alignment_affine, render_portrait
 
 
@@ -84,8 +82,7 @@ def test_mtcnn_cascade_matches_original_on_random_weights(golden, random_nets):
 
 
 def test_mtcnn_real_weights_match_original(data_dir):
-    if face_detect.find_weights() is None:
-        pytest.skip("MTCNN weights not installed (python -m ganeditor.pipelines.face_detect --install-weights)")
+    assert face_detect.find_weights() == Path(__file__).resolve().parents[1] / "models" / "mtcnn.safetensors"
     ref = np.load(data_dir / "align" / "mtcnn_grace_golden.npz")
     faces = face_detect.detect_faces(read_image(data_dir / "align" / "grace_hopper.jpg").pixels)
     assert len(faces) == len(ref["boxes"]) == 1
@@ -117,22 +114,25 @@ def test_no_face_and_face_index_errors(random_nets):
         align_face(img, "auto", 32, face_index=n, detector=loose)
 
 
-def test_weight_dirs_and_install_from_wheel(tmp_path, monkeypatch):
-    monkeypatch.setenv("GANEDITOR_MTCNN_DIR", str(tmp_path / "env"))
-    assert face_detect.weight_dirs()[0] == tmp_path / "env"
-    wheel = tmp_path / "facenet_pytorch-2.5.3-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as z:
-        for f in face_detect.WEIGHT_FILES:
-            z.writestr(f"facenet_pytorch/data/{f}", f"not {f}")
-    with pytest.raises(CheckpointError, match="SHA-256 mismatch"):
-        install_weights(wheel, tmp_path / "dest")
-    monkeypatch.setattr(face_detect, "WEIGHT_FILES",
-                        {f: hashlib.sha256(f"not {f}".encode()).hexdigest() for f in face_detect.WEIGHT_FILES})
-    dest = install_weights(wheel, tmp_path / "env")
-    assert sorted(p.name for p in dest.iterdir()) == ["onet.pt", "pnet.pt", "rnet.pt"]
-    assert face_detect.find_weights() == tmp_path / "env"
-    with pytest.raises(CheckpointError, match="cannot load MTCNN weights"):
-        MTCNN.load(dest)
+def test_mtcnn_weights_file_errors(tmp_path, random_nets):
+    from ganeditor.formats.base import Checkpoint
+    from ganeditor.formats.native import save_checkpoint
+
+    save_checkpoint(Checkpoint("ganeditor", "", {"pnet": random_nets["pnet"]}, {}), tmp_path / "half.safetensors")
+    with pytest.raises(CheckpointError, match="not MTCNN weights .no rnet, onet"):
+        MTCNN.load(tmp_path / "half.safetensors")
+    assert face_detect.get_detector(chosen=tmp_path / "missing.safetensors") is None
+    with pytest.raises(CheckpointError, match="not MTCNN weights"):
+        face_detect.get_detector(chosen=tmp_path / "half.safetensors")
+    assert face_detect.find_weights(face_detect.find_weights().parent).name == "mtcnn.safetensors"  # a folder
+
+
+def test_face_at_picks_the_face_under_a_point():
+    f = face_detect.Face
+    faces = [f(np.array([0, 0, 100, 100.0]), 0.9, np.zeros((5, 2))), f(np.array([40, 40, 60, 60.0]), 0.9, np.zeros((5, 2)))]
+    assert face_detect.face_at(faces, 50, 50) == 1  # the smaller box inside the larger one
+    assert face_detect.face_at(faces, 10, 10) == 0
+    assert face_detect.face_at(faces, 150, 10) is None
 
 
 # -------------------------------------------------------------------------------------- alignment

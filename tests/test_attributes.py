@@ -208,7 +208,7 @@ def test_make_direction_library_on_tiny_generator(tiny_G, reg, tmp_path):
     save_regressor(reg, rpath)
     mod = _load_script("models/make_direction_library.py")
     assert mod.main(["--generator", str(gpath), "--regressor", str(rpath), "--out", str(out), "--samples", "200",
-                     "--sefa", "3", "--sefa-per-part", "2", "--ganspace", "4", "--threads", "1"]) == 0  # fmt: skip
+                     "--sefa", "3", "--sefa-per-part", "2", "--ganspace", "4", "--threads", "1", "--check-n", "2"]) == 0  # fmt: skip
     lib = load_library(out)
     G = load_checkpoint(gpath).primary
     assert lib.w_dim == 16 and lib.num_ws == G.num_ws
@@ -221,3 +221,4 @@ def test_make_direction_library_on_tiny_generator(tiny_G, reg, tmp_path):
 
     assert hashlib.sha256(out.read_bytes()).hexdigest() in card and "`sefa_coarse_0` | sefa |" in card
     assert sum(line.startswith("| `") for line in card.splitlines()) == len(lib.directions)
+    assert all(d.info["check"]["n"] == 2 for d in lib.directions) and "slider check" in card

@@ -12,7 +12,8 @@ from ganeditor.cli import main
 from ganeditor.core.imageio import read_image
 from ganeditor.formats import load_checkpoint
 from ganeditor.pipelines.direction_io import generator_fingerprint
-from ganeditor.pipelines.invert import invert, run_inversion
+from ganeditor.pipelines.invert import ProjectOptions, invert, run_inversion
+from ganeditor.pipelines.invert_pti import PTIOptions
 from ganeditor.pipelines.invert_loss import PixelSSIMLoss
 from ganeditor.pipelines.train.engine import TrainConfig, train
 
@@ -69,7 +70,8 @@ def test_encoder_and_progressive_inversion(trained):
     enc = run_inversion(invert(G, target, PixelSSIMLoss(), "encoder", E=E))
     assert [s.method for s in enc.stages] == ["encoder"] and enc.ws.shape == (1, 6, 16) and enc.psnr > 5
     order = []
-    for up in invert(G, target, PixelSSIMLoss(), "progressive", steps=10, pti_steps=5, E=E):
+    for up in invert(G, target, PixelSSIMLoss(), "progressive", E=E,
+                     projection=ProjectOptions(steps=10), pti=PTIOptions(steps=5)):
         if up.stage_result is not None:
             order.append(up.stage_result.method)
         if up.result is not None:

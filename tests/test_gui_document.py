@@ -9,6 +9,7 @@ from ganeditor.core.imageio import read_image
 from ganeditor.core.resources import resource
 from ganeditor.qt.document import Document, EditState
 from ganeditor.qt.settings import Key, Settings
+from ganeditor.pipelines.sliders import SliderSpec
 from ganeditor.qt.sliders import DirectionSliders
 
 
@@ -78,21 +79,22 @@ def test_undo_redo_of_slider_edits_merges_a_drag(qtbot):
     edits = EditState()
     sliders = DirectionSliders(edits, doc.undo_stack)
     qtbot.addWidget(sliders)
-    sliders.set_directions(["smile", "age"], ["interfacegan", "interfacegan"])
-    smile = sliders.rows["smile"].slider
+    sliders.set_specs([SliderSpec("smile", "Smile", "Expression", "", (0, 9), True),
+                       SliderSpec("age", "Age", "Age", "", (0, 9), True)])  # fmt: skip
+    smile = sliders.row("smile").slider
     smile.setSliderDown(True)  # a drag: many values, one undo step
     for v in (10, 40, 90, 150):
         smile.setValue(v)
     smile.setSliderDown(False)
-    sliders.rows["age"].slider.setValue(-50)  # a keyboard step: its own undo step
+    sliders.row("age").slider.setValue(-50)  # a keyboard step: its own undo step
     stack = doc.undo_stack
     assert stack.count() == 2 and edits.values == {"smile": 1.5, "age": -0.5}
     assert stack.text(0) == "Edit Smile"
     stack.undo()
-    assert edits.values == {"smile": 1.5, "age": 0.0} and sliders.rows["age"].slider.value() == 0
+    assert edits.values == {"smile": 1.5, "age": 0.0} and sliders.row("age").slider.value() == 0
     stack.undo()
     assert edits.values == {"smile": 0.0, "age": 0.0} and smile.value() == 0
-    assert sliders.rows["smile"].value_label.text() == "0.00"
+    assert sliders.row("smile").value_label.text() == "0.0"
     stack.redo()
     assert edits.values["smile"] == 1.5 and smile.value() == 150
     sliders.reset_all.click()

@@ -21,36 +21,38 @@ def test_models_panel_sorts_models_by_kind(window):
     assert labels == ["day → night  (G_A)", "night → day  (G_B)"]
 
 
-def test_portrait_points_invert_sliders_paste_and_undo(qtbot, window, tmp_path):
+def test_portrait_points_fit_live_edit_apply_and_undo(qtbot, window, tmp_path):
     win, p = window, window.portrait
     path, lms = portrait_photo(tmp_path)
-    assert not p.points_button.isEnabled()  # no photo yet, with the reason shown
-    assert "Open a photo" in p.face_hint.text()
+    assert not p.face.points_button.isEnabled()  # no photo yet, with the reason shown
+    assert "Open a photo" in p.face.hint.text()
     open_and_wait(qtbot, win, path)
     place_points(qtbot, win, lms)
-    assert p.target_thumb.pixels.shape == (16, 16, 3) and p.invert_button.isEnabled()
-    assert not p.sliders.isEnabled()
+    assert p.face.thumb.pixels.shape == (16, 16, 3) and p.invert_button.isEnabled()
+    assert not p.sliders.isEnabled() and not p.bar.apply_button.isEnabled()
     p.method_box.setCurrentIndex(p.method_box.findData("w"))
     p.steps_box.setValue(20)
     p.invert()
     qtbot.waitUntil(lambda: p.inverted, timeout=60000)
     wait_idle(qtbot, win.device_lane)
-    assert "PSNR w" in p.invert_hint.text() and p.sliders.isEnabled()
-    recon = p.edit_thumb.pixels
-    assert recon is not None and np.array_equal(recon, p.reconstruction)
+    assert "Fitted in" in p.invert_hint.text() and p.sliders.isEnabled() and win.view.preview is None
     row = next(iter(p.sliders.rows.values()))
+    original = win.doc.current
     row.slider.setValue(200)
-    qtbot.waitUntil(lambda: p.scheduler.idle and p.scheduler.shown_stamp == p.scheduler.stamp, timeout=20000)
-    assert not np.array_equal(p.edited, recon)
-    before = win.doc.current
-    p.paste()
-    qtbot.waitUntil(lambda: win.doc.current is not before, timeout=20000)
-    assert win.doc.current.shape == before.shape and not np.array_equal(win.doc.current, before)
-    win.doc.undo_stack.undo()
-    assert win.doc.current is before
+    # the edit shows on the photo itself (a live preview), then at full resolution
+    qtbot.waitUntil(lambda: p.frame is not None and p.frame.full, timeout=30000)
+    assert win.view.preview is not None and win.view.preview_before is not None
+    assert p.frame.photo.shape == original.shape and not np.array_equal(p.frame.photo, original)
+    assert win.doc.current is original and p.bar.apply_button.isEnabled()  # nothing applied yet
+    p.bar.apply_button.click()
+    qtbot.waitUntil(lambda: win.doc.current is not original, timeout=20000)
+    assert np.array_equal(win.doc.current, p.frame.photo) and win.view.preview is None
+    assert win.doc.undo_stack.text(win.doc.undo_stack.index() - 1).startswith("Portrait: ")
+    win.doc.undo_stack.undo()  # Apply is one step
+    assert win.doc.current is original
     win.doc.undo_stack.undo()  # the slider move
-    qtbot.waitUntil(lambda: p.scheduler.idle and p.scheduler.shown_stamp == p.scheduler.stamp, timeout=20000)
-    assert row.slider.value() == 0 and np.array_equal(p.edited, recon)
+    assert row.slider.value() == 0
+    qtbot.waitUntil(lambda: win.view.preview is None, timeout=5000)
     assert win.errors == []
 
 
@@ -65,7 +67,7 @@ def test_inversion_cancel_keeps_the_best_result_and_the_gui_stays_responsive(qtb
     hb.start()
     p.invert()
     qtbot.waitUntil(lambda: p.recon_thumb.pixels is not None, timeout=30000)  # a stage preview arrived
-    assert win.job_bar.isVisible() and "Inverting" in win.job_bar.label.text()
+    assert win.job_bar.isVisible() and "Fitting the face" in win.job_bar.label.text()
     qtbot.wait(300)
     win.job_bar.cancel_button.click()
     qtbot.waitUntil(lambda: p.inverted, timeout=10000)
@@ -84,8 +86,8 @@ def test_manual_points_are_offered_when_detection_is_unavailable(qtbot, window, 
     p.set_generator(win.models.current("generator"), win.models.entries)
     wait_idle(qtbot, win.device_lane)
     open_and_wait(qtbot, win, portrait_photo(tmp_path)[0])
-    assert not p.detect_button.isEnabled() and p.points_button.isEnabled()
-    assert "Place 5 points" in p.face_hint.text() and "MTCNN" in p.detect_button.toolTip()
+    assert not p.face.detect_button.isEnabled() and p.face.points_button.isEnabled()
+    assert "Place 5 points" in p.face.hint.text() and "MTCNN" in p.face.detect_button.toolTip()
 
 
 def test_scene_translate_and_upscale_are_undoable(qtbot, window, tmp_path):

@@ -15,7 +15,8 @@ from PySide6.QtWidgets import QMessageBox
 
 from ganeditor.pipelines.project import VERSION, load_project
 from ganeditor.qt.settings import Key
-from gui_support import align_portrait, make_window, open_and_wait, tiny_window, wait_window_idle, write_photo
+from gui_support import (make_window, open_and_wait, place_points, portrait_photo, tiny_window, wait_window_idle,
+                         write_photo)
 
 A = QMessageBox.StandardButton
 
@@ -26,21 +27,24 @@ def window(tiny_window):
 
 
 def edit_session(qtbot, win, tmp_path):
-    """Open a portrait, align (5 points), invert (W, 20 steps), move a slider, paste, translate."""
-    path = align_portrait(qtbot, win, tmp_path)
+    """Open a portrait, translate it, align (5 points), fit (W, 20 steps), move a slider, apply."""
+    path, lms = portrait_photo(tmp_path)
+    open_and_wait(qtbot, win, path)
+    win.scene.run_translate()
+    qtbot.waitUntil(lambda: win.doc.undo_stack.count() == 1, timeout=20000)
+    wait_window_idle(qtbot, win)
+    place_points(qtbot, win, lms)
     p = win.portrait
     p.method_box.setCurrentIndex(p.method_box.findData("w"))
     p.steps_box.setValue(20)
     p.invert()
     qtbot.waitUntil(lambda: p.inverted, timeout=60000)
-    name = next(iter(p.sliders.rows))
-    p.sliders.rows[name].slider.setValue(150)
-    qtbot.waitUntil(lambda: p.scheduler.idle and p.scheduler.shown_stamp == p.scheduler.stamp, timeout=20000)
+    name = next(iter(p.sliders.specs))
+    p.sliders.row(name).slider.setValue(150)
+    qtbot.waitUntil(lambda: p.frame is not None and p.frame.full, timeout=20000)
     before = win.doc.current
-    p.paste()
+    p.apply()
     qtbot.waitUntil(lambda: win.doc.current is not before, timeout=20000)
-    win.scene.run_translate()
-    qtbot.waitUntil(lambda: win.doc.undo_stack.count() == 3, timeout=20000)
     wait_window_idle(qtbot, win)
     return path, name
 
@@ -61,25 +65,26 @@ def test_project_round_trip_is_exact(qtbot, window, tmp_path, monkeypatch, tiny_
     assert win.save_project(str(out), wait=True)
     assert not win.doc.is_modified and win.windowTitle().startswith("work.ganedit — ")
     pr = load_project(out)
-    assert [o["op"] for o in pr.operations] == ["paste-back", "translate"]
-    assert pr.operations[1]["model"] == "tiny-cyclegan" and pr.operations[1]["network"] == "G_A"
-    assert pr.operations[0]["directions"] == {name: 1.5} and pr.operations[0]["model_path"].endswith("tiny-stylegan2.safetensors")
-    current, aligned = win.doc.current, win.portrait.aligned.image
+    assert [o["op"] for o in pr.operations] == ["translate", "paste-back"]
+    assert pr.operations[0]["model"] == "tiny-cyclegan" and pr.operations[0]["network"] == "G_A"
+    assert pr.operations[1]["directions"] == {name: 1.5} and pr.operations[1]["model_path"].endswith("tiny-stylegan2.safetensors")
+    current, aligned = win.doc.current, win.portrait.face.face.image
     recon, sliders = win.portrait.reconstruction, dict(win.portrait.edits.active())
-    edited = win.portrait.edited
+    edited = win.portrait.frame.face
     other = tiny_window(qtbot, tmp_path / "second", monkeypatch, tiny_models)
     photo.rename(tmp_path / "moved.png")  # the embedded copy is used
     open_and_wait(qtbot, other, out)
     q = other.portrait
-    qtbot.waitUntil(lambda: q.inverted and q.scheduler.idle and q.edited is not None, timeout=30000)
+    qtbot.waitUntil(lambda: q.inverted and q.frame is not None and q.frame.full, timeout=30000)
     assert np.array_equal(other.doc.current, current) and other.doc.current.dtype == current.dtype
     assert np.array_equal(other.doc.original, win.doc.original)
-    assert np.array_equal(q.aligned.image, aligned) and np.allclose(q.aligned.transform, win.portrait.aligned.transform)
+    assert np.array_equal(q.face.face.image, aligned)
+    assert np.allclose(q.face.face.transform, win.portrait.face.face.transform)
     assert np.array_equal(q.reconstruction, recon)
-    assert dict(q.edits.active()) == sliders and q.sliders.rows[name].slider.value() == 150
-    assert np.array_equal(q.edited, edited)
+    assert dict(q.edits.active()) == sliders and q.sliders.row(name).slider.value() == 150
+    assert np.array_equal(q.frame.face, edited)
     assert not other.doc.is_modified and other.errors == []
-    assert [o["op"] for o in other.doc.operations()] == ["paste-back", "translate"]  # kept: exports still say so
+    assert [o["op"] for o in other.doc.operations()] == ["translate", "paste-back"]  # kept: exports still say so
     again = other.export(str(tmp_path / "again.png"))
     qtbot.waitUntil(lambda: again.state == "done", timeout=30000)
     assert b"compositeWithTrainedAlgorithmicMedia" in (tmp_path / "again.png").read_bytes()
@@ -131,14 +136,18 @@ def test_wheel_notches_on_a_slider_merge_into_one_step(qtbot):
     from PySide6.QtGui import QWheelEvent
     from PySide6.QtWidgets import QApplication
 
+    from ganeditor.pipelines.sliders import SliderSpec
     from ganeditor.qt.document import Document, EditState
     from ganeditor.qt.sliders import DirectionSliders
 
     doc, edits = Document(), EditState()
     sliders = DirectionSliders(edits, doc.undo_stack)
     qtbot.addWidget(sliders)
-    sliders.set_directions(["smile"], ["interfacegan"])
-    slider = sliders.rows["smile"].slider
+    sliders.set_specs([SliderSpec("smile", "Smile", "Expression", "", (0, 9), True)])
+    sliders.show()
+    slider = sliders.row("smile").slider
+    slider.setFocus()  # an unfocused slider lets the wheel scroll the panel instead
+    qtbot.waitUntil(slider.hasFocus, timeout=2000)
     for _ in range(4):
         ev = QWheelEvent(QPointF(5, 5), QPointF(5, 5), QPoint(0, 0), QPoint(0, 120), Qt.MouseButton.NoButton,
                          Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
@@ -214,7 +223,7 @@ def test_a_broken_model_leaves_the_working_setup_intact(qtbot, window, tmp_path)
     wait_window_idle(qtbot, win)
     assert "not a StyleGAN generator" in win.errors[-1][1]
     assert win.portrait.generator.name == "tiny-stylegan2" and win.portrait.loaded
-    assert "Loading" not in win.portrait.model_label.text() and "Loading" not in win.portrait.face_hint.text()
+    assert "Loading" not in win.portrait.model_label.text() and "Loading" not in win.portrait.face.hint.text()
     assert win.models.current("generator").name == "tiny-stylegan2"
 
 

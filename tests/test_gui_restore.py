@@ -67,6 +67,12 @@ def test_find_damage_paint_erase_restore_undo(window, qtbot, tmp_path):
     assert not p.mask[10, 20] and p.mask[10, 5]
     painted = p.mask.copy()
     p.rows["faces"].toggle.setChecked(False)
+    assert not p.rows["faces"].strength.isEnabled() and not p.fidelity.isEnabled()
+    p.rows["global"].strength.setValue(40)
+    assert p.rows["global"].value.text() == "40 %"
+    plan = p._plan(("scratches", "global"), "Restore")
+    assert plan.options.strength_of("global") == 0.4 and plan.options.stages == ("scratches", "global")
+    assert np.array_equal(plan.options.mask, painted)  # the painted mask replaces detection
     before = win.doc.current.copy()
     p.run()
     qtbot.waitUntil(lambda: win.doc.undo_stack.count() == 1, timeout=60000)
@@ -74,6 +80,9 @@ def test_find_damage_paint_erase_restore_undo(window, qtbot, tmp_path):
     assert not win.errors
     assert win.doc.current.shape == before.shape and not np.array_equal(win.doc.current, before)
     assert p.mask is None and win.view.mask_image is None  # filled: the mask is done with
+    win.split_act.trigger()  # before/after (Ctrl+B): the original is what the split shows on the left
+    assert win.view.compare == "split" and np.array_equal(win.doc.original, before)
+    assert win.view.before is win.view._pixmap(win.doc.original) and win.view.after is not win.view.before
     win.doc.undo_stack.undo()
     assert np.array_equal(win.doc.current, before)
     assert painted.sum() > 0

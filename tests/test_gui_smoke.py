@@ -71,7 +71,7 @@ def test_default_settings_and_window_layout_round_trip(qtbot, tmp_path):
         win.show()
         wait_window_idle(qtbot, win)
         win.docks["Train"].raise_()
-        assert set(win.docks) == {"Models", "History", "Portrait", "Scene", "Restore", "Train"}
+        assert set(win.docks) == {"Models", "History", "Portrait", "Generate", "Scene", "Restore", "Train"}
         win.close()
         again = MainWindow(autosave_folder=tmp_path / "autosave")
         qtbot.addWidget(again)

@@ -11,9 +11,9 @@ from ganeditor.core.progress import CancelToken, Task
 from ganeditor.formats import Checkpoint, load_checkpoint
 from ganeditor.archs import build
 from ganeditor.pipelines.generate import to_uint8
-from ganeditor.pipelines.invert import invert, lr_schedule, project, run_inversion
+from ganeditor.pipelines.invert import ProjectOptions, invert, lr_schedule, project, run_inversion
 from ganeditor.pipelines.invert_loss import InversionLoss, PixelSSIMLoss, make_inversion_loss
-from ganeditor.pipelines.invert_pti import apply_pti_delta, save_pti_delta
+from ganeditor.pipelines.invert_pti import PTIOptions, apply_pti_delta, save_pti_delta
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ class SumSquares(InversionLoss):
 def test_projector_matches_nvlabs_original_step_for_step(G, target, data_dir):
     # Golden: NVlabs projector.project (d72cc7d) on CPU, same weights/target, seed 303, 40 steps,
     # VGG16 replaced by pixels/255 (see tests/data/invert/README.md).
-    ups = list(project(G, target, SumSquares(), "w", steps=40, seed=303, preview_every=0))
+    ups = list(project(G, target, SumSquares(), "w", options=ProjectOptions(steps=40, seed=303, preview_every=0)))
     ref = np.load(data_dir / "invert" / "nvlabs_projector_40steps_w.npy")
     ours = ups[-1].stage_result.ws[:, :1].numpy()
     assert ours.shape == ref.shape == (1, 1, 16)
@@ -60,7 +60,8 @@ def test_lr_schedule_ramps():
 @pytest.mark.parametrize("space", ["w", "wplus"])
 def test_inverting_a_generated_image_reaches_high_psnr(G, target, data_dir, space):
     # the target was rendered with G's own noise maps: keep them (optimising noise cannot find them again)
-    res = run_inversion(invert(G, target, PixelSSIMLoss(), space, steps=150, seed=1, optimize_noise=False))
+    res = run_inversion(invert(G, target, PixelSSIMLoss(), space,
+                                 projection=ProjectOptions(steps=150, seed=1, optimize_noise=False)))
     assert res.psnr > (38 if space == "w" else 32) and res.ssim > 0.99, (res.psnr, res.ssim)
     assert res.ws.shape == (1, G.num_ws, G.w_dim) and res.image.shape == (16, 16, 3)
     assert res.loss_name == "pixel+ms-ssim" and res.seconds > 0 and not res.cancelled
@@ -79,9 +80,9 @@ def test_cancel_returns_best_so_far(G, target):
             token.cancel()
 
     task = Task(on_progress, token, min_interval=0)
-    res = run_inversion(invert(G, target, PixelSSIMLoss(), "w", steps=200, task=task))
+    res = run_inversion(invert(G, target, PixelSSIMLoss(), "w", projection=ProjectOptions(steps=200), task=task))
     assert res.cancelled and res.stages[-1].steps_done == 31 and res.stages[-1].steps == 200  # noticed at the next report
-    start = run_inversion(invert(G, target, PixelSSIMLoss(), "w", steps=1))
+    start = run_inversion(invert(G, target, PixelSSIMLoss(), "w", projection=ProjectOptions(steps=1)))
     assert res.psnr > start.psnr + 3
 
 
@@ -95,15 +96,17 @@ def test_cancel_while_the_w_statistics_are_computed(G, target):
     token = CancelToken()
     token.cancel()
     with pytest.raises(Cancelled):  # a first stage has nothing to keep yet
-        list(project(G, target, PixelSSIMLoss(), "w", steps=50, task=Task(None, token)))
+        list(project(G, target, PixelSSIMLoss(), "w", options=ProjectOptions(steps=50), task=Task(None, token)))
     start = torch.randn(1, G.num_ws, G.w_dim)
-    ups = list(project(G, target, PixelSSIMLoss(), "wplus", steps=50, init_ws=start, task=Task(None, token)))
+    ups = list(project(G, target, PixelSSIMLoss(), "wplus", options=ProjectOptions(steps=50), init_ws=start,
+                       task=Task(None, token)))
     res = ups[-1].stage_result
     assert res.cancelled and res.steps_done == 0 and torch.equal(res.ws, start)  # a later stage keeps its start
 
 
 def test_pti_improves_and_delta_round_trips(G, target, tmp_path):
-    res = run_inversion(invert(G, target, PixelSSIMLoss(), "pti", steps=20, pti_steps=30))
+    res = run_inversion(invert(G, target, PixelSSIMLoss(), "pti", projection=ProjectOptions(steps=20),
+                                 pti=PTIOptions(steps=30)))
     pivot, pti = res.stages
     assert (pivot.method, pti.method) == ("w", "pti") and pti.psnr > pivot.psnr + 1
     assert res.G_tuned is not None

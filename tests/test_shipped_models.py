@@ -13,7 +13,7 @@ from ganeditor.pipelines.direction_io import generator_fingerprint, load_library
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 DEMO = ["portrait-stylegan2", "portrait-stylegan2-encoder", "portrait-stylegan2-directions", "daynight-cyclegan",
-        "srgan-x4", "srgan-x4-psnr", "realesrgan-x4plus", "portrait-attributes"]  # fmt: skip
+        "srgan-x4", "srgan-x4-psnr", "realesrgan-x4plus", "portrait-attributes", "mtcnn"]  # fmt: skip
 
 
 def _card_hashes() -> dict[str, str]:

@@ -67,6 +67,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mix-layers", type=parse_range, default=None, help="layers taken from --mix, e.g. 8-17")
     p.add_argument("--paste-back", default=None, metavar="PHOTO", help="paste the edited face back into PHOTO")
     p.add_argument("--align", type=parse_align, default="auto", help="with --paste-back: auto or the x1,y1,... given to invert")
+    p.add_argument("--face", type=int, default=0, help="with --paste-back: the --face given to invert (0 = largest)")
     p.add_argument("--blend", choices=("auto", "replace", "detail"), default="auto",
                    help="with --paste-back: put the edited face in (replace), or add only the edit's change and keep "
                         "the photo's detail (detail); auto: detail when the face is over twice the generator's size")  # fmt: skip
@@ -85,7 +86,8 @@ def paste_back_hook(args: argparse.Namespace, image: np.ndarray, reconstruction:
     from ganeditor.pipelines.paste_back import paste_back
 
     photo = read_image(args.paste_back).pixels
-    aligned = align_face(photo, landmarks=args.align, output_size=image.shape[0], device=pick_device(args.device))
+    aligned = align_face(photo, landmarks=args.align, output_size=image.shape[0], device=pick_device(args.device),
+                         face_index=getattr(args, "face", 0))
     return paste_back(photo, image, aligned, reconstruction=reconstruction, device=pick_device(args.device),
                       blend=getattr(args, "blend", "auto"))
 

@@ -24,7 +24,8 @@ def describe_library(path) -> dict:
     dirs = []
     for d in lib.directions:
         a, b = d.layer_range(lib.num_ws)
-        dirs.append({"name": d.name, "source": d.source, "layers": [a, b - 1], "unit": d.unit, "sigma": d.sigma, **d.info})
+        info = {("factorised_layers" if k == "layers" else k): v for k, v in d.info.items()}  # SeFa's list of layers
+        dirs.append({"name": d.name, "source": d.source, "layers": [a, b - 1], "unit": d.unit, "sigma": d.sigma, **info})
     return {"file": str(path), "format": "GAN Editor direction library", "w_dim": lib.w_dim, "num_ws": lib.num_ws,
             "generator": lib.generator, "provenance": lib.provenance, "directions": dirs}  # fmt: skip
 
@@ -34,10 +35,21 @@ def _print_library(d: dict) -> None:
     print(f"format:    {d['format']}")
     print(f"for:       w_dim {d['w_dim']}, {d['num_ws']} ws, generator {d['generator'] or 'any'}"
           + (f" ({d['provenance']['generator']})" if d["provenance"].get("generator") else ""))
-    print(f"{'direction':<24} {'source':<14} {'layers':<8} {'sigma':>8}")
+    print(f"{'direction':<24} {'source':<26} {'layers':<8} {'sigma':>8}  slider check (σ at full range)")
     for x in d["directions"]:
         layers = f"{x['layers'][0]}-{x['layers'][1]}"
-        print(f"{x['name']:<24} {x['source']:<14} {layers:<8} {x['sigma']:8.4g}")
+        print(f"{x['name']:<24} {x['source']:<26} {layers:<8} {x['sigma']:8.4g}  {_check_text(x.get('check'))}")
+
+
+def _check_text(check: dict | None) -> str:
+    """'passes: smile +1.4 (next: age 0.3)', 'fails: ...', or the strongest effects of an unnamed direction."""
+    if not check:
+        return "not checked"
+    if check.get("target"):
+        verdict = "passes" if check["passed"] else "fails"
+        return f"{verdict}: {check['target']} {check['target_sigma']:+.2f} (largest other: {check['worst']} {check['worst_sigma']:.2f})"
+    eff = sorted(((abs(v), a) for a, v in check.get("effects", {}).items()), reverse=True)[:2]
+    return "moves " + ", ".join(f"{a} {v:.2f}" for v, a in eff)
 
 
 def run(args: argparse.Namespace) -> int:

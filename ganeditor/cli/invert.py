@@ -19,9 +19,9 @@ from ganeditor.core.imageio import write_image
 from ganeditor.core.model_store import companion
 from ganeditor.core.provenance import generated, record
 from ganeditor.pipelines.edit import save_latent
-from ganeditor.pipelines.invert import METHODS, invert, run_inversion
+from ganeditor.pipelines.invert import METHODS, ProjectOptions, invert, run_inversion
 from ganeditor.pipelines.invert_loss import make_inversion_loss
-from ganeditor.pipelines.invert_pti import save_pti_delta
+from ganeditor.pipelines.invert_pti import PTIOptions, save_pti_delta
 from ganeditor.pipelines.portrait import load_encoder, load_stylegan, prepare_photo
 
 
@@ -50,6 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="encoder checkpoint (role 'E') for encoder/progressive (default: NETWORK-encoder if it exists)")
     p.add_argument("--align", type=parse_align, default=None,
                    help="auto (detect the face), none (centre crop) or landmark points x1,y1,x2,y2,...")  # fmt: skip
+    p.add_argument("--face", type=int, default=0, help="with several faces in the photo: which one (0 = largest)")
     p.add_argument("--loss", choices=("auto", "lpips", "discriminator", "pixel"), default="auto",
                    help="reconstruction loss (auto: LPIPS if VGG16 weights exist, else D features, else pixel+SSIM)")  # fmt: skip
     p.add_argument("--seed", type=int, default=303, help="seed of the noise initialisation")
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             raise GanEditorError("--method encoder needs --encoder (no encoder was found beside the generator)")
     E = load_encoder(str(encoder), G, device) if encoder else None
     align = args.align if args.align is not None else "auto"
-    target = prepare_photo(args.photo, G.img_resolution, align, device)
+    target = prepare_photo(args.photo, G.img_resolution, align, device, face=args.face)
     outdir = Path(args.outdir)
     try:
         outdir.mkdir(parents=True, exist_ok=True)
@@ -82,7 +83,9 @@ def run(args: argparse.Namespace) -> int:
         raise GanEditorError(f"cannot create output folder ({e.strerror})", outdir) from None
     loss = make_inversion_loss(G, ckpt, device, args.loss)
     with progress_task(f"invert ({args.method})", 1.0) as task:
-        result = run_inversion(invert(G, target, loss, args.method, args.steps, args.pti_steps, E=E, seed=args.seed, task=task))
+        result = run_inversion(invert(G, target, loss, args.method, E=E, task=task,
+                                      projection=ProjectOptions(steps=args.steps, seed=args.seed),
+                                      pti=PTIOptions(steps=args.pti_steps, seed=args.seed)))
     write_image(outdir / "target.png", target)
     step = record("invert", ckpt.path, {"method": args.method, "steps": args.steps, "loss": result.loss_name,
                                         "encoder": Path(str(encoder)).stem if encoder else None})  # fmt: skip

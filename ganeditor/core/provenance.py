@@ -169,9 +169,12 @@ def step_record(step: Step) -> dict[str, Any]:
 
 
 def from_operations(operations: list[dict[str, Any]], source: str | Path | None,
-                    options: ProvenanceOptions | None = None) -> Provenance | None:
+                    options: ProvenanceOptions | None = None, made_by_model: bool = False) -> Provenance | None:
     """Provenance of a photo edited in the window: the steps recorded (``step_record``) under the key
-    ``provenance`` of each applied operation, oldest first; None when no model changed the photo."""
+    ``provenance`` of each applied operation, oldest first; None when no model changed the photo.
+    ``made_by_model``: the picture itself came from a generator (the Generate panel), not a camera."""
     steps = [Step(**{**d, "settings": tuple(tuple(kv) for kv in d["settings"])})
              for op in operations for d in op.get("provenance", ())]  # fmt: skip
+    if made_by_model and steps:
+        return generated(*steps, options=options)
     return edited(*steps, source=source, options=options) if steps else None

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -60,6 +60,14 @@ class AlignedFace:
         """Photo px [N, 2] -> aligned px [N, 2]."""
         inv = np.linalg.inv(self.transform)
         return np.asarray(points, np.float64) @ inv[:2, :2].T + inv[:2, 2]
+
+    def for_photo_size(self, width: int, height: int) -> "AlignedFace":
+        """The same face in the photo resized to ``width`` x ``height`` (e.g. a reduced preview copy)."""
+        sx, sy = width / self.source_size[0], height / self.source_size[1]
+        s = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]])  # pixel centres stay centres
+        pts = lambda a: np.asarray(a, np.float64) @ s[:2, :2].T + s[:2, 2]  # noqa: E731
+        return replace(self, quad=pts(self.quad), transform=s @ self.transform, landmarks=pts(self.landmarks),
+                       source_size=(int(width), int(height)))  # fmt: skip
 
 
 # -------------------------------------------------------------------------------------- geometry
@@ -214,6 +222,21 @@ def warp_to_quad(pixels: np.ndarray, quad: np.ndarray, size: int, device: torch.
 # ----------------------------------------------------------------------------------------- entry
 
 
+def _pose_notes(lm: np.ndarray, quad: np.ndarray, w: int, h: int) -> list[str]:
+    """Warnings a person should see: a face turned far away, a crop leaving the photo."""
+    notes = []
+    if np.asarray(lm).shape[0] == 5:  # the nose's offset from the eye-mouth midline, in eye distances
+        eye_l, eye_r, mouth_l, mouth_r = eyes_and_mouth(lm)
+        mid = (eye_l + eye_r + mouth_l + mouth_r) / 4
+        turn = abs(float(np.dot(eye_r - eye_l, lm[2] - mid))) / max(float(np.sum((eye_r - eye_l) ** 2)), 1e-9)
+        if turn > 0.35:
+            notes.append("the face is turned far to the side: generators learn mostly frontal faces, the fit may be poor")
+    outside = np.mean([(q[0] < 0) | (q[0] > w - 1) | (q[1] < 0) | (q[1] > h - 1) for q in quad])
+    if outside > 0:
+        notes.append("the face is at the edge of the photo: the part of the crop outside it is filled by mirroring")
+    return notes
+
+
 def align_face(
     image: np.ndarray,  # [H, W, C] uint8/uint16 photo (C = 1, 3 or 4; alpha is carried along)
     landmarks: str | np.ndarray | None = "auto",  # 'auto'/None: detect; else [5, 2], [4, 2] or [68, 2] photo px
@@ -253,6 +276,7 @@ def align_face(
         notes.append(msg)
         warnings.warn(msg, stacklevel=2)
     quad = ffhq_quad(lm)
+    notes += _pose_notes(lm, quad, image.shape[1], image.shape[0])
     crop = warp_to_quad(image, quad, output_size, device, enable_padding)
     return AlignedFace(crop, quad, quad_transform(quad, output_size), np.asarray(lm, np.float64), name, face_index,
                        num_faces, (image.shape[1], image.shape[0]), notes)

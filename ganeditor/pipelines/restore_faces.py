@@ -63,7 +63,7 @@ class FacePrior:
 
     def _invert(self, crop: np.ndarray, task: Task) -> np.ndarray:
         """The generator's rendering of the crop's inversion: encoder, then W+ steps (W steps without one)."""
-        from ganeditor.pipelines.invert import encode, project
+        from ganeditor.pipelines.invert import ProjectOptions, encode, project
         from ganeditor.pipelines.invert_loss import make_inversion_loss
 
         result = None
@@ -72,8 +72,8 @@ class FacePrior:
         if self.E is None or self.steps > 0:
             loss = make_inversion_loss(self.G, None, next(self.G.parameters()).device, prefer="pixel")
             space, init = ("wplus", result.ws) if result is not None else ("w", None)
-            result = _last_stage(project(self.G, crop, loss, space, max(self.steps, 1), init_ws=init, task=task,
-                                         preview_every=0))
+            result = _last_stage(project(self.G, crop, loss, space, init_ws=init, task=task,
+                                         options=ProjectOptions(steps=max(self.steps, 1), preview_every=0)))
         task.check()  # the projector ends early with its best result when cancelled: stop here
         return result.image
 

@@ -74,8 +74,10 @@ class SetImageCommand(HistoryCommand):
 class SliderCommand(HistoryCommand):
     """Move one direction slider; the steps of one drag (or one run of wheel notches) merge."""
 
-    def __init__(self, edits: ValuesModel, name: str, new: float, drag_id: int, old: float | None = None) -> None:
-        super().__init__(f"Edit {pretty_name(name)}")
+    def __init__(self, edits: ValuesModel, name: str, new: float, drag_id: int, old: float | None = None,
+                 label: str = "") -> None:
+        super().__init__(f"Edit {label or pretty_name(name)}")
+        self.label = label
         self.edits, self.name, self.drag_id = edits, name, drag_id
         self.old = edits.value(name) if old is None else old
         self.new = float(new)
@@ -99,7 +101,7 @@ class SliderCommand(HistoryCommand):
             self.edits.set_value(self.name, self.old)
 
     def clone(self) -> "SliderCommand":
-        return SliderCommand(self.edits, self.name, self.new, -self.drag_id, self.old)  # never merges with a live drag
+        return SliderCommand(self.edits, self.name, self.new, -self.drag_id, self.old, self.label)  # never merges with a live drag
 
 
 class ResetSlidersCommand(HistoryCommand):

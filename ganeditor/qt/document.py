@@ -21,6 +21,7 @@ from ganeditor.pipelines.project import file_sha256
 from ganeditor.qt.commands import HistoryCommand, SetImageCommand
 
 DEFAULT_UNDO_MEMORY = 1 << 30  # bytes of image data the history may hold
+GENERATE_OP = "generate"  # the operation of a picture made in the Generate panel (always the first one)
 
 
 class Document(QObject):
@@ -68,9 +69,10 @@ class Document(QObject):
 
     def set_source(self, img: LoadedImage, path: str | Path | None, current: LoadedImage | None = None,
                    project_path: str | Path | None = None, sha256: str = "",
-                   operations: list[dict[str, Any]] = ()) -> None:
+                   operations: list[dict[str, Any]] = (), name: str = "") -> None:
         """Start on a decoded photo (``current``: a result to start from, e.g. from a project, made by
-        ``operations``: they stay in the document's operations, so exports still say what made it)."""
+        ``operations``: they stay in the document's operations, so exports still say what made it;
+        ``name``: what the window calls a picture with no file)."""
         self.path, self.source, self.sha256 = (Path(path) if path else None), img, sha256
         self.base_operations = [dict(o) for o in operations]
         self.project_path = Path(project_path) if project_path else None
@@ -80,8 +82,16 @@ class Document(QObject):
         self._dirty = False
         self.undo_stack.setClean()
         self._changed()
-        self.opened.emit(str(path or project_path or ""))
+        self.opened.emit(str(path or project_path or name))
         self.image_changed.emit()
+
+    def open_pixels(self, pixels: np.ndarray, name: str, made_by: dict[str, Any]) -> LoadedImage:
+        """Start editing a picture a generator made in the app (``made_by``: its provenance step record);
+        no file behind it yet: its first operation is the generation, so exports say it is AI-generated."""
+        img = LoadedImage(pixels)
+        self.set_source(img, None, operations=[{"label": "Generate", "op": GENERATE_OP, "provenance": [made_by]}],
+                        name=name)
+        return img
 
     def set_original(self, img: LoadedImage, path: str | Path) -> None:
         """The original photo was found later (a project whose photo had moved); history is kept."""
@@ -198,8 +208,10 @@ def export_image(image: LoadedImage, path: str | Path, quality: int = 95, operat
         raise ImageError(f"{Path(path).name} is the photo being edited: export to another file (the original "
                          "would be lost)")  # fmt: skip
     bit_depth = 16 if image.pixels.dtype == np.uint16 else 8
+    made = bool(operations) and operations[0].get("op") == GENERATE_OP  # a picture a generator made, no photo
+    prov = from_operations(list(operations), source, options, made_by_model=made)
     return write_image(path, image.pixels, image.alpha, bit_depth, image.icc_profile, image.exif, quality,
-                       xmp=image.xmp, provenance=from_operations(list(operations), source, options))  # fmt: skip
+                       xmp=image.xmp, provenance=prov)  # fmt: skip
 
 
 class EditState(QObject):

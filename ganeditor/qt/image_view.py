@@ -1,5 +1,7 @@
 """The image view: zoom (wheel, fit, 100 %), pan, before/after compare (split or hold), and an
-overlay of face boxes and landmarks; in pick mode a click reports a point in image pixels; a mask
+overlay of face boxes and landmarks (landmarks can be dragged, a click on a face box picks it; neither
+pans); a live preview can stand in for the result while an edit is being adjusted; in pick mode a
+click reports a point in image pixels; a mask
 (e.g. the damage the Restore panel found) is shown tinted, and in brush mode left-drags report
 stroke segments in image pixels (the panel paints its mask, then updates the shown region)."""
 
@@ -23,6 +25,11 @@ class ImageView(QWidget):
     point_picked = Signal(float, float)  # image pixel coordinates (pixel centres at integers)
     mask_stroke = Signal(float, float, float, float)  # brush segment (x0, y0) -> (x1, y1), image pixels
     stroke_finished = Signal()
+    point_dragged = Signal(int, float, float)  # landmark index, new position (image pixels) while dragging
+    point_dropped = Signal(int, float, float)  # ... when the drag ends
+    box_clicked = Signal(int)  # index of a face box (not the selected one) clicked
+
+    GRAB_RADIUS = 9  # widget px within which a press grabs a landmark
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -42,6 +49,11 @@ class ImageView(QWidget):
         self.placeholder = "Open a photo to start  (File ▸ Open…, or drop a file here)\nor try a sample: File ▸ Open sample"
         self.boxes: list[tuple[float, float, float, float]] = []
         self.points: list[tuple[float, float, str]] = []
+        self.selected_box = 0  # highlighted face box
+        self.points_editable = False  # landmarks can be dragged
+        self.preview: QPixmap | None = None  # shown instead of the result while set (live edit)
+        self.preview_before: QPixmap | None = None  # what compare shows meanwhile (the original photo)
+        self._preview_before_src: np.ndarray | None = None
         self._drag: tuple[str, QPointF, QPointF] | None = None
         self.mask_image: QImage | None = None  # ARGB tint over the result, same size
         self.brush: float | None = None  # brush radius in image pixels; None: no brush mode
@@ -69,11 +81,39 @@ class ImageView(QWidget):
             self._pixmaps[id(pixels)] = hit
         return hit[1]
 
-    def set_overlay(self, boxes=(), points=()) -> None:
-        """Face boxes (x1, y1, x2, y2) and labelled points (x, y, label), in image pixels."""
+    def set_overlay(self, boxes=(), points=(), selected: int = 0, editable: bool = False) -> None:
+        """Face boxes (x1, y1, x2, y2) with ``selected`` highlighted, and labelled points (x, y, label),
+        in image pixels; ``editable``: the points can be dragged."""
         self.boxes = [tuple(map(float, b)) for b in boxes]
         self.points = [(float(x), float(y), str(lbl)) for x, y, lbl in points]
+        self.selected_box, self.points_editable = selected, editable
         self.update()
+
+    def set_preview(self, after: np.ndarray | None, before: np.ndarray | None = None) -> None:
+        """Show ``after`` (any size: it fills the result's place) instead of the result until cleared
+        with None; compare then shows ``before`` (converted once while it stays the same array)."""
+        self.preview = None if after is None else QPixmap.fromImage(qimage_from_array(after))
+        if before is not self._preview_before_src:
+            self._preview_before_src = before
+            self.preview_before = None if before is None else QPixmap.fromImage(qimage_from_array(before))
+        self.update()
+
+    def _point_at(self, pos: QPointF) -> int | None:
+        """Index of the landmark under ``pos`` (widget coordinates), if any."""
+        best = None
+        for i, (x, y, _) in enumerate(self.points):
+            d = self.to_widget(QPointF(x + 0.5, y + 0.5)) - pos
+            r = (d.x() ** 2 + d.y() ** 2) ** 0.5
+            if r <= self.GRAB_RADIUS and (best is None or r < best[0]):
+                best = (r, i)
+        return None if best is None else best[1]
+
+    def _box_at(self, pos: QPointF) -> int | None:
+        """Index of a face box (other than the selected one) under ``pos``, the smallest first."""
+        q = self.to_image(pos)
+        hits = [((x2 - x1) * (y2 - y1), i) for i, (x1, y1, x2, y2) in enumerate(self.boxes)
+                if i != self.selected_box and x1 <= q.x() - 0.5 <= x2 and y1 <= q.y() - 0.5 <= y2]  # fmt: skip
+        return min(hits)[1] if hits else None
 
     MASK_RGBA = (255, 64, 64, 150)
 
@@ -168,7 +208,8 @@ class ImageView(QWidget):
             self.zoom_by(ZOOM_STEP**steps, event.position())
 
     def _near_divider(self, x: float) -> bool:
-        return self.compare == "split" and self.before is not None and abs(x - self.split * self.width()) < 8
+        before = self.preview_before if self.preview is not None else self.before
+        return self.compare == "split" and before is not None and abs(x - self.split * self.width()) < 8
 
     def mousePressEvent(self, event) -> None:  # noqa: N802
         if self.after is None:
@@ -188,6 +229,15 @@ class ImageView(QWidget):
             q = self.to_image(pos)
             self.point_picked.emit(q.x() - 0.5, q.y() - 0.5)
             return
+        point = self._point_at(pos) if self.points_editable else None
+        if point is not None:
+            self._drag = ("point", pos, QPointF(point, 0))
+            self.setCursor(Qt.CursorShape.ClosedHandCursor)
+            return
+        box = self._box_at(pos)
+        if box is not None:
+            self.box_clicked.emit(box)
+            return
         kind = "split" if self._near_divider(pos.x()) else "pan"
         self._drag = (kind, pos, QPointF(self.center))
         if kind == "pan":
@@ -203,12 +253,17 @@ class ImageView(QWidget):
             self.mask_stroke.emit(last.x(), last.y(), q.x(), q.y())
             self._drag = ("brush", pos, q)
             return
+        if self._drag is not None and self._drag[0] == "point":
+            i, q = int(self._drag[2].x()), self.to_image(pos)
+            self.points[i] = (q.x() - 0.5, q.y() - 0.5, self.points[i][2])
+            self.point_dragged.emit(i, q.x() - 0.5, q.y() - 0.5)
+            self.update()
+            return
         if self._drag is None:
             if self.brush:
                 return
             if not self.pick_mode:
-                near = self._near_divider(pos.x())
-                self.setCursor(Qt.CursorShape.SplitHCursor if near else Qt.CursorShape.ArrowCursor)
+                self.setCursor(self._hover_cursor(pos))
             return
         kind, start, center = self._drag
         if kind == "split":
@@ -218,10 +273,22 @@ class ImageView(QWidget):
             self.auto_fit = False
         self.update()
 
+    def _hover_cursor(self, pos: QPointF) -> Qt.CursorShape:
+        if self.points_editable and self._point_at(pos) is not None:
+            return Qt.CursorShape.OpenHandCursor
+        if self._box_at(pos) is not None:
+            return Qt.CursorShape.PointingHandCursor
+        return Qt.CursorShape.SplitHCursor if self._near_divider(pos.x()) else Qt.CursorShape.ArrowCursor
+
     def mouseReleaseEvent(self, event) -> None:  # noqa: N802
         was_brush = self._drag is not None and self._drag[0] == "brush"
+        dropped = self._drag is not None and self._drag[0] == "point"
+        i = int(self._drag[2].x()) if dropped else -1
         self._drag = None
-        if was_brush:
+        if dropped:
+            self.setCursor(Qt.CursorShape.OpenHandCursor)
+            self.point_dropped.emit(i, self.points[i][0], self.points[i][1])
+        elif was_brush:
             self.stroke_finished.emit()
         elif not self.pick_mode and not self.brush:
             self.setCursor(Qt.CursorShape.ArrowCursor)
@@ -270,21 +337,24 @@ class ImageView(QWidget):
             return
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.scale < 2.0)
         target = QRectF(self.to_widget(QPointF(0, 0)), self.to_widget(QPointF(self.after.width(), self.after.height())))
-        show_before = self.before is not None and self.holding
-        if self.compare == "split" and self.before is not None:
+        after = self.preview or self.after
+        before = self.preview_before if self.preview is not None else self.before
+        show_before = before is not None and self.holding
+        if self.compare == "split" and before is not None:
             x = self.split * self.width()
             p.save()
             p.setClipRect(QRectF(0, 0, x, self.height()))
-            p.drawPixmap(target, self.before, QRectF(self.before.rect()))
+            p.drawPixmap(target, before, QRectF(before.rect()))
             p.setClipRect(QRectF(x, 0, self.width() - x, self.height()))
-            p.drawPixmap(target, self.after, QRectF(self.after.rect()))
+            p.drawPixmap(target, after, QRectF(after.rect()))
             p.restore()
             p.setPen(QPen(QColor(255, 255, 255, 220), 2))
             p.drawLine(QPointF(x, 0), QPointF(x, self.height()))
             self._label(p, QPointF(x - 8, 10), "Before", right=True)
             self._label(p, QPointF(x + 8, 10), "After")
         else:
-            p.drawPixmap(target, self.before if show_before else self.after, QRectF(self.after.rect()))
+            shown = before if show_before else after
+            p.drawPixmap(target, shown, QRectF(shown.rect()))
             if show_before:
                 self._label(p, QPointF(10, 10), "Before (original)")
         if self.mask_image is not None and not show_before and self.mask_image.size() == self.after.size():
@@ -310,7 +380,7 @@ class ImageView(QWidget):
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         p.setBrush(Qt.BrushStyle.NoBrush)
         for i, (x1, y1, x2, y2) in enumerate(self.boxes):
-            p.setPen(QPen(QColor("#3daee9") if i == 0 else QColor("#b0b7bf"), 2))
+            p.setPen(QPen(QColor("#3daee9") if i == self.selected_box else QColor("#b0b7bf"), 2))
             p.drawRect(QRectF(self.to_widget(QPointF(x1 + 0.5, y1 + 0.5)), self.to_widget(QPointF(x2 + 0.5, y2 + 0.5))))
         for x, y, label in self.points:
             c = self.to_widget(QPointF(x + 0.5, y + 0.5))

@@ -21,6 +21,7 @@ from ganeditor.qt.image_view import ImageView
 from ganeditor.qt.job_bar import JobBar
 from ganeditor.qt.jobs import Job, Lane
 from ganeditor.qt.models_panel import ModelsPanel
+from ganeditor.qt.generate_panel import GeneratePanel
 from ganeditor.qt.portrait_panel import PortraitPanel
 from ganeditor.qt.prefs_dialog import PreferencesDialog
 from ganeditor.qt.restore_panel import RestorePanel
@@ -61,16 +62,19 @@ class MainWindow(FileActions, ModelActions, WindowActions, QMainWindow):
         self.scene = ScenePanel(self.device_lane, self.doc, self._scene_options)
         self.train = TrainPanel(self.train_lane, lambda: str(self._device()))
         self.restore = RestorePanel(self.device_lane, self.doc, self.view, self._scene_options)
+        self.generate = GeneratePanel(self.device_lane, self.portrait)
         self.history = QUndoView(self.doc.undo_stack)
         self.history.setEmptyLabel("Opened photo")
         self.docks: dict[str, QDockWidget] = {}
         self._dock("Models", self.models, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock("History", self.history, Qt.DockWidgetArea.LeftDockWidgetArea)
-        for title, panel in (("Portrait", self.portrait), ("Scene", self.scene), ("Restore", self.restore),
-                             ("Train", self.train)):
-            self._dock(title, panel, Qt.DockWidgetArea.RightDockWidgetArea, scroll=True)
+        for title, panel in (("Portrait", self.portrait), ("Generate", self.generate), ("Scene", self.scene),
+                             ("Restore", self.restore), ("Train", self.train)):
+            # the Portrait panel scrolls inside itself, under its fixed action bar
+            self._dock(title, panel, Qt.DockWidgetArea.RightDockWidgetArea, scroll=title != "Portrait")
         self.tabifyDockWidget(self.docks["Models"], self.docks["History"])
-        self.tabifyDockWidget(self.docks["Portrait"], self.docks["Scene"])
+        self.tabifyDockWidget(self.docks["Portrait"], self.docks["Generate"])
+        self.tabifyDockWidget(self.docks["Generate"], self.docks["Scene"])
         self.tabifyDockWidget(self.docks["Scene"], self.docks["Restore"])
         self.tabifyDockWidget(self.docks["Restore"], self.docks["Train"])
         self.docks["Models"].raise_()
@@ -99,8 +103,10 @@ class MainWindow(FileActions, ModelActions, WindowActions, QMainWindow):
         self.doc.modified_changed.connect(lambda _m: self._update_title())
         self.doc.undo_stack.indexChanged.connect(lambda _i: self.autosaver.edited())
         self.models.selection_changed.connect(self._model_chosen)
-        for p in (self.portrait, self.scene, self.restore, self.train):
+        for p in (self.portrait, self.scene, self.restore, self.train, self.generate):
             p.error.connect(self.show_error)
+        self.generate.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
+        self.generate.edit_face.connect(self._edit_generated)
         self.restore.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
         self.portrait.generator_failed.connect(self._generator_failed)
         self.portrait.wants_generator.connect(lambda e: self.models.select("generator", e.name))
@@ -168,6 +174,12 @@ class MainWindow(FileActions, ModelActions, WindowActions, QMainWindow):
         """After show(): offer to recover a crashed session's work, else open ``path`` if given."""
         if not self.offer_recovery() and path:
             self.open_path(path)
+
+    def _edit_generated(self, ws, image, name: str, made_by: dict) -> None:
+        """'Edit this face' in the Generate panel: the face becomes the photo, its latent goes to the sliders."""
+        self.doc.open_pixels(image, f"{name}.png", made_by)
+        self.portrait.edit_latent(ws, image)
+        self.show_panel("portrait")
 
     def panel_names(self) -> list[str]:
         return [t.lower() for t in self.docks]

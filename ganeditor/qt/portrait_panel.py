@@ -1,4 +1,8 @@
-"""Portrait panel: find and align the face, invert it, move direction sliders, paste back."""
+"""Portrait panel: find and align the face, fit it, then edit it with sliders — the edit shows on the
+photo itself while a slider moves (a reduced paste-back, latest frame wins; the full-resolution one
+when the slider is released), and Apply, in a bar that is always visible, puts it in the document as
+one undo step.  Before/after (the toolbar's compare) shows the original photo.
+"""
 
 from __future__ import annotations
 
@@ -6,34 +10,38 @@ from typing import Callable
 
 import numpy as np
 import torch
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QPushButton, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSlider,
+                               QSpinBox, QVBoxLayout, QWidget)
 
 from ganeditor.core.device import pick_device
 from ganeditor.core.provenance import record, step_record
 from ganeditor.pipelines.align import AlignedFace
 from ganeditor.pipelines.catalog import ModelEntry, directions_for
-from ganeditor.pipelines.directions import pretty_name
-from ganeditor.pipelines.face_detect import Face
-from ganeditor.pipelines.portrait import (LANDMARK_NAMES, METHOD_LABELS, GeneratorInfo, InversionPreview,
-                                          InversionSummary, LatentState, PortraitSession, WeightPaths,
-                                          detector_available)
+from ganeditor.pipelines.invert import METHOD_LABELS, METHOD_TIPS
+from ganeditor.pipelines.paste_back import FEATHER, PasteTarget, paste_target
+from ganeditor.pipelines.portrait import (EditFrame, GeneratorInfo, InversionPreview, InversionSummary,
+                                          LatentState, PortraitSession, WeightPaths, detector_available)
 from ganeditor.pipelines.project import PortraitState
 from ganeditor.qt.document import Document, EditState
 from ganeditor.qt.image_view import ImageView
 from ganeditor.qt.jobs import Job, Lane
+from ganeditor.qt.portrait_apply import AppliedResults, ApplyBar
+from ganeditor.qt.portrait_face import FaceStep
+from ganeditor.qt.portrait_project import PortraitProject
 from ganeditor.qt.preview import PreviewScheduler
 from ganeditor.qt.sliders import DirectionSliders
 from ganeditor.qt.widgets import Thumb, hint, section
 
-SHORT_NAMES = ("L eye", "R eye", "nose", "L mouth", "R mouth")
+METHOD_ORDER = ("encoder", "wplus", "progressive", "w", "pti")  # the three named for people first
+FULL_RENDER_AFTER_MS = 300  # a pause this long (or a released slider) renders the full-resolution paste
 
 
-class PortraitPanel(QWidget):
+class PortraitPanel(PortraitProject, QWidget):
     """The portrait workflow over a ``PortraitSession`` run on the device lane.
 
-    The panel owns the GUI-side state (faces, points, the aligned face, the reconstruction, the edited
-    face) and hands it to the session's methods as arguments; the session is only touched by jobs.
+    The panel owns the GUI-side state (the aligned face, the photo it came from, the paste target,
+    the frames) and hands it to the session's methods as arguments; the session is only touched by jobs.
     """
 
     message = Signal(str)  # for the status bar
@@ -55,86 +63,94 @@ class PortraitPanel(QWidget):
         self.info: GeneratorInfo | None = None  # the loaded generator (None while loading or failed)
         self.catalog_entries: list[ModelEntry] = []
         self.loaded = False
-        self.faces: list[Face] = []
-        self.picked: list[tuple[float, float]] = []
-        self.aligned: AlignedFace | None = None
+        self.base: np.ndarray | None = None  # the photo the face was aligned from: edits are pasted into it
+        self.target: PasteTarget | None = None
         self.reconstruction: np.ndarray | None = None
-        self.latent: LatentState | None = None  # the current inversion, as numpy (for project files)
+        self.frame: EditFrame | None = None  # the newest rendered edit
+        self.latent: LatentState | None = None  # the current fit, as numpy (for project files)
         self._pending: PortraitState | None = None  # project work waiting for its generator to load
-        self.edited: np.ndarray | None = None
+        self._applied = AppliedResults()
         self.inverted = False
         self.detector_ok, self.detector_reason = True, ""
-        self.scheduler = PreviewScheduler(lane, lambda alphas, task: self.session.render(alphas), parent=self)
+        self.face = FaceStep(lane, doc, view, self.session, weight_paths, self)
+        self.scheduler = PreviewScheduler(lane, lambda p, task: self.session.edit_frame(*p), parent=self)
         self.scheduler.frame.connect(self._frame)
         self.scheduler.failed.connect(lambda e: self.error.emit("Preview failed", str(e)))
+        self.full_timer = QTimer(self, singleShot=True, interval=FULL_RENDER_AFTER_MS)
+        self.full_timer.timeout.connect(lambda: self._request(full=True))
         self._build()
-        self.edits.changed.connect(lambda *_: self._request_preview())
+        self.face.aligned.connect(self._aligned)
+        self.face.cleared.connect(lambda: self._aligned(None, None))
+        self.face.message.connect(self.message)
+        self.face.error.connect(self.error)
+        self.edits.changed.connect(lambda *_: self._edits_changed())
+        self.sliders.released.connect(lambda _n: self._request(full=True))
         doc.opened.connect(lambda _p: self._photo_changed())
-        view.point_picked.connect(self._point)
+        doc.image_changed.connect(self._document_changed)
         lane.job_started.connect(lambda job: self._update_state() if job.key.startswith("portrait") else None)
         self._update_state()
 
     # ------------------------------------------------------------------------------ layout
     def _build(self) -> None:
         self.model_label = hint()
-        self.detect_button = QPushButton("Detect face")
-        self.points_button = QPushButton("Place 5 points…")
-        self.points_button.setCheckable(True)
-        self.points_button.setToolTip("Click the " + ", ".join(LANDMARK_NAMES) + " on the photo, in this order")
-        self.face_box = QComboBox(toolTip="Which detected face (largest first)")
-        self.face_box.currentIndexChanged.connect(self._face_chosen)
-        row = QHBoxLayout()
-        for w in (self.detect_button, self.points_button, self.face_box):
-            row.addWidget(w)
-        self.face_hint = hint()
-        self.target_thumb = Thumb("Aligned", size=104, empty="no face yet")
-        self.recon_thumb = Thumb("Reconstruction", size=104, empty="not inverted")
-        self.edit_thumb = Thumb("Edited", size=150, empty="invert, then move a slider")
-        thumbs = QHBoxLayout()
-        thumbs.addWidget(self.target_thumb, 0, Qt.AlignmentFlag.AlignBottom)
-        thumbs.addWidget(self.recon_thumb, 0, Qt.AlignmentFlag.AlignBottom)
-        thumbs.addWidget(self.edit_thumb, 0, Qt.AlignmentFlag.AlignBottom)
-        self.method_box = QComboBox()
-        for m, label in METHOD_LABELS.items():
-            self.method_box.addItem(label, m)
+        self.method_box = QComboBox(toolTip="How closely to fit the generator to the face")
+        for m in METHOD_ORDER:
+            self.method_box.addItem(METHOD_LABELS[m], m)
+            self.method_box.setItemData(self.method_box.count() - 1, METHOD_TIPS[m], Qt.ItemDataRole.ToolTipRole)
         self.method_box.setCurrentIndex(self.method_box.findData("wplus"))
         self.method_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.method_box.setMinimumContentsLength(14)  # long method names elide rather than widen the panel
+        self.method_box.setMinimumContentsLength(12)
+        self.method_box.currentIndexChanged.connect(lambda _i: self.method_box.setToolTip(METHOD_TIPS[self.method_box.currentData()]))
         self.steps_box = QSpinBox(minimum=10, maximum=5000, value=200, singleStep=50, suffix=" steps")
-        self.steps_box.setToolTip("Optimisation steps (PTI adds as many tuning steps)")
-        self.invert_button = QPushButton("Invert")
+        self.steps_box.setToolTip("Optimisation steps (tuning the generator adds as many)")
+        self.invert_button = QPushButton("Fit face", toolTip="Find this face in the generator (GAN inversion)")
         self.invert_button.setObjectName("primary")
         inv = QHBoxLayout()
         inv.addWidget(self.method_box, 1)
         inv.addWidget(self.steps_box)
         inv.addWidget(self.invert_button)
         self.invert_hint = hint()
+        self.recon_thumb = Thumb("Fitted face", size=88, empty="not fitted")
         self.sliders = DirectionSliders(self.edits, self.doc.undo_stack)
-        self.paste_button = QPushButton("Paste into photo")
-        self.paste_button.setObjectName("primary")
-        self.paste_button.setToolTip("Blend the edited face into the full-resolution photo (undoable)")
+        self.teach_button = QPushButton("Teach a slider…", toolTip="Name a new attribute and mark faces that show "
+                                        "more or less of it: a new slider is made from your marks")  # fmt: skip
+        self.feather = QSlider(Qt.Orientation.Horizontal, minimum=3, maximum=20, value=round(FEATHER * 100))
+        self.feather.setToolTip("How softly the edited face blends into the photo (width of the blend edge)")
+        frow = QHBoxLayout()
+        frow.addWidget(QLabel("Blend edge"))
+        frow.addWidget(self.feather, 1)
         self.edit_hint = hint()
-        lay = QVBoxLayout(self)
-        lay.addWidget(self.model_label)
-        lay.addWidget(section("1 · Face"))
-        lay.addLayout(row)
-        lay.addWidget(self.face_hint)
-        lay.addLayout(thumbs)
-        lay.addWidget(section("2 · Invert"))
+        content = QWidget()
+        lay = QVBoxLayout(content)
+        for w in (self.model_label, section("1 · Face"), self.face.widget, section("2 · Fit the face")):
+            lay.addWidget(w)
         lay.addLayout(inv)
         lay.addWidget(self.invert_hint)
+        lay.addWidget(self.recon_thumb)
         lay.addWidget(section("3 · Edit"))
-        lay.addWidget(self.sliders, 1)
-        lay.addWidget(self.paste_button)
         lay.addWidget(self.edit_hint)
-        self.detect_button.clicked.connect(self.detect)
-        self.points_button.toggled.connect(self._pick_toggled)
+        lay.addWidget(self.sliders)
+        lay.addWidget(self.teach_button)
+        lay.addLayout(frow)
+        lay.addStretch(1)
+        self.scroll = QScrollArea(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setWidget(content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(0)
+        outer.addWidget(self.scroll, 1)
+        self.bar = ApplyBar()
+        outer.addWidget(self.bar)
+        self.bar.reset_button.clicked.connect(self.sliders.reset_all.click)
+        self.bar.apply_button.clicked.connect(self.apply)
         self.invert_button.clicked.connect(self.invert)
-        self.paste_button.clicked.connect(self.paste)
+        self.teach_button.clicked.connect(self.teach)
+        self.feather.valueChanged.connect(lambda _v: self._retarget())
 
     # -------------------------------------------------------------------------- generator
     def set_generator(self, entry: ModelEntry | None, entries: list[ModelEntry]) -> None:
-        """Load the chosen generator (and its direction library / encoder) on the device lane.
+        """Load the chosen generator (and its direction libraries / encoder) on the device lane.
 
         Until it has loaded, the current generator, inversion and edits stay as they are; if it
         fails, they are kept and ``generator_failed(entry, message)`` is emitted."""
@@ -153,20 +169,19 @@ class PortraitPanel(QWidget):
 
         def loaded(info: GeneratorInfo) -> None:
             self.generator, self.info, self.loaded = entry, info, True
-            self.inverted, self.reconstruction, self.edited, self.latent = False, None, None, None
-            self.scheduler.reset()
-            self.sliders.set_directions(list(info.directions), list(info.groups))
-            self.model_label.setText(
-                f"Generator <b>{entry.name}</b>: {info.resolution} px, {info.num_ws}×{info.w_dim} W+; "
-                f"{len(info.directions)} directions from {info.source}" + ("; encoder found" if info.encoder else ""))
+            self._clear_fit()
+            self.sliders.set_specs(list(info.sliders))
+            named = sum(s.verified for s in info.sliders)
+            what = (f"{named} named sliders (each checked to do what its name says) and {len(info.sliders) - named} more"
+                    if named else f"{len(info.sliders)} sliders")  # fmt: skip
+            self.model_label.setText(f"Generator <b>{entry.name}</b>: {info.resolution} px; {what} from {info.source}"
+                                     + ("; encoder found" if info.encoder else ""))  # fmt: skip
             if info.encoder and self._pending is None:  # a project's own method choice wins
                 self.method_box.setCurrentIndex(self.method_box.findData("progressive"))
-            for t in (self.recon_thumb, self.edit_thumb):
-                t.set_image(None)
             if self._pending is not None and self._pending.latent.fingerprint == info.fingerprint:
                 self._restore_latent()
-            elif self.aligned is not None or self.picked:
-                self._realign()
+            elif self.face.picked:
+                self.face.realign()
             self._update_state()
             self.generator_loaded.emit(entry)
 
@@ -185,221 +200,163 @@ class PortraitPanel(QWidget):
 
     # ------------------------------------------------------------------------------- faces
     def _photo_changed(self) -> None:
-        self.faces, self.picked, self.inverted, self.edited = [], [], False, None
-        self.aligned = self.reconstruction = self.latent = self._pending = None
-        self.face_box.clear()
-        self.scheduler.reset()
+        self._pending = None
+        self.face.reset()
         self.edits.set_names(list(self.edits.values))  # new photo: sliders back to 0 (undo history was cleared)
-        for t, caption in ((self.target_thumb, "Aligned"), (self.recon_thumb, "Reconstruction"), (self.edit_thumb, "Edited")):
-            t.set_image(None, caption)
-        self.invert_hint.setText("")
-        self.view.set_overlay()
         self._update_state()
 
-    def detect(self) -> None:
-        """Find faces in the current photo (MTCNN), then align the largest."""
-        photo, paths = self.doc.current, self.weight_paths()
+    def _aligned(self, face: AlignedFace | None, photo: np.ndarray | None) -> None:
+        self.base = photo
+        self._clear_fit()
+        self._update_state()
 
-        def found(faces: list[Face]) -> None:
-            self.faces = faces
-            self.face_box.blockSignals(True)
-            self.face_box.clear()
-            for i, f in enumerate(faces):
-                x1, y1, x2, y2 = f.box
-                self.face_box.addItem(f"Face {i + 1} ({x2 - x1:.0f}px, p={f.score:.2f})")
-            self.face_box.blockSignals(False)
-            if not faces:
-                self.face_hint.setText("No face found. Place the 5 points by hand.")
-                self.view.set_overlay()
-            else:
-                self._face_chosen(0)
-            self._update_state()
-
-        self.lane.submit(Job(lambda task: self.session.detect(photo, paths), key="portrait-detect", label="Detecting faces",
-                             on_result=found, on_error=lambda e: self.error.emit("Face detection", str(e))))
-
-    def _face_chosen(self, index: int) -> None:
-        if not 0 <= index < len(self.faces):
+    def _document_changed(self) -> None:
+        """Apply (and its undo/redo) keeps the fit; any other change of the photo (translate, restore, an
+        undo past the fit) leaves a fit of a face that is not the photo's any more: the face is aligned
+        again from the new photo (found again if the photo changed size) and waits for a new fit."""
+        cur, base = self.doc.current, self.base
+        if cur is None or base is None or self._applied.made_from(cur, base):
             return
-        self.picked = [tuple(float(v) for v in p) for p in self.faces[index].landmarks]
-        self._show_overlay(index)
-        self._realign()
+        if cur.shape[:2] != base.shape[:2] or self.face.face is None:
+            self.face.reset()
+            self.message.emit("The photo changed: find the face again to edit it.")
+        else:
+            self.face.realign()
+            self.message.emit("The photo changed: the face was aligned again; fit it to edit it.")
 
-    def _show_overlay(self, index: int | None = None) -> None:
-        boxes = [f.box for f in self.faces]
-        if index is not None and boxes:
-            boxes = [boxes[index]] + [b for i, b in enumerate(boxes) if i != index]
-        self.view.set_overlay(boxes, [(x, y, SHORT_NAMES[i]) for i, (x, y) in enumerate(self.picked)])
-
-    def _pick_toggled(self, on: bool) -> None:
-        self.view.set_pick_mode(on)
-        if on:
-            self.picked = []
-            self.faces = []
-            self.face_box.clear()
-            self._show_overlay()
-            self._ask_point(0)
-
-    def _point(self, x: float, y: float) -> None:
-        if not self.points_button.isChecked():
-            return
-        self.picked.append((x, y))
-        self._show_overlay()
-        n = len(self.picked)
-        if n < 5:
-            self._ask_point(n)
-            return
-        self.points_button.setChecked(False)
-        self.message.emit("5 points placed: aligning")
-        self._realign()
-
-    def _ask_point(self, n: int) -> None:
-        text = f"Click the {LANDMARK_NAMES[n]} on the photo ({n + 1} of 5)."
-        self.face_hint.setText(text)
-        self.message.emit(text)
-
-    def _realign(self) -> None:
-        if not self.loaded or len(self.picked) < 4 or self.doc.current is None:
-            self._update_state()
-            return
-        photo, pts = self.doc.current, np.array(self.picked, float)
-
-        def aligned(face: AlignedFace) -> None:
-            self.aligned, self.reconstruction, self.latent = face, None, None
-            self.inverted, self.edited = False, None
-            self.target_thumb.set_image(face.image)
-            self.recon_thumb.set_image(None)
-            self.edit_thumb.set_image(None)
-            self.face_hint.setText(" ".join(face.notes) or "Face aligned. Next: invert it.")
-            self._update_state()
-
-        self.lane.submit(Job(lambda task: self.session.align(photo, pts), key="portrait-align", label="Aligning face",
-                             on_result=aligned, on_error=lambda e: self.error.emit("Alignment", str(e))))
+    def _clear_fit(self) -> None:
+        self.inverted, self.reconstruction, self.target, self.frame, self.latent = False, None, None, None, None
+        self.scheduler.reset()
+        self.recon_thumb.set_image(None)
+        self.invert_hint.setText("")
+        self.view.set_preview(None)
 
     # --------------------------------------------------------------------------- inversion
     def invert(self) -> None:
-        """Invert the aligned face with the chosen method; stage previews arrive as it runs."""
-        if self.aligned is None:
+        """Fit the aligned face with the chosen method; stage previews arrive as it runs."""
+        face = self.face.face
+        if face is None:
             return
         method, steps = self.method_box.currentData(), self.steps_box.value()
-        target, paths = self.aligned.image, self.weight_paths()
-        self.inverted = False
-        self._update_state()
+        target, paths = face.image, self.weight_paths()
+        self._clear_fit()
 
         def preview(p: InversionPreview) -> None:
-            self.recon_thumb.set_image(p.image, f"{p.stage} {p.step}/{p.steps}")
-            self.invert_hint.setText(f"Inverting: {METHOD_LABELS.get(p.stage, p.stage)}, step {p.step} of "
-                                     f"{p.steps} ({p.progress * 100:.0f} % overall). Cancel keeps the best.")
+            self.recon_thumb.set_image(p.image, f"{METHOD_LABELS.get(p.stage, p.stage)} {p.step}/{p.steps}")
+            self.invert_hint.setText(f"Fitting: step {p.step} of {p.steps} of this stage ({p.progress * 100:.0f} % "
+                                     "overall). Cancel in the status bar keeps the best so far.")  # fmt: skip
 
         def done(r: InversionSummary) -> None:
-            self.inverted, self.reconstruction, self.latent = True, r.image, r.latent
-            self.recon_thumb.set_image(r.image, "Reconstruction")
-            stages = ", ".join(f"{s.method} {s.psnr:.1f} dB" for s in r.stages)
+            self.reconstruction, self.latent = r.image, r.latent
+            self.recon_thumb.set_image(r.image, "Fitted face")
             note = " (cancelled: best so far)" if r.cancelled else ""
-            self.invert_hint.setText(f"PSNR {stages}; {r.stages[-1].seconds:.1f} s; loss {r.loss}{note}")
-            self._request_preview()
-            self._update_state()
+            self.invert_hint.setText(f"Fitted in {r.seconds:.1f} s: {r.stages[-1].psnr:.1f} dB{note}. "
+                                     f"Stages: " + ", ".join(f"{s.method} {s.psnr:.1f} dB" for s in r.stages))
+            self._fitted(face)
             self.inverted_changed.emit()
 
-        self.invert_hint.setText("Inverting…")
+        self.invert_hint.setText("Fitting…")
         self.lane.submit(Job(lambda task: self.session.invert(target, method, steps, steps, task, paths),
-                             key="portrait-invert",
-                             label=f"Inverting ({method})", grad=True, on_preview=preview, on_result=done,
-                             on_error=lambda e: (self.error.emit("Inversion", str(e)), self._update_state()),
+                             key="portrait-invert", label=f"Fitting the face ({METHOD_LABELS[method]})", grad=True,
+                             on_preview=preview, on_result=done,
+                             on_error=lambda e: (self.error.emit("Fitting the face", str(e)), self._update_state()),
                              on_cancelled=self._update_state))  # fmt: skip
 
-    # ----------------------------------------------------------------------------- editing
-    def _request_preview(self) -> None:
-        if self.inverted:
-            self.scheduler.request(dict(self.edits.values))
+    def _fitted(self, face: AlignedFace | None) -> None:
+        """The latent is ready: make the paste target, then show the current sliders' edit."""
+        photo, recon, feather = self.base, self.reconstruction, self.feather.value() / 100
 
-    def _frame(self, image: np.ndarray, stamp: int) -> None:
-        self.edited = image
-        active = self.edits.active()
-        self.edit_thumb.set_image(image, "Edited: " + (", ".join(f"{pretty_name(k)} {v:+.1f}" for k, v in list(active.items())[:2])
-                                                       if active else "no change"))  # fmt: skip
-        self._update_state()
-
-    def paste(self) -> None:
-        """Blend the edited face into the photo as one undoable step."""
-        if self.edited is None or self.doc.current is None:
-            return
-        photo, edited, alpha = self.doc.current, self.edited, self.doc.current_alpha
-        aligned, recon = self.aligned, self.reconstruction
-        op = {"op": "paste-back", "model_path": str(self.generator.path) if self.generator else "",
-              "directions": dict(self.edits.active()), "landmarks": [list(p) for p in self.picked]}  # fmt: skip
-        label = ", ".join(f"{pretty_name(k)} {v:+.1f}" for k, v in self.edits.active().items()) or "reconstruction"
-        model, settings = op["model_path"], {"directions": [f"{k}={v:g}" for k, v in op["directions"].items()]}
-
-        def work(task) -> tuple[np.ndarray, dict]:  # the model is hashed here, off the GUI thread
-            return self.session.paste(photo, edited, aligned, recon), step_record(record("paste-back", model, settings))
-
-        def done(r: tuple[np.ndarray, dict]) -> None:
-            self.doc.apply_result(r[0], alpha, f"Paste face ({label})", {**op, "provenance": [r[1]]})
-            self.view.set_overlay()
-
-        self.lane.submit(Job(work, key="portrait-paste", label="Pasting the face back", on_result=done,
-                             on_error=lambda e: self.error.emit("Paste-back", str(e))))  # fmt: skip
-
-    # ------------------------------------------------------------------------------ project
-    def project_state(self) -> PortraitState | None:
-        """The portrait work to keep in a project file (None when there is none)."""
-        if self.aligned is None and self.latent is None:
-            return None
-        g = self.generator
-        gen = {"name": g.name if g else "", "path": str(g.path) if g else "",
-               "fingerprint": self.info.fingerprint if self.info else ""}  # fmt: skip
-        inv = {"method": self.method_box.currentData(), "steps": self.steps_box.value()}
-        latent = self.latent if self.inverted else None
-        return PortraitState(gen, self.aligned, dict(self.edits.active()), inv, latent)
-
-    def restore(self, state: PortraitState) -> str:
-        """Bring back saved portrait work (after the photo was set); returns a problem to tell, or ''."""
-        self.aligned = state.aligned
-        if state.aligned is not None:
-            self.picked = [tuple(float(v) for v in p) for p in state.aligned.landmarks]
-            self.target_thumb.set_image(state.aligned.image, "Aligned")
-            self._show_overlay()
-        if state.inversion.get("method"):
-            self.method_box.setCurrentIndex(max(0, self.method_box.findData(state.inversion["method"])))
-            self.steps_box.setValue(int(state.inversion.get("steps", self.steps_box.value())))
-        self._pending = state if state.latent is not None else None
-        problem = ""
-        if self._pending is not None and not (self.info and self.info.fingerprint == state.latent.fingerprint):
-            name = state.generator.get("name") or state.generator.get("path", "?")
-            wanted = next((e for e in self.catalog_entries if e.name == name or str(e.path) == state.generator.get("path")), None)
-            if wanted is None:
-                self._pending = None
-                problem = f"the project's generator '{name}' is not in the model library: its inversion was not restored"
-            else:
-                self.wants_generator.emit(wanted)  # restored once it has loaded
-        if self._pending is not None and self.info and self.info.fingerprint == state.latent.fingerprint:
-            self._restore_latent()
-        self._update_state()
-        return problem
-
-    def _restore_latent(self) -> None:
-        state, self._pending = self._pending, None
-        if state is None or state.latent is None:
-            return
-        latent, sliders = state.latent, state.sliders
-
-        def done(recon: np.ndarray) -> None:
-            self.inverted, self.reconstruction, self.latent = True, recon, latent
-            self.recon_thumb.set_image(recon, "Reconstruction")
-            self.edits.set_all(sliders)
-            self.invert_hint.setText("Inversion restored from the project.")
-            self._request_preview()
+        def ready(target: PasteTarget) -> None:
+            self.target, self.inverted = target, True
+            self.face.show_points = False  # the edit shows on the photo now, unobstructed
+            self.face.show_overlay()
             self._update_state()
+            self._edits_changed()
 
-        self.lane.submit(Job(lambda task: self.session.restore_latent(latent), key="portrait-invert",
-                             label="Restoring the inversion", on_result=done,
-                             on_error=lambda e: self.error.emit("Project", f"the inversion was not restored: {e}")))  # fmt: skip
+        self.lane.submit(Job(lambda task: paste_target(photo, face, recon, feather), key="portrait-target",
+                             label="Preparing the preview", on_result=ready,
+                             on_error=lambda e: self.error.emit("Preview", str(e))))  # fmt: skip
+
+    def _retarget(self) -> None:
+        if self.inverted and self.base is not None:
+            self._fitted(self.target.aligned if self.target else self.face.face)
+
+    def edit_latent(self, ws: np.ndarray, image: np.ndarray) -> None:
+        """Edit a generated face directly (no inversion): ``image`` is already the open document."""
+        self.face.reset()
+        self.base = image
+
+        def done(r: tuple[np.ndarray, LatentState]) -> None:
+            self.reconstruction, self.latent = r
+            self.recon_thumb.set_image(self.reconstruction, "Generated face")
+            self.invert_hint.setText("A generated face: the sliders edit its latent directly.")
+            self._fitted(None)
+
+        self.lane.submit(Job(lambda task: (self.session.use_latent(ws), self.session.latent_state()),
+                             key="portrait-invert", label="Using the face",
+                             on_result=done, on_error=lambda e: self.error.emit("Generated face", str(e))))
+
+    # ----------------------------------------------------------------------------- editing
+    def _edits_changed(self) -> None:
+        self.frame = None if self.frame is None or self.frame.alphas != self.edits.active() else self.frame
+        self._request(full=False)
+        self.full_timer.start()
+        self._update_state()
+
+    def _request(self, full: bool) -> None:
+        if not self.inverted or self.target is None:
+            return
+        active = self.edits.active()
+        if not active:
+            self.scheduler.reset()
+            self.frame = None
+            self.view.set_preview(None)
+            self._update_state()
+            return
+        self.scheduler.request((active, self.target, full))
+
+    def _frame(self, frame: EditFrame, stamp: int) -> None:
+        if frame.alphas != self.edits.active():  # the sliders moved on; a newer frame is coming
+            return
+        self.frame = frame
+        self.view.set_preview(frame.photo, self.doc.original)
+        self._update_state()
+
+    def apply(self) -> None:
+        """Put the full-resolution edit into the document as one undoable step (with its provenance:
+        the generator's name and SHA-256, worked out on the lane)."""
+        if self.frame is None or not self.frame.full or self.doc.current is None or self.generator is None:
+            return
+        frame, alpha, model = self.frame, self.doc.current_alpha, self.generator.path
+        label = ", ".join(f"{self.sliders.label(k)} {v:+.1f}" for k, v in frame.alphas.items())
+        settings = {"directions": [f"{k}={v:g}" for k, v in frame.alphas.items()]}
+        face = self.target.aligned if self.target is not None else None
+        op = {"op": "paste-back", "model_path": str(model), "directions": dict(frame.alphas),
+              "landmarks": [] if face is None else [list(map(float, p)) for p in face.landmarks]}  # fmt: skip
+
+        def done(step: dict) -> None:
+            self._applied.remember(frame.photo, self.base)
+            self.doc.apply_result(frame.photo, alpha, f"Portrait: {label}", {**op, "provenance": [step]})
+            self.view.set_preview(None)
+            self.message.emit(f"Applied: {label}")
+
+        self.lane.submit(Job(lambda task: step_record(record("paste-back", model, settings)), key="portrait-apply",
+                             label="Applying the edit", on_result=done,
+                             on_error=lambda e: self.error.emit("Apply", str(e))))  # fmt: skip
+
+    def teach(self) -> None:
+        """Open the teach-a-slider dialog."""
+        from ganeditor.qt.teach_dialog import TeachDialog  # deferred: only built when asked for
+
+        TeachDialog(self.lane, self.session, self.face.face is not None and self.inverted, self._taught, self).open()
+
+    def _taught(self, spec) -> None:
+        self.sliders.add_spec(spec)
+        self.message.emit(f"New slider '{spec.label}' is under My sliders (saved for this generator)")
 
     # ------------------------------------------------------------------------------- state
     def _update_state(self) -> None:
         has_photo = self.doc.is_open
-        aligned = self.aligned is not None
         if not has_photo:
             why = "Open a photo first (File ▸ Open…)."
         elif self.generator is None:
@@ -411,19 +368,20 @@ class PortraitPanel(QWidget):
         else:
             why = ""
         ready = has_photo and self.loaded
-        self.detect_button.setEnabled(ready and self.detector_ok)
-        self.detect_button.setToolTip(self.detector_reason or "Find faces with MTCNN and align the largest")
-        self.points_button.setEnabled(ready)
-        self.face_box.setVisible(len(self.faces) > 1)
-        if why or not aligned:
-            self.face_hint.setText(why or "Detect the face, or place its 5 points by hand.")
+        self.face.update_state(ready, self.detector_ok, self.detector_reason, why)
+        aligned = self.face.face is not None or self.inverted
         inverting = self.lane.busy("portrait-invert")
-        self.invert_button.setEnabled(ready and aligned and not inverting)
-        self.invert_button.setToolTip("Running: cancel it in the status bar" if inverting else "")
+        self.invert_button.setEnabled(ready and self.face.face is not None and not inverting)
+        self.invert_button.setToolTip("Running: cancel it in the status bar" if inverting else
+                                      "Find this face in the generator (GAN inversion)")  # fmt: skip
         if not aligned:
-            self.invert_hint.setText("Align a face first." if ready else "")
-        elif not self.inverted and not inverting:
-            self.invert_hint.setText("Ready. W+ fits closer than W; PTI also tunes the generator (slowest, best).")
-        self.sliders.setEnabled(self.inverted)
-        self.paste_button.setEnabled(self.inverted and self.edited is not None)
-        self.edit_hint.setText("" if self.inverted else "Sliders unlock once the face is inverted.")
+            self.invert_hint.setText("Find the face first." if ready else "")
+        elif not self.inverted and not inverting and not self.invert_hint.text():
+            self.invert_hint.setText("Quick takes a second; Best also tunes the generator to the face (slowest).")
+        for w in (self.sliders, self.feather, self.teach_button):
+            w.setEnabled(self.inverted)
+        self.teach_button.setEnabled(self.loaded)
+        self.edit_hint.setText("" if self.inverted else "The sliders unlock once the face is fitted.")
+        active = self.edits.active()
+        full = self.frame is not None and self.frame.full
+        self.bar.show_state(self.inverted, bool(active), full)
