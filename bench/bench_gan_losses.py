@@ -64,7 +64,8 @@ def run_config(name: str, args: argparse.Namespace) -> list[dict]:
             for a in ev.alarms:
                 print(f"    ALARM {a.text()}", flush=True)
     print(f"  {name}: {time.monotonic() - t0:.0f} s this session", flush=True)
-    return [r for r in RunDir(out).read_metrics() if "feature_space" in r]
+    # a run trained further by an earlier, longer bench is read up to this bench's images (equal images seen)
+    return [r for r in RunDir(out).read_metrics() if "feature_space" in r and r["step"] <= steps]
 
 
 def table(results: dict[str, list[dict]], args: argparse.Namespace) -> str:

@@ -20,17 +20,22 @@ from __future__ import annotations
 import argparse
 import resource
 import statistics
+import subprocess
 import sys
 import time
 import types
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from ganeditor.archs import build
-from ganeditor.pipelines.edit import PreviewRenderer
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import perf_common as pc  # noqa: E402
+
+from ganeditor.archs import build  # noqa: E402
+from ganeditor.pipelines.edit import PreviewRenderer  # noqa: E402
 
 CONFIGS = {
     256: dict(channel_base=16384, channel_max=512),  # paper256
@@ -99,12 +104,21 @@ def load_original(path: str):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--serve", nargs=3, metavar=("RES", "IMPL", "LAYERS"), help=argparse.SUPPRESS)
+    ap.add_argument("--weights", help=argparse.SUPPRESS)
+    ap.add_argument("--make-weights", nargs=2, metavar=("RES", "PATH"), help=argparse.SUPPRESS)
     ap.add_argument("--res", type=int, nargs="+", default=[256, 1024], choices=sorted(CONFIGS))
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--original", help="path of an NVlabs stylegan2-ada-pytorch checkout to time side by side")
     ap.add_argument("--modes", nargs="+", default=["exact", "fast", "preview"])
     args = ap.parse_args()
+    if args.make_weights:
+        make_weights(int(args.make_weights[0]), args.make_weights[1])
+        return
+    if args.serve:
+        serve(int(args.serve[0]), args.serve[1], args.serve[2], args.weights, args.original, args.threads)
+        return
     torch.set_num_threads(args.threads)
     pk = peaks(args.repeat)
     print("peak GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in pk.items()))
@@ -189,6 +203,108 @@ def preview_fn(G, ws: torch.Tensor, fast: bool):
 
 def to_u8(img: torch.Tensor) -> np.ndarray:
     return (img.float().permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8).numpy()
+
+
+# ----------------------------------------------------------------------------------------------
+# Rows of the combined perf table (bench_perf.py): each implementation in its own child process
+
+
+def init_kwargs(res: int) -> dict:
+    return dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=res, img_channels=3,
+                mapping_kwargs={"num_layers": 8}, synthesis_kwargs=CONFIGS[res])  # fmt: skip
+
+
+def make_weights(res: int, path: str) -> None:
+    """The generator of ``make_generator(res)`` and its ws (psi 0.7) for the serving children."""
+    G = make_generator(res)
+    with torch.inference_mode():
+        ws = G.mapping(torch.from_numpy(np.random.RandomState(0).randn(1, 512)).float(), None, truncation_psi=0.7)
+    torch.save({"state": G.state_dict(), "ws": ws.clone()}, path)
+
+
+def _slider(ws: torch.Tensor, layers: tuple[int, int], render):
+    """A slider drag on ws[:, a:b]: each call moves it one notch and renders through ``render``."""
+    d = torch.randn(1, 1, ws.shape[2], generator=torch.Generator().manual_seed(1))
+    state = {"alpha": 0.0}
+
+    def call():
+        state["alpha"] += 0.1
+        wse = ws.clone()
+        wse[:, layers[0] : layers[1]] += state["alpha"] * d
+        return render(wse)
+
+    return call
+
+
+def serve(res: int, impl: str, layers: str, weights: str, original: str | None, threads: int) -> None:
+    """Child: ``impl`` in original / exact / fast (full synthesis) or preview / preview-fast (our
+    PreviewRenderer); ``layers`` 'A-B' moves a slider on ws[:, A:B] each call, '-' renders ws as is."""
+
+    def make():
+        data = torch.load(weights, weights_only=True)
+        ws = data["ws"]
+        if impl == "original":
+            pc.prepare_original(original, expect=("training/networks.py",))
+            from training.networks import Generator  # noqa: PLC0415  (the checkout, at run time)
+
+            G = Generator(**init_kwargs(res)).eval()
+            G.load_state_dict(data["state"], strict=True)
+
+            def render(w):
+                with torch.no_grad():
+                    return G.synthesis(w, noise_mode="const", force_fp32=True)
+        else:
+            G = build("stylegan2-generator", **init_kwargs(res)).eval()
+            G.load_state_dict(data["state"], strict=True)
+            fast = impl.endswith("fast")
+            pr = PreviewRenderer(G, noise_mode="const") if impl.startswith("preview") else None
+            if pr is not None:
+                with torch.inference_mode():
+                    pr.render(ws)  # fills the cache, as the window does after an inversion
+
+            def render(w):
+                with torch.inference_mode():
+                    if pr is not None:
+                        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
+                            return pr.render(w).float()
+                    return (fast_synthesis(G, w) if fast else G.synthesis(w, noise_mode="const")).float()
+
+        if layers == "-":
+            return lambda: render(ws)
+        a, b = (int(v) for v in layers.split("-"))
+        return _slider(ws, (a, b), render)
+
+    pc.serve(make, threads, to_u8=lambda img: to_u8(img)[0])
+
+
+def perf_cases(res: int, original: str | None, tmp: str, threads: int, preview_layers: list[str]) -> list[pc.Case]:
+    """The StyleGAN2 rows: full synthesis, then a slider preview per ws range in ``preview_layers``."""
+    weights = str(Path(tmp) / f"sg2-{res}.pt")
+    r = subprocess.run([sys.executable, __file__, "--make-weights", str(res), weights], capture_output=True, text=True,
+                       cwd=pc.ROOT, env=pc.child_env(threads))  # fmt: skip
+    if r.returncode:
+        raise SystemExit(f"StyleGAN2 {res}: making weights failed: {r.stderr.strip().splitlines()[-1:]}")
+    G = make_generator(res)
+    with torch.inference_mode():
+        flops = count_flops(G, G.mapping(torch.zeros(1, 512), None))
+
+    def argv(impl: str, layers: str) -> list[str]:
+        cmd = [sys.executable, __file__, "--weights", weights, "--threads", str(threads), "--serve", str(res), impl, layers]
+        return cmd + (["--original", original] if impl == "original" else [])
+
+    orig = {"original": argv("original", "-")} if original else {}
+    cases = [pc.Case(f"StyleGAN2-ADA {res}", orig | {"exact": argv("exact", "-"), "fast": argv("fast", "-")}, flops,
+                     note="original: NVlabs stylegan2-ada-pytorch G.synthesis(force_fp32=True); fast: bf16 autocast + channels_last")]
+    for layers in preview_layers:
+        a, b = (int(v) for v in layers.split("-"))
+        blocks = {i for i, (s, e) in enumerate(PreviewRenderer(G)._ranges) if s < b and a < e}
+        orig = {"original": argv("original", layers)} if original else {}
+        impls = orig | {"exact": argv("preview", layers), "fast": argv("preview-fast", layers), "full": argv("exact", layers)}
+        cases.append(pc.Case(f"slider preview {res}, ws {a}-{b - 1}", impls,
+                             note=f"a slider on ws[{a}:{b}] moves each call; original: NVlabs full synthesis of the edited ws; "
+                                  f"exact/fast: our PreviewRenderer (blocks from {min(blocks)} of {len(PreviewRenderer(G)._ranges)} re-run); "
+                                  "full: our full fp32 synthesis (preview ÷ full is printed below the table)"))  # fmt: skip
+    return cases
 
 
 if __name__ == "__main__":

@@ -130,7 +130,7 @@ def serve(res: int, impl: str, weights: str, original: str | None, steps: int, t
 
             return run
         from ganeditor.archs import build
-        from ganeditor.pipelines.invert import project
+        from ganeditor.pipelines.invert import ProjectOptions, project
 
         G = build("stylegan2-generator", **init_kwargs(res)).eval().requires_grad_(False)
         G.load_state_dict(data["state"], strict=True)
@@ -139,7 +139,7 @@ def serve(res: int, impl: str, weights: str, original: str | None, steps: int, t
 
         def run_ours():
             marks.clear()
-            for _ in project(G, target, loss, "w", steps, w_avg_samples=1000, preview_every=0):
+            for _ in project(G, target, loss, "w", options=ProjectOptions(steps=steps, w_avg_samples=1000, preview_every=0)):
                 pass
             return _median_step(marks[:-1])  # the last call is the final render, not a step
 

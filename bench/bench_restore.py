@@ -281,7 +281,7 @@ def bench_scan(size: tuple[int, int] = (3000, 2000), extra: list[str] | None = N
     load = os.getloadavg()[0]
     table(f"scan: {size[0]}x{size[1]} through 'ganeditor restore {' '.join(extra or [])}' (load average {load:.1f})",
           ["stages", "seconds (wall)", "CPU seconds (user + system)", "peak RSS", "result"],
-          [[" ".join(extra or ["default: scratches,global,faces"]), f"{wall:.0f}", f"{cpu:.0f}", f"{peak / 2**20:.2f} GiB", ok]])
+          [[" ".join(extra or ["default: scratches,global"]), f"{wall:.0f}", f"{cpu:.0f}", f"{peak / 2**20:.2f} GiB", ok]])
 
 
 def main() -> int:

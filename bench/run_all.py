@@ -3,6 +3,7 @@
     python bench/run_all.py            # the full suite (long on 2 CPU cores)
     python bench/run_all.py --quick    # small sizes, minutes
     python bench/run_all.py --only generator inversion   # replaces just those sections of RESULTS.md
+    GANEDITOR_ORIGINALS=/work/orig python bench/run_all.py --only perf   # the one original-vs-ours table
 
 Each benchmark is its own script (run alone for more options); this runs them in subprocesses
 one after another (so peak-memory figures are per benchmark) and collects their output.
@@ -32,7 +33,7 @@ LIBRARY = MODELS / "portrait-stylegan2-directions.safetensors"
 # name -> (needs file or None, full args, quick args)
 SUITE: dict[str, tuple[str | None, list[str], list[str]]] = {
     "generator": (None, ["bench_generator.py", "--res", "256", "1024"], ["bench_generator.py", "--res", "256", "--repeat", "2"]),
-    "stylegan3": (None, ["bench_stylegan3.py", "--cases", "T256", "R256", "T1024", "R1024"], ["bench_stylegan3.py", "--cases", "T256", "--repeat", "1"]),
+    "stylegan3": (None, ["bench_stylegan3.py", "--cases", "T256", "R256", "T1024", "R1024"], ["bench_stylegan3.py", "--cases", "T256", "--rounds", "1"]),
     "image2image": (None, ["bench_image2image.py", "--size", "4000x3000", "--whole-size", "512x384"], ["bench_image2image.py"]),
     "inversion": (str(ENCODER), ["bench_inversion.py", "--network", str(PORTRAIT), "--encoder", str(ENCODER)], ["bench_inversion.py", "--steps", "50", "--pti-steps", "30", "--skip-projector"]),
     "inversion-faces": (str(ENCODER), ["bench_inversion.py", "--network", str(PORTRAIT), "--encoder", str(ENCODER), "--targets", "faces", "--images", "8", "--no-preview"], ["bench_inversion.py", "--steps", "50", "--pti-steps", "30", "--skip-projector", "--no-preview"]),
@@ -40,6 +41,9 @@ SUITE: dict[str, tuple[str | None, list[str], list[str]]] = {
     "training": (None, ["bench_training.py"], ["bench_training.py", "--recipes", "srgan-psnr,stylegan2-64", "--rounds", "1", "--iters", "1"]),
     "worlds": (None, ["bench_worlds.py"], ["bench_worlds.py", "--batch", "8"]),
     "quality": (None, ["bench_quality.py"], ["bench_quality.py", "--quick"]),
+    "perf": (None, ["bench_perf.py"], ["bench_perf.py", "--cases", "sg3-T256", "projector-256", "--rounds", "1"]),
+    "gan-losses": (None, ["bench_gan_losses.py", "--configs", "logistic,r3gan,wgan-gp", "--res", "32", "--kimg", "12"],
+                   ["bench_gan_losses.py", "--tiny"]),
     "restore": (str(MODELS / "restore-global.safetensors"), ["bench_restore.py"], ["bench_restore.py", "--quick"]),
     "spandrel": (None, ["bench_spandrel.py"], ["bench_spandrel.py", "--archs", "SPAN", "DnCNN", "NAFNet"]),
 }  # fmt: skip
@@ -96,6 +100,22 @@ def _read_sections(path: Path) -> dict[str, list[str]]:
     return out
 
 
+def _relay(p: subprocess.Popen) -> tuple[str, str]:
+    """Wait for ``p``, echoing its stderr (progress) as it comes; returns (stdout, stderr)."""
+    import threading  # noqa: PLC0415
+
+    chunks: list[str] = []
+    reader = threading.Thread(target=lambda: chunks.append(p.stdout.read()), daemon=True)
+    reader.start()
+    err = []
+    for line in p.stderr:
+        sys.stderr.write(line)
+        err.append(line)
+    reader.join()
+    p.wait()
+    return "".join(chunks), "".join(err)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (minutes, not hours)")
@@ -125,12 +145,13 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"[{name}] {' '.join(cmd)}", flush=True)
         when, t0 = _header(), time.monotonic()
-        r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        r = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        out, err = _relay(r)
         took = time.monotonic() - t0
-        print(r.stdout, flush=True)
-        body = r.stdout.strip() or "(no output)"
+        print(out, flush=True)
+        body = out.strip() or "(no output)"
         if r.returncode:
-            body += f"\n\nFAILED with exit status {r.returncode}:\n" + "\n".join(r.stderr.strip().splitlines()[-5:])
+            body += f"\n\nFAILED with exit status {r.returncode}:\n" + "\n".join(err.strip().splitlines()[-5:])
         lines += ["```", body, "```", "", f"({took:.0f} s; started {when})", ""]
         sections[name] = lines
     text = ["# Benchmark results", "", *machine(), ""]

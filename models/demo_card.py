@@ -151,6 +151,10 @@ def write_card(name: str, recipe: dict, stats: dict, quality: dict, path: Path, 
         f"| trained | {stats['steps']:,} of {cfg['steps']:,} steps ({stats['steps'] * cfg['batch']:,} images), "
         f"wall time {_fmt_time(stats['wall_s'])} on a shared 2-core CPU ({platform.machine()}, torch {torch.__version__}), "
         f"last throughput {stats['images_per_s']} images/s |",
+        *([f"| stage 1 | continues `{recipe['stage1']['path']}` of commit {recipe['stage1']['rev']} (SHA-256 "
+           f"`{recipe['stage1']['sha256'][:16]}…`; {recipe['stage1']['recipe']}; {recipe['stage1']['images']:,} "
+           f"images): {recipe['stage1']['images'] + stats['steps'] * cfg['batch']:,} images in all |"]
+          if "stage1" in recipe else []),
         f"| licence | {recipe['licence']} |", "",
         "## Reproduce (one command)", "", "```",
         f"python models/make_demo_models.py {name}{steps_opt}            # trains in $GANEDITOR_RUNS/{name} (default ~/ganeditor-runs)",

@@ -47,15 +47,20 @@ PHOTO_LICENCE = ("MIT (same as GAN Editor) for the weights. Training photos: the
 RECIPES: dict[str, dict] = {
     "portrait-stylegan2": {
         "title": "Portrait StyleGAN2 (64 px)",
-        "train": dict(recipe="stylegan2", data=["world:portraits"], steps=4500, batch=16, seed=0, precision="bf16",
-                      checkpoint_every=250, sample_every=250, log_every=25, keep=3,
-                      options=dict(resolution=64, channel_base=4096, channel_max=128, z_dim=256, w_dim=256,
-                                   mapping_layers=8, lr=0.0025, r1_gamma=0.05, ema_kimg=5, style_mixing=0.9,
-                                   ada=False)),
+        # Stage 2: continues the stage-1 generator (the demo model of commit 2465afe: 4,500 steps of the
+        # logistic recipe, 72,000 images) with a new discriminator and the R3GAN loss, for mode coverage.
+        "stage1": {"rev": "2465afe", "path": "models/portrait-stylegan2.safetensors",
+                   "sha256": "d4131c645bc622ea1e1b474b413d832a960b0749e452700decc5755c4e805e71", "images": 72000,
+                   "recipe": "stylegan2, loss logistic + lazy R1 (gamma 0.05), lr 0.0025, batch 16, 4,500 steps"},
+        "train": dict(recipe="stylegan2", data=["world:portraits"], steps=3000, batch=16, seed=0, precision="bf16",
+                      checkpoint_every=125, sample_every=250, log_every=25, keep=3, eval_every=250, eval_count=512,
+                      options=dict(init="STAGE1", fresh_d=True, d_warmup_steps=150, loss="r3gan", channel_base=4096,
+                                   channel_max=128, lr=0.002, r1_gamma=0.05, r2_gamma=0.05, ema_kimg=5,
+                                   style_mixing=0.9, ada=False)),
         "export": ["G_ema"],
         "licence": PROCEDURAL_LICENCE,
         "tiny": dict(steps=2, batch=4, checkpoint_every=1, sample_every=1, log_every=1, eval_every=1, eval_count=32,
-                     options=dict(resolution=16, channel_base=256, channel_max=16, z_dim=8, w_dim=8, mapping_layers=2)),
+                     options=dict(channel_base=256, channel_max=16, d_warmup_steps=1)),
     },
     "portrait-stylegan2-encoder": {
         "title": "Inversion encoder for the portrait StyleGAN2",
@@ -84,18 +89,23 @@ RECIPES: dict[str, dict] = {
     },
     "srgan-x4": {
         "title": "SRGAN x4 (MSRResNet)",
-        "train": dict(recipe="srgan", data=["photos:train?short=768"], steps=2100, batch=16, seed=0,
-                      precision="bf16", checkpoint_every=200, sample_every=500, log_every=50, keep=3,
-                      validate_every=500,
-                      options=dict(arch="msrresnet", num_feat=64, num_block=16, scale=4, crop_size=96,
-                                   stage="both", pretrain_steps=2000, total_steps=2100, lr=2e-4, pixel_loss="l1",
+        # Stage 2: continues the PSNR-stage model of commit 67de8ef (2,000 steps on clean bicubic inputs) on the
+        # 'mix' degradation (clean, JPEG, second-order), then a short GAN stage.
+        "stage1": {"rev": "67de8ef", "path": "models/srgan-x4-psnr.safetensors",
+                   "sha256": "467809065749ee22c4315bada41d5fa88d480184b55bb215b8521468c380f003", "images": 32000,
+                   "recipe": "srgan PSNR stage, degradation bicubic, L1, lr 0.0002, batch 16, 2,000 steps"},
+        "train": dict(recipe="srgan", data=["photos:train?short=768"], steps=1000, batch=16, seed=0,
+                      precision="bf16", checkpoint_every=100, sample_every=500, log_every=50, keep=3,
+                      validate_every=250,
+                      options=dict(init="STAGE1", arch="msrresnet", num_feat=64, num_block=16, scale=4, crop_size=96,
+                                   stage="both", pretrain_steps=950, total_steps=1000, lr=1e-4, pixel_loss="l1",
                                    degradation="mix", mix_clean=0.4, mix_jpeg=0.35, val_size=192, val_count=11)),
         "export": ["net"],
         "licence": PHOTO_LICENCE,
         "tiny": dict(steps=2, batch=2, checkpoint_every=1, sample_every=1, log_every=1, validate_every=2,
                      data=["photos:train?short=64"],
-                     options=dict(num_feat=4, num_block=1, crop_size=32, pretrain_steps=1, total_steps=2, val_size=32,
-                                  val_count=2, d_feat=4)),
+                     options=dict(init=None, num_feat=4, num_block=1, crop_size=32, pretrain_steps=1, total_steps=2,
+                                  val_size=32, val_count=2, d_feat=4)),
     },
 }
 
@@ -141,6 +151,11 @@ def _encoder_generator(run: Path, tiny: bool) -> Path:
             raise GanEditorError("export the portrait StyleGAN2 first: python models/make_demo_models.py "
                                  "portrait-stylegan2 --export-only", path)
         return path
+    return _tiny_generator(run)
+
+
+def _tiny_generator(run: Path) -> Path:
+    """A random 16 px StyleGAN2 generator beside the run folder (tests)."""
     from ganeditor.archs import build
 
     path = run.parent / "tiny-stylegan2.safetensors"
@@ -153,9 +168,29 @@ def _encoder_generator(run: Path, tiny: bool) -> Path:
     return path
 
 
+def stage1_weights(name: str, run: Path) -> Path:
+    """The model a two-stage demo recipe continues: its stage-1 demo model taken from git history (SHA-256
+    checked) into ``$GANEDITOR_RUNS/data``."""
+    st = RECIPES[name]["stage1"]
+    path = run.parent / "data" / f"{Path(st['path']).stem}-{st['rev']}.safetensors"
+    if not path.is_file():
+        import subprocess
+
+        blob = subprocess.run(["git", "-C", str(MODELS_DIR.parent), "show", f"{st['rev']}:{st['path']}"],
+                              capture_output=True, check=False).stdout
+        if hashlib.sha256(blob).hexdigest() != st["sha256"]:
+            raise GanEditorError(f"cannot get the stage-1 model {st['path']} of commit {st['rev']} from git "
+                                 "(needs the repository's history)", path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(blob)
+    return path
+
+
 def run_training(name: str, run: Path, resume: bool, steps: int | None, tiny: bool) -> None:
     """Train or resume the demo model's run folder with the recorded recipe."""
     fields = recipe_config(name, tiny)
+    if fields["options"].get("init") == "STAGE1":
+        fields["options"]["init"] = str(_tiny_generator(run) if tiny else stage1_weights(name, run))
     if name == "portrait-stylegan2-encoder":
         fields["options"]["generator"] = str(_encoder_generator(run, tiny))
     if name == "srgan-x4":

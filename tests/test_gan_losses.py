@@ -67,3 +67,40 @@ def test_stylegan2_loss_options_train_and_export(opts, expect, tmp_path):
     ck = load_checkpoint(tmp_path / "run" / "model.safetensors")
     assert ck.meta["loss"] == opts["loss"]
     assert (ck.nets["D"].b4.mbstd is None) == (opts.get("mbstd_channels") == 0)
+
+
+def test_lazy_regularisation_runs_the_penalties_every_interval(tmp_path):
+    def penalised_steps(interval):
+        cfg = TrainConfig(recipe="stylegan2", out=str(tmp_path / f"i{interval}"), data=["world:portraits"], steps=5,
+                          batch=4, checkpoint_every=5, sample_every=0, eval_every=0, precision="fp32", device="cpu",
+                          options=dict(SG2, loss="r3gan", r1_interval=interval))  # fmt: skip
+        return [e.step for e in train(cfg) if {"r1", "r2"} <= set(e.losses)]
+
+    assert penalised_steps(3) == [1, 4]  # steps 0 and 3 (events count from 1)
+    assert penalised_steps(1) == [1, 2, 3, 4, 5]
+
+
+def test_fine_tuning_a_shipped_generator_with_a_fresh_discriminator(tmp_path):
+    from ganeditor.core.errors import GanEditorError
+    from ganeditor.formats import Checkpoint
+    from ganeditor.formats.native import save_checkpoint
+
+    torch.manual_seed(0)
+    G = build("stylegan2-generator", z_dim=16, w_dim=16, c_dim=0, img_resolution=16, img_channels=3,
+              mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=256, channel_max=32))
+    save_checkpoint(Checkpoint("ganeditor", "t", {"G_ema": G.eval()}, {}), tmp_path / "g.safetensors")  # no D
+
+    def cfg(out, steps, **opts):
+        return TrainConfig(recipe="stylegan2", out=str(tmp_path / out), data=["world:portraits"], steps=steps, batch=4,
+                           checkpoint_every=1, sample_every=0, eval_every=0, precision="fp32", device="cpu",
+                           options=dict(init=str(tmp_path / "g.safetensors"), channel_base=256, channel_max=32, **opts))
+
+    with pytest.raises(GanEditorError, match="fresh_d"):
+        list(train(cfg("a", 1)))
+    list(train(cfg("b", 1, fresh_d=True, d_warmup_steps=1, loss="r3gan")))
+    after_warmup = load_checkpoint(tmp_path / "b" / "model.safetensors")
+    assert all(torch.equal(a, b) for a, b in zip(after_warmup.nets["G_ema"].state_dict().values(), G.state_dict().values()))
+    assert after_warmup.nets["D"].init_kwargs["channel_base"] == 256
+    list(train(cfg("b", 2, fresh_d=True, d_warmup_steps=1, loss="r3gan"), resume=True))
+    moved = load_checkpoint(tmp_path / "b" / "model.safetensors").nets["G"].state_dict()
+    assert any(not torch.equal(moved[k], v) for k, v in G.state_dict().items())

@@ -54,6 +54,8 @@ def test_closing_during_a_job_asks_then_stops_and_joins_every_thread(qtbot, wind
     win = window
     STARTERS[kind](qtbot, win, tmp_path)
     qtbot.waitUntil(lambda: running(win, kind), timeout=30000)
+    if kind == "training":  # past the first step (under load, building the networks takes longer than the wait)
+        qtbot.waitUntil(lambda: win.train.last_event is not None, timeout=60000)
     qtbot.wait(300)  # well inside the work
     win.answers = [A.Cancel]
     win.close()

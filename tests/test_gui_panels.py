@@ -133,3 +133,36 @@ def test_train_panel_runs_a_tiny_run_to_completion(qtbot, window, tmp_path):
     assert t.start_button.isEnabled()
     wait_window_idle(qtbot, window)  # the finished run's model joins the library at once
     assert any(e.path == tmp_path / "run" / "model.safetensors" for e in window.models.entries)
+
+
+def test_train_panel_shows_health_and_the_collapse_alarm(qtbot, window, tmp_path, monkeypatch):
+    from train_support import collapse_generator_after
+
+    monkeypatch.setenv("GANEDITOR_INCEPTION", str(tmp_path / "missing.pth"))  # the fallback space, named
+    monkeypatch.setattr("torch.hub.get_dir", lambda: str(tmp_path))
+    collapse_generator_after(monkeypatch, images=16)
+    t = window.train
+    t.recipe_box.setCurrentIndex(t.recipe_box.findData("stylegan2"))
+    t.folder_a.edit.setText("world:portraits")
+    t.out.edit.setText(str(tmp_path / "run"))
+    t.steps.setValue(6)
+    t.batch.setValue(4)
+    t.sample_every.setValue(0)
+    t.eval_every.setValue(2)
+    t.eval_count.setValue(48)
+    t.options.setText('{"resolution": 16, "z_dim": 16, "w_dim": 16, "channel_base": 256, "channel_max": 32, '
+                      '"mapping_layers": 2}')
+    done = []
+    t.finished.connect(done.append)
+    t.start()
+    qtbot.waitUntil(lambda: bool(done), timeout=180000)
+    assert done == ["done"], window.errors
+    h = t.health
+    for name in ("fid", "kid_x1e3", "swd_x1e3"):
+        assert len(h.distances.series[name]) == 3, name  # steps 2, 4, 6
+    for name in ("precision", "recall", "coverage_min", "diversity"):
+        assert len(h.shares.series[name]) == 3, name
+    assert "attribute-regressor features (FD/KD, not comparable with published FID)" in h.note.text()
+    assert "Least covered attributes:" in h.note.text()
+    assert h.alarm.isVisibleTo(t) and "Possible mode collapse at step 6" in h.alarm.text()
+    assert "diversity collapsed" in h.alarm.text() and "Try:" in h.alarm.text()

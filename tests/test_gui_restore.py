@@ -51,7 +51,7 @@ def test_find_damage_paint_erase_restore_undo(window, qtbot, tmp_path):
     assert not p.run_button.isEnabled() and "Open a photo" in p.run_hint.text()
     open_and_wait(qtbot, win, write_photo(tmp_path / "old.png", (64, 48)))
     assert p.run_button.isEnabled() and [s for s, r in p.rows.items() if r.toggle.isChecked()] == \
-        ["scratches", "global", "faces"]
+        ["scratches", "global"]
     p.detect()
     qtbot.waitUntil(lambda: p.mask is not None, timeout=60000)
     wait_idle(qtbot, win.device_lane)

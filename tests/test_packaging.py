@@ -2,7 +2,10 @@
 with stubs) and install-desktop.  The validators themselves run in .ci/run."""
 
 import configparser
+import os
 import re
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -69,6 +72,16 @@ def test_icons_are_rendered_in_every_hicolor_size_from_one_source(tmp_path):
         assert im.size == (n, n) and im.mode == "RGBA" and im.getextrema()[3] == (0, 255)  # transparent corners
     assert (tmp_path / "hicolor" / "scalable" / "apps" / f"{APP_ID}.svg").read_bytes() == mod.SOURCE.read_bytes()
     assert len(files) == len(mod.SIZES) + 1
+
+
+def test_version_of_the_bundle_entry_point_answers_without_importing_torch():
+    # the bundle runs ganeditor/__main__.py, as python -m does; -X importtime lists every module imported
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "ganeditor", "--version"], env=env,
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 0 and r.stdout == f"ganeditor {__version__}\n"
+    imported = {line.rsplit("|", 1)[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
+    assert "ganeditor" in imported and "torch" not in imported and "ganeditor.cli" not in imported
 
 
 def test_pyinstaller_spec_bundles_models_resources_and_desktop_files(tmp_path):

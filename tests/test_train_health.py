@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from train_support import collapse_generator_after
 
 from ganeditor.pipelines.train import health as H
 from ganeditor.pipelines.train import health_stats as S
@@ -102,25 +103,10 @@ def test_no_inception_weights_means_a_named_fallback(tmp_path, monkeypatch):
     assert H.choose_feature_space(opts, [str(tmp_path)], torch.device("cpu")).name == "pixels-16"
 
 
-def _collapse_after(monkeypatch, images: int):
-    """From ``images`` seen on, G_ema maps every latent to the same w: a deliberately collapsed generator."""
-    from ganeditor.pipelines.train.stylegan2 import StyleGAN2Recipe
-
-    orig = StyleGAN2Recipe._update_ema
-
-    def update(self, batch):
-        orig(self, batch)
-        if self.images_seen >= images:
-            last = [m for m in self.G_ema.mapping.modules() if hasattr(m, "weight")][-1]
-            last.weight.zero_()
-
-    monkeypatch.setattr(StyleGAN2Recipe, "_update_ema", update)
-
-
 def test_alarm_fires_on_a_collapsed_run_in_the_cli_log(tmp_path, monkeypatch, capsys):
     from ganeditor.cli import main
 
-    _collapse_after(monkeypatch, images=16)
+    collapse_generator_after(monkeypatch, images=16)
     out = tmp_path / "run"
     args = ["train", "stylegan2", "--data", "world:portraits", "--out", str(out), "--steps", "6", "--batch", "4",
             "--eval-every", "2", "--eval-count", "48", "--sample-every", "0", "--checkpoint-every", "6",
@@ -139,7 +125,7 @@ def test_alarm_fires_on_a_collapsed_run_in_the_cli_log(tmp_path, monkeypatch, ca
 
 
 def test_resumed_run_keeps_its_health_history(tmp_path, monkeypatch):
-    _collapse_after(monkeypatch, images=12)
+    collapse_generator_after(monkeypatch, images=12)
     cfg = TrainConfig(recipe="stylegan2", out=str(tmp_path / "r"), data=["world:portraits"], steps=2, batch=4,
                       checkpoint_every=2, sample_every=0, precision="fp32", device="cpu", eval_every=2, eval_count=32,
                       options=dict(resolution=16, z_dim=8, w_dim=8, channel_base=128, channel_max=16, mapping_layers=1))

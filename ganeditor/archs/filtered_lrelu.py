@@ -5,11 +5,12 @@ upsample by zero insertion + pad + FIR ``fu`` (gain ``up**2``), leaky ReLU times
 FIR ``fd`` and keep every ``down``-th sample.  Written anew from those facts.
 
 ``impl='ref'`` is that textbook sequence (big zero-stuffed intermediates).  ``impl='fast'``
-computes the same linear maps as banded block matrix products along one axis at a time
-(polyphase: no multiplications by inserted zeros; downsampling computes only kept samples),
-in horizontal strips so the upsampled intermediate never exists for the whole image, and in an
-[H, W, C] layout so every product has a long contiguous inner dimension.  2-D (radial) filters
-are split into a few separable terms by SVD.
+computes the same linear maps one axis at a time in horizontal strips (the upsampled
+intermediate never exists for the whole image), channels_last: along H as banded block matrix
+products with a long contiguous inner dimension, along W as depthwise oneDNN convolutions
+(polyphase transposed convolution for up: no multiplications by inserted zeros; strided for
+down: only kept samples are computed).  A 2-D down filter of rank 1 (by SVD) is applied as its
+two 1-D factors; one of higher rank (radial) as one 2-D depthwise strided convolution.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ MIN_STRIP_ROWS = 32
 # blocks waste fewer multiplications on the band's zeros (4 -> about 1.5x the taps).
 BLOCK_ROWS = 4
 # Separable terms of a 2-D filter whose singular value is below this fraction of the largest are
-# dropped: their effect (< 1e-6 of the output) is under float32 rounding of the filter itself.
+# dropped (their effect, < 1e-6 of the output, is under float32 rounding of the filter itself):
+# a filter left with one term runs as two 1-D passes, one with more as a 2-D convolution.
 SVD_REL_TOL = 1e-6
 
 
@@ -244,6 +246,18 @@ def _fir_cols(x: torch.Tensor, taps: tuple[float, ...], up: int, down: int, pad0
     return y if y.shape[3] == n_out else y[:, :, :, :n_out]
 
 
+def _down_2d(y: torch.Tensor, w2d: torch.Tensor, down: int, valid_rows: int, m: int, n_out: int) -> torch.Tensor:
+    """2-D downfiltering of a channels_last strip [1, C, rows, W] (correlation with ``w2d`` [C, 1, kh, kw],
+    stride ``down``): [1, C, m, n_out].  Rows from ``valid_rows`` on lie past the signal: zeroed."""
+    if valid_rows < y.shape[2]:
+        y[:, :, max(valid_rows, 0) :] = 0
+    need = (n_out - 1) * down + w2d.shape[3]
+    if need > y.shape[3]:
+        y = _crop_cols(y, 0, need)
+    z = F.conv2d(y, w2d, stride=down, groups=y.shape[1])
+    return z[:, :, :m, :n_out]
+
+
 def _taps(f: torch.Tensor | None, flip: bool, scale: float) -> tuple[float, ...]:
     if f is None:
         return (float(scale),)
@@ -274,6 +288,10 @@ def _filtered_lrelu_fast(x, fu, fd, b, up, down, padding, gain, slope, clamp, fl
     tu_y = _taps(fu, flip_filter, up * float(gain))  # lrelu(g*x) == g*lrelu(x) for g > 0
     terms = _separable_terms(fd, flip_filter)
     fdh = len(terms[0][0])
+    w2d = None  # a filter of rank > 1 (radial): one 2-D depthwise convolution reads the strip once
+    if len(terms) > 1:
+        f2 = fd.detach().to(dtype=x.dtype, device=x.device)
+        w2d = (f2 if flip_filter else f2.flip([0, 1])).expand(c, 1, *f2.shape).contiguous()
     reach = max(sum(abs(t) for t in tu_x[p::up]) for p in range(up))  # worst polyphase gain of the up filter
     x = x.contiguous(memory_format=torch.channels_last)
     out = torch.empty(n, c, oh, ow, dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
@@ -300,6 +318,9 @@ def _filtered_lrelu_fast(x, fu, fd, b, up, down, padding, gain, slope, clamp, fl
             if slope != 1:
                 F.leaky_relu_(y, slope) if slope > 0 else y.relu_()
             dst = out[i : i + 1, :, o0 : o0 + m].permute(0, 2, 3, 1)[0]  # [m, oW, C] (contiguous rows of out)
+            if w2d is not None:
+                dst.copy_(_down_2d(y, w2d, down, th - t0, m, ow).permute(0, 2, 3, 1)[0])
+                continue
             for k, (tv, th_) in enumerate(terms):  # the separable terms of the down filter, summed into dst
                 z = _fir_cols(y, th_, 1, down, 0, ow).permute(0, 2, 3, 1)[0]  # [rows', oW, C]: H-down
                 _fir_rows(z, th, t0, tv, 1, down, 0, o0, m, out=dst, accumulate=k > 0)  # [m, oW, C]: V-down

@@ -80,7 +80,7 @@ def window_environment() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``ganeditor`` console script."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv == ["--version"]:  # answered before the commands (and torch) are imported
+    if argv == ["--version"]:  # answered without building the commands (__main__.py: even before torch loads)
         print(f"ganeditor {__version__}")
         return 0
     if opens_window(argv):

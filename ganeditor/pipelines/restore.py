@@ -40,7 +40,7 @@ from ganeditor.pipelines.restore_faces import FacePrior, restore_faces
 from ganeditor.pipelines.restore_stages import colourise, restore_global, upscale_stage
 
 STAGE_ORDER = ("scratches", "global", "colour", "upscale", "faces")
-DEFAULT_STAGES = ("scratches", "global", "faces")
+DEFAULT_STAGES = ("scratches", "global")  # faces on request: the demo prior lowers face fidelity (bench_restore)
 ALIASES = {"color": "colour", "scratch": "scratches", "dust": "scratches", "face": "faces", "sr": "upscale"}
 MODEL_SLOTS = ("scratches", "inpaint", "global", "colour", "upscale", "faces")  # 'scratches' has two models
 DEFAULT_MODELS = {

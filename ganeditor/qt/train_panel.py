@@ -70,6 +70,9 @@ class TrainPanel(QWidget):
         self.checkpoint_every = QSpinBox(minimum=1, maximum=1_000_000, value=200)
         self.eval_every = QSpinBox(minimum=0, maximum=1_000_000, value=500, singleStep=100,
                                    toolTip="FID/KID, precision/recall, coverage and the mode-collapse alarm; 0: never")
+        self.eval_count = QSpinBox(minimum=16, maximum=50_000, value=512, singleStep=128,
+                                   toolTip="generated and real images per health measurement (more: steadier figures, "
+                                           "slower measurements)")
         self.options = QLineEdit(placeholderText='recipe options as JSON, e.g. {"ngf": 32, "crop_size": 128}')
         self.resume = QCheckBox("Continue the run in this folder (resume exactly)")
         self.form = self._build_form()
@@ -124,7 +127,12 @@ class TrainPanel(QWidget):
         form.addRow("Batch:", self.batch)
         form.addRow("Samples every:", self.sample_every)
         form.addRow("Checkpoint every:", self.checkpoint_every)
-        form.addRow("Health every:", self.eval_every)
+        self.eval_count.setPrefix("on ")
+        self.eval_count.setSuffix(" images")
+        health = QHBoxLayout()
+        health.addWidget(self.eval_every, 1)
+        health.addWidget(self.eval_count, 1)
+        form.addRow("Health every:", health)
         form.addRow("Options:", self.options)
         form.addRow(self.resume)
         return form
@@ -143,7 +151,7 @@ class TrainPanel(QWidget):
         return TrainConfig(recipe=recipe, out=self.out.text(), data=data, steps=self.steps.value(),
                            batch=self.batch.value(), device=self.device_name(), sample_every=self.sample_every.value(),
                            checkpoint_every=self.checkpoint_every.value(), eval_every=self.eval_every.value(),
-                           log_every=1, options=options)  # fmt: skip
+                           eval_count=self.eval_count.value(), log_every=1, options=options)  # fmt: skip
 
     def _recipe_changed(self) -> None:
         recipe = self.recipe_box.currentData()
@@ -165,7 +173,7 @@ class TrainPanel(QWidget):
         self.pause_button.setEnabled(running)
         self.cancel_button.setEnabled(running)
         for w in (self.recipe_box, self.folder_a, self.folder_b, self.out, self.steps, self.batch, self.options,
-                  self.resume, self.sample_every, self.checkpoint_every, self.eval_every):
+                  self.resume, self.sample_every, self.checkpoint_every, self.eval_every, self.eval_count):
             w.setEnabled(not running)
         if not running and not ready and self.last_event is None:
             self.stats.setText("To start, fill in: " + ", ".join(missing + ([] if self.out.text() else ["run folder"])))

@@ -48,7 +48,9 @@ RECIPES: dict[str, RecipeInfo] = {
     "srgan": RecipeInfo("ganeditor.pipelines.train.srgan:SRGANRecipe", "SRGAN upscaler (one folder)", ("Photos",), 1,
                         "Learns ×4 upscaling from a folder of high-resolution photos."),
     "stylegan2": RecipeInfo("ganeditor.pipelines.train.stylegan2:StyleGAN2Recipe", "StyleGAN2 generator (one folder)",
-                            ("Images",), 1, "Learns to generate images like the folder's (aligned faces work best)."),
+                            ("Images",), 1, "Learns to generate images like the folder's (aligned faces work best; "
+                            "world:portraits trains on the built-in procedural portraits, with per-attribute "
+                            "coverage in the health figures)."),
     "encoder": RecipeInfo("ganeditor.pipelines.train.encoder:EncoderRecipe", "Inversion encoder for a generator",
                           ("Real images (optional)",), 0,
                           "Learns instant inversion for a generator: set {\"generator\": \"path or model name\"} "

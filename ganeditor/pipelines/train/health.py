@@ -202,8 +202,9 @@ def alarms(history: Sequence[dict[str, Any]]) -> list[Alarm]:
     prec = min((float(v) for k, v in now.items() if k.startswith("precision")), default=0.0)
     if low and prec >= PRECISION_READY:
         names = ", ".join(f"{a} {v:.2f}x" for v, a in low[:4])
-        out.append(Alarm("coverage", f"Images look real (precision {prec:.2f}) but some attributes appear at under "
-                         f"half their data frequency: {names}.", ADVICE["coverage"]))
+        out.append(Alarm("coverage", f"Some attributes appear at under half their data frequency: {names} "
+                         f"(precision {prec:.2f}: the generated images land near real ones, but not near all "
+                         "kinds of them).", ADVICE["coverage"]))
     for k in sorted(k for k in now if k.startswith("diversity")):
         seen = [float(h[k]) for h in before if k in h]
         v = float(now[k])

@@ -59,6 +59,26 @@ def mixed_down(hr: torch.Tensor, scale: int, rngs: list[np.random.Generator], cl
     return torch.stack(out).to(hr.device, hr.dtype)
 
 
+@torch.no_grad()
+def validation_scores(net: nn.Module, val: ImageFolder, count: int, scale: int,
+                      device: torch.device | str = "cpu") -> dict[str, float]:
+    """Mean PSNR/SSIM of ``net`` and bicubic on the first ``count`` images of ``val`` (centre crops, 8-bit), downscaled
+    by anti-aliased bicubic: clean inputs and the same inputs saved as JPEG quality 30 (``*_jpeg30``)."""
+    scores: dict[str, list[float]] = {}
+    q = lambda x: (x * 255).round() / 255  # noqa: E731  (8-bit, as saved images)
+    for i in range(min(len(val), count)):
+        hr = q((val.get(i, sample_rng(0, i)) + 1) / 2).unsqueeze(0)
+        clean = q(bicubic_down(hr, scale))
+        for sfx, lr in (("", clean), ("_jpeg30", jpeg(clean, 30))):
+            sr = net(lr.to(device)).float().clamp(0, 1).cpu()
+            bic = F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)
+            for key, v in ((f"val_psnr{sfx}", psnr(q(sr), hr, crop=scale)),
+                           (f"val_ssim{sfx}", ssim(q(sr), hr, crop=scale)),
+                           (f"val_psnr_bicubic{sfx}", psnr(q(bic), hr, crop=scale))):
+                scores.setdefault(key, []).append(v)
+    return {k: float(np.mean(v)) for k, v in scores.items()}
+
+
 class SRGANRecipe(Recipe):
     name = "srgan"
     identity_options = ("arch", "scale", "num_feat", "num_block")
@@ -168,25 +188,11 @@ class SRGANRecipe(Recipe):
             rows.append([t * 2 - 1 for t in (up, self.G_ema(lr).clamp(0, 1), hr)])
         return image_grid(rows)
 
-    @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """PSNR/SSIM vs bicubic on the held-out photos in ``val``, on clean inputs and on the same inputs saved as
-        JPEG quality 30 (``*_jpeg30``)."""
+        """PSNR/SSIM vs bicubic on the held-out photos in ``val`` (see ``validation_scores``)."""
         if self.val is None:
             return {}
-        scores: dict[str, list[float]] = {}
-        q = lambda x: (x * 255).round() / 255  # noqa: E731  (8-bit, as saved images)
-        for i in range(min(len(self.val), int(self.option("val_count", 8)))):
-            hr = q((self.val.get(i, sample_rng(0, i)) + 1) / 2).unsqueeze(0)
-            clean = q(bicubic_down(hr, self.scale))
-            for sfx, lr in (("", clean), ("_jpeg30", jpeg(clean, 30))):
-                sr = self.G_ema(lr.to(self.ctx.device)).clamp(0, 1).cpu()
-                bic = F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False).clamp(0, 1)
-                for key, v in ((f"val_psnr{sfx}", psnr(q(sr), hr, crop=self.scale)),
-                               (f"val_ssim{sfx}", ssim(q(sr), hr, crop=self.scale)),
-                               (f"val_psnr_bicubic{sfx}", psnr(q(bic), hr, crop=self.scale))):
-                    scores.setdefault(key, []).append(v)
-        return {k: float(np.mean(v)) for k, v in scores.items()}
+        return validation_scores(self.G_ema, self.val, int(self.option("val_count", 8)), self.scale, self.ctx.device)
 
     def export(self) -> Checkpoint:
         meta = {"recipe": "srgan", "scale": self.scale, "degradation": self.degradation,

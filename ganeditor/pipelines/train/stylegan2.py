@@ -6,7 +6,8 @@ Penalties run every ``r1_interval`` steps (lazy regularisation; 1 = every step) 
 ``r1_gamma``/``r2_gamma``.  Discriminator options: minibatch standard deviation (``mbstd_group``,
 ``mbstd_channels``; 0 channels turns it off) and ``spectral_norm``.  Optional path-length
 regularisation every ``pl_interval`` steps; style mixing; generator EMA with ramp-up; optional ADA.
-``init`` starts from any StyleGAN2 checkpoint we read (transfer learning).
+``init`` starts from any StyleGAN2 checkpoint we read (transfer learning); one without a discriminator (a
+shipped generator) takes ``fresh_d=true``, best with ``d_warmup_steps`` of D-only steps first.
 """
 
 from __future__ import annotations
@@ -30,19 +31,21 @@ from ganeditor.pipelines.train.recipe import Recipe, TrainContext
 from ganeditor.pipelines.train.samples import image_grid
 
 
-def _arch_kwargs(o: Recipe) -> tuple[dict, dict]:
+def _g_kwargs(o: Recipe) -> dict:
     res = int(o.option("resolution", 64))
-    g = dict(
+    return dict(
         z_dim=o.option("z_dim", 512), c_dim=0, w_dim=o.option("w_dim", 512), img_resolution=res, img_channels=3,
         mapping_kwargs=dict(num_layers=o.option("mapping_layers", 8)),
         synthesis_kwargs=dict(channel_base=o.option("channel_base", 16384), channel_max=o.option("channel_max", 512),
                               architecture="skip", num_fp16_res=0, conv_clamp=None),
     )  # fmt: skip
-    d = dict(c_dim=0, img_resolution=res, img_channels=3, architecture="resnet",
-             channel_base=o.option("channel_base", 16384), channel_max=o.option("channel_max", 512),
-             epilogue_kwargs=dict(mbstd_group_size=o.option("mbstd_group", 4),  # minibatch stddev (0 channels: off)
-                                  mbstd_num_channels=o.option("mbstd_channels", 1)))  # fmt: skip
-    return g, d
+
+
+def _d_kwargs(o: Recipe) -> dict:
+    return dict(c_dim=0, img_resolution=int(o.option("resolution", 64)), img_channels=3, architecture="resnet",
+                channel_base=o.option("channel_base", 16384), channel_max=o.option("channel_max", 512),
+                epilogue_kwargs=dict(mbstd_group_size=o.option("mbstd_group", 4),  # minibatch stddev (0 channels: off)
+                                     mbstd_num_channels=o.option("mbstd_channels", 1)))  # fmt: skip
 
 
 class StyleGAN2Recipe(Recipe):
@@ -56,20 +59,10 @@ class StyleGAN2Recipe(Recipe):
             raise GanEditorError("stylegan2 needs one data folder of images: --data FOLDER")
         init = self.option("init", None)
         if init:
-            src = load_checkpoint(init)
-            g_src = src.nets.get("G") or src.primary
-            self.G = build("stylegan2-generator", **g_src.init_kwargs)
-            self.G.load_state_dict(g_src.state_dict())
-            self.G_ema = build("stylegan2-generator", **src.primary.init_kwargs)
-            self.G_ema.load_state_dict(src.primary.state_dict())
-            if "D" not in src.nets:
-                raise GanEditorError("fine-tuning needs the discriminator D in the checkpoint", init)
-            self.D = build("stylegan2-discriminator", **src.nets["D"].init_kwargs)
-            self.D.load_state_dict(src.nets["D"].state_dict())
-            self.options["resolution"] = self.G.img_resolution
+            self._networks_from(init)
         else:
-            g_kw, d_kw = _arch_kwargs(self)
-            self.G, self.D = build("stylegan2-generator", **g_kw), build("stylegan2-discriminator", **d_kw)
+            self.G = build("stylegan2-generator", **_g_kwargs(self))
+            self.D = build("stylegan2-discriminator", **_d_kwargs(self))
             self.G_ema = copy.deepcopy(self.G)
         if self.option("spectral_norm", False):
             apply_spectral_norm(self.D)
@@ -86,6 +79,7 @@ class StyleGAN2Recipe(Recipe):
         self.r1_interval, self.pl_interval = self.option("r1_interval", 16), self.option("pl_interval", 4)
         self.pl_weight = self.option("pl_weight", 0.0)
         self.mixing = self.option("style_mixing", 0.9)
+        self.d_warmup = int(self.option("d_warmup_steps", 0))
         lr = self.option("lr", 0.0025)
         g_ratio = self.pl_interval / (self.pl_interval + 1) if self.pl_weight else 1.0
         d_ratio = self.r1_interval / (self.r1_interval + 1)
@@ -98,6 +92,24 @@ class StyleGAN2Recipe(Recipe):
         self.images_seen = 0
         self.src = open_source(data[0], self.G.img_resolution, "resize")
         self.sample_z = torch.from_numpy(np.random.RandomState(123).randn(16, self.G.z_dim)).float()
+
+    def _networks_from(self, init: str) -> None:
+        """G, G_ema and D from a StyleGAN2 checkpoint we read (a new D with ``fresh_d`` when it has none)."""
+        src = load_checkpoint(init)
+        g_src = src.nets.get("G") or src.primary
+        self.G = build("stylegan2-generator", **g_src.init_kwargs)
+        self.G.load_state_dict(g_src.state_dict())
+        self.G_ema = build("stylegan2-generator", **src.primary.init_kwargs)
+        self.G_ema.load_state_dict(src.primary.state_dict())
+        self.options["resolution"] = self.G.img_resolution
+        if "D" in src.nets:
+            self.D = build("stylegan2-discriminator", **src.nets["D"].init_kwargs)
+            self.D.load_state_dict(src.nets["D"].state_dict())
+        elif self.option("fresh_d", False):
+            self.D = build("stylegan2-discriminator", **_d_kwargs(self))
+        else:
+            raise GanEditorError("fine-tuning needs the discriminator D in the checkpoint (or the option fresh_d=true "
+                                 "to train a new one, with d_warmup_steps to let it learn before G moves)", init)
 
     def modules(self) -> dict[str, nn.Module]:
         return {"G": self.G, "G_ema": self.G_ema, "D": self.D}
@@ -131,8 +143,12 @@ class StyleGAN2Recipe(Recipe):
         real = make_batch(self.src.get, len(self.src), self.ctx.seed, step, batch_size * d.world, d.rank, d.world)
         real = self.ctx.to_batch(real)
         out: dict[str, float] = {}
-        fake = self._generator_step(real, batch_size, out)
-        if self.pl_weight and step % self.pl_interval == 0:
+        if step < self.d_warmup:  # a new D learns the current G first; G and G_ema stay as they are
+            with torch.no_grad(), self.ctx.autocast():
+                fake = self._gen(batch_size)[0]
+        else:
+            fake = self._generator_step(real, batch_size, out)
+        if self.pl_weight and step % self.pl_interval == 0 and step >= self.d_warmup:
             self._path_length_step(batch_size, out)
         self._discriminator_step(real, fake, out)
         if (self.r1_gamma or self.r2_gamma) and step % self.r1_interval == 0:
@@ -140,7 +156,8 @@ class StyleGAN2Recipe(Recipe):
         if self.use_ada:
             self.ada.update(step, batch_size * d.world)
             out["ada_p"] = self.ada.p
-        self._update_ema(batch_size * d.world)
+        if step >= self.d_warmup:
+            self._update_ema(batch_size * d.world)
         return out
 
     def _generator_step(self, real: torch.Tensor, batch_size: int, out: dict[str, float]) -> torch.Tensor:
