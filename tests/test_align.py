@@ -209,3 +209,15 @@ def test_large_face_is_antialiased():
     a, b = align_face(big, lm, 64), align_face(small, lm_s, 64)
     mse = np.mean((a.image.astype(float) - b.image.astype(float)) ** 2)
     assert 10 * np.log10(255**2 / mse) > 27
+
+
+def test_a_profile_and_a_face_at_the_border_are_named_in_the_notes():
+    img = (np.random.default_rng(0).random((200, 200, 3)) * 255).astype(np.uint8)
+    frontal = np.array([[80, 90], [120, 90], [100, 110], [85, 130], [115, 130]], float)
+    assert align_face(img, frontal, 32).notes == []
+    turned = frontal.copy()
+    turned[2, 0] = 118  # the nose beside the right eye: a head turned far to the side
+    assert any("turned far to the side" in n for n in align_face(img, turned, 32).notes)
+    at_edge = frontal - [75, 0]  # the left eye 5 px from the border: the crop leaves the photo
+    notes = align_face(img, at_edge, 32).notes
+    assert any("edge of the photo" in n for n in notes) and not any("turned" in n for n in notes)

@@ -27,6 +27,7 @@ def test_portrait_points_fit_live_edit_apply_and_undo(qtbot, window, tmp_path):
     assert not p.face.points_button.isEnabled()  # no photo yet, with the reason shown
     assert "Open a photo" in p.face.hint.text()
     open_and_wait(qtbot, win, path)
+    assert "Detect the face" in p.face.hint.text()  # what was missing is there: the hint says what to do next
     place_points(qtbot, win, lms)
     assert p.face.thumb.pixels.shape == (16, 16, 3) and p.invert_button.isEnabled()
     assert not p.sliders.isEnabled() and not p.bar.apply_button.isEnabled()

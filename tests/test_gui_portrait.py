@@ -66,6 +66,21 @@ def fit(qtbot, win, method="w", steps=10):
     wait_idle(qtbot, win.device_lane)
 
 
+def face_file(tmp_path, seed):
+    """A 96 px procedural portrait saved as PNG, and its landmarks."""
+    img, _, lms = render_portrait(seed, 96, return_landmarks=True)
+    Image.fromarray(img).save(tmp_path / "face.png")
+    return tmp_path / "face.png", lms
+
+
+def open_and_fit(qtbot, win, path, lms):
+    """Open ``path``, report its face as Detect would (the detector is tested on real photos), fit it."""
+    open_and_wait(qtbot, win, path)
+    win.portrait.face._found([Face(np.r_[lms.min(0) - 10, lms.max(0) + 10], 0.99, lms.astype(float) - 0.5)])
+    qtbot.waitUntil(lambda: win.portrait.face.face is not None, timeout=20000)
+    fit(qtbot, win)
+
+
 def widget_pos(view, x, y) -> QPoint:
     return view.to_widget(QPointF(x + 0.5, y + 0.5)).toPoint()
 
@@ -111,12 +126,7 @@ def test_landmark_drag_realigns_and_does_not_pan_and_a_face_is_picked_on_the_can
 
 def test_wheel_over_a_slider_scrolls_unless_the_slider_has_focus(qtbot, tiny, tmp_path):
     win, p = tiny, tiny.portrait
-    img, _, lms = render_portrait(3, 96, return_landmarks=True)
-    Image.fromarray(img).save(tmp_path / "face.png")
-    open_and_wait(qtbot, win, tmp_path / "face.png")
-    p.face._found([Face(np.r_[lms.min(0) - 10, lms.max(0) + 10], 0.99, lms.astype(float) - 0.5)])
-    qtbot.waitUntil(lambda: p.face.face is not None, timeout=20000)
-    fit(qtbot, win)
+    open_and_fit(qtbot, win, *face_file(tmp_path, 3))
     slider = first_row(p).slider
     steps = win.doc.undo_stack.count()
 
@@ -213,11 +223,8 @@ def test_gray_and_16_bit_photos_keep_their_format(qtbot, tiny, tmp_path, kind):
         Image.fromarray(img.mean(2).astype(np.uint8)).save(tmp_path / "photo.png")
     else:
         Image.fromarray(img[:, :, 0].astype(np.uint16) * 257).save(tmp_path / "photo.png")  # 16-bit gray PNG
-    open_and_wait(qtbot, win, tmp_path / "photo.png")
+    open_and_fit(qtbot, win, tmp_path / "photo.png", lms)
     original = win.doc.current
-    p.face._found([Face(np.r_[lms.min(0) - 10, lms.max(0) + 10], 0.99, lms.astype(float) - 0.5)])
-    qtbot.waitUntil(lambda: p.face.face is not None, timeout=20000)
-    fit(qtbot, win)
     first_row(p).slider.setValue(300)
     qtbot.waitUntil(lambda: p.frame is not None and p.frame.full, timeout=30000)
     p.bar.apply_button.click()
@@ -240,12 +247,7 @@ def test_no_face_says_what_to_do(qtbot, tmp_path, monkeypatch):
 
 def test_apply_and_its_undo_keep_the_fit_and_another_change_of_the_photo_drops_it(qtbot, tiny, tmp_path):
     win, p, stack = tiny, tiny.portrait, tiny.doc.undo_stack
-    img, _, lms = render_portrait(5, 96, return_landmarks=True)
-    Image.fromarray(img).save(tmp_path / "face.png")
-    open_and_wait(qtbot, win, tmp_path / "face.png")
-    p.face._found([Face(np.r_[lms.min(0) - 10, lms.max(0) + 10], 0.99, lms.astype(float) - 0.5)])
-    qtbot.waitUntil(lambda: p.face.face is not None, timeout=20000)
-    fit(qtbot, win)
+    open_and_fit(qtbot, win, *face_file(tmp_path, 5))
     first_row(p).slider.setValue(200)
     qtbot.waitUntil(lambda: p.frame is not None and p.frame.full, timeout=30000)
     base, face = win.doc.current, p.face.face

@@ -334,7 +334,7 @@ class PortraitSession:
         """The face being edited as a W latent [w_dim] (its W+ averaged over layers), if any."""
         return None if self.ws is None else latent_of(self.ws)
 
-    def teach(self, label: str, marks: Marks, independent: bool = True) -> SliderSpec:
+    def teach(self, label: str, marks: Marks, independent: bool = False) -> SliderSpec:
         """Fit a slider from the user's marks (independent of the verified named sliders if asked), save it
         to the user's library for this generator, and add it to the session's directions."""
         G = self._need_generator()

@@ -44,6 +44,7 @@ class FaceStep(QObject):
         self.face: AlignedFace | None = None
         self.ready = False  # a generator is loaded and a photo open
         self.show_points = True  # landmarks on the photo (hidden while the edit is previewed)
+        self._why_shown = False  # the hint says what is missing (no photo, no generator...)
         self._build()
         view.point_picked.connect(self._point)
         view.point_dropped.connect(self._point_moved)
@@ -86,7 +87,7 @@ class FaceStep(QObject):
         self.picked = [tuple(float(v) for v in p) for p in face.landmarks]
         self.face, self.show_points = face, True
         self.thumb.set_image(face.image)
-        self.hint.setText(self._notes(face) + "Drag a point on the photo to adjust it.")
+        self.hint.setText(self._face_hint(face))
         self.show_overlay()
         self.aligned.emit(face, photo)
 
@@ -99,8 +100,10 @@ class FaceStep(QObject):
         self.face_box.setVisible(len(self.faces) > 1)
         if why:
             self.hint.setText(why)
-        elif self.face is None and not self.points_button.isChecked() and not self.hint.text():
-            self.hint.setText("Detect the face, or place its 5 points by hand.")
+        elif self._why_shown or not self.hint.text():  # what was missing is there now: say what to do
+            self.hint.setText(self._face_hint(self.face) if self.face is not None else
+                              "Detect the face, or place its 5 points by hand.")  # fmt: skip
+        self._why_shown = bool(why)
 
     def show_overlay(self) -> None:
         """Face boxes and (draggable) landmarks on the photo."""
@@ -190,12 +193,15 @@ class FaceStep(QObject):
         def done(face: AlignedFace) -> None:
             self.face, self.show_points = face, True
             self.thumb.set_image(face.image)
-            self.hint.setText(self._notes(face) + "Drag a point on the photo to adjust it.")
+            self.hint.setText(self._face_hint(face))
             self.show_overlay()
             self.aligned.emit(face, photo)
 
         self.lane.submit(Job(lambda task: self.session.align(photo, pts), key="portrait-align", label="Aligning face",
                              on_result=done, on_error=lambda e: self.error.emit("Alignment", str(e))))
+
+    def _face_hint(self, face: AlignedFace) -> str:
+        return self._notes(face) + "Drag a point on the photo to adjust it."
 
     def _notes(self, face: AlignedFace) -> str:
         notes = list(face.notes)

@@ -56,7 +56,7 @@ class SliderRow(QWidget):
         self._drag = 0
         self.setToolTip(spec.tooltip)
         self.label = QLabel(spec.label)
-        self.label.setMinimumWidth(120)
+        self.label.setMinimumWidth(150)  # the longest names ("Background brightness") keep the sliders aligned
         self.slider = FocusWheelSlider()
         self.slider.setRange(int(-SLIDER_RANGE * SCALE), int(SLIDER_RANGE * SCALE))
         self.slider.setPageStep(SCALE // 2)

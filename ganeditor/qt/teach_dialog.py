@@ -61,8 +61,9 @@ class TeachDialog(QDialog):
         self.grid = QGridLayout(self.grid_widget)
         self.grid.setSpacing(4)
         self.more_faces = QPushButton("More faces", toolTip="Show another set of generated faces (marks are kept)")
-        self.independent = QCheckBox("Keep it independent of the named sliders", checked=True)
-        self.independent.setToolTip("Removes from the new direction what the checked sliders (smile, age, ...) do")
+        self.independent = QCheckBox("Keep it independent of the named sliders", checked=False)
+        self.independent.setToolTip("Removes from the new direction what the named sliders (hair colour, glasses, ...) "
+                                    "do: it leaks less into them but moves its own attribute much less")  # fmt: skip
         self.count = QLabel()
         self.count.setObjectName("hint")
         self.create = QPushButton("Create slider")
