@@ -34,7 +34,7 @@ LIBRARY = MODELS / "portrait-stylegan2-directions.safetensors"
 SUITE: dict[str, tuple[str | None, list[str], list[str]]] = {
     "generator": (None, ["bench_generator.py", "--res", "256", "1024"], ["bench_generator.py", "--res", "256", "--repeat", "2"]),
     "stylegan3": (None, ["bench_stylegan3.py", "--cases", "T256", "R256", "T1024", "R1024"], ["bench_stylegan3.py", "--cases", "T256", "--rounds", "1"]),
-    "image2image": (None, ["bench_image2image.py", "--size", "4000x3000", "--whole-size", "512x384"], ["bench_image2image.py"]),
+    "image2image": (None, ["bench_image2image.py"], ["bench_image2image.py", "--cases", "animev3-640x480", "--rounds", "1"]),
     "inversion": (str(ENCODER), ["bench_inversion.py", "--network", str(PORTRAIT), "--encoder", str(ENCODER)], ["bench_inversion.py", "--steps", "50", "--pti-steps", "30", "--skip-projector"]),
     "inversion-faces": (str(ENCODER), ["bench_inversion.py", "--network", str(PORTRAIT), "--encoder", str(ENCODER), "--targets", "faces", "--images", "8", "--no-preview"], ["bench_inversion.py", "--steps", "50", "--pti-steps", "30", "--skip-projector", "--no-preview"]),
     "edits": (str(PORTRAIT), ["bench_edits.py", "--generator", str(PORTRAIT)] + (["--library", str(LIBRARY)] if LIBRARY.exists() else []), ["bench_edits.py", "--tiny"]),

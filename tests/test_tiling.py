@@ -16,7 +16,7 @@ from ganeditor.core.tiling import run_tiled
 from ganeditor.core.tiling_common import TileOptions, padded_index
 from ganeditor.core.tiling_conv import auto_tile, ramp as _ramp
 from ganeditor.core.tiling_norm import run_global_norm
-from ganeditor.core.tiling_rrdb import run_rrdb_banded
+from ganeditor.core.tiling_sr import run_trunk_banded
 
 
 def _image(h, w, c=3, seed=0, dtype=np.uint8):
@@ -100,8 +100,8 @@ def test_rrdbnet_banded_equals_untiled(scale, band, store_budget):
     img, mod = _image(50, 37, 1 if scale == 2 else 3, seed=scale), net.size_multiple
     ref = _whole(net, img, SR_CONVENTION, scale, 3, mod)
     events = []
-    out = run_rrdb_banded(net, img, scale, TileOptions(tile=band, pre_pad=3, mod=mod), Task(events.append, min_interval=0),
-                          store_budget=store_budget)
+    out = run_trunk_banded(net, net.band_plan(), img, scale, TileOptions(tile=band, pre_pad=3, mod=mod),
+                           Task(events.append, min_interval=0), store_budget=store_budget)
     assert out.shape == ref.shape and _maxdiff(out, ref) <= 1
     assert events[-1].done == events[-1].total == 6  # 2 stores + 3 blocks + output
     assert _maxdiff(run_tiled(net, img, scale, TileOptions(tile=band, pre_pad=3, mod=mod)), ref) <= 1  # the default path
@@ -220,3 +220,37 @@ def test_oom_retry_in_the_banded_engine(monkeypatch):
     out = run_tiled(net, img, 1, TileOptions(tile=48, global_stats=True, conv=CYCLEGAN_CONVENTION), task=Task(lambda e: messages.append(e.message), min_interval=0))
     assert "out of memory: retrying with 24-pixel tiles" in messages
     assert _maxdiff(out, _whole(net, img, CYCLEGAN_CONVENTION, 1, 0, 4)) <= 1
+
+
+@pytest.mark.parametrize("arch, kw, scale", [("msrresnet", dict(num_feat=8, num_block=3, upscale=4), 4),
+                                             ("msrresnet", dict(num_feat=8, num_block=2, upscale=3), 3),
+                                             ("srvgg", dict(num_feat=8, num_conv=4, upscale=2), 2)])
+@pytest.mark.parametrize("band", [None, 6, 4096])  # budget-sized bands, small bands (blocks in place), whole image
+def test_planned_sr_nets_banded_equal_untiled(arch, kw, scale, band, monkeypatch):
+    import ganeditor.core.tiling_sr as ts
+
+    torch.manual_seed(20 + scale)
+    net = build(arch, **kw).eval()
+    for p in net.parameters():
+        p.data.normal_(0, 0.1)
+    img = _image(29, 34, 1 if scale == 3 else 3, seed=scale)
+    ref = _whole(net, img, SR_CONVENTION, scale, 2, 1)
+    if band is None:
+        monkeypatch.setattr(ts, "engine_budget", lambda device, out: (60_000, 0))  # stores in files, small bands
+    events = []
+    out = ts.run_trunk_banded(net, net.band_plan(), img, scale, TileOptions(tile=band, pre_pad=2),
+                              Task(events.append, min_interval=0), store_budget=0)
+    assert out.shape == ref.shape and _maxdiff(out, ref) <= 1
+    assert (events[-1].total == 1) == (band == 4096)  # whole image in one pass only when asked / when it fits
+
+
+def test_upsampled_rows_equal_whole_image_interpolation():
+    from ganeditor.core.tiling_bands import ImageSource, upsampled_rows
+
+    img = _image(13, 9, seed=3)
+    src = ImageSource(img, padded_index(13, 2, 1), padded_index(9, 2, 1), SR_CONVENTION, "cpu")
+    for mode, s in (("bilinear", 4), ("bilinear", 3), ("nearest", 2)):
+        kw = {"align_corners": False} if mode == "bilinear" else {}
+        whole = torch.nn.functional.interpolate(src.read(0, 15), scale_factor=s, mode=mode, **kw)
+        for q0, q1 in ((0, 5), (5, 11), (7, 8), (13, 15 * s)):
+            torch.testing.assert_close(upsampled_rows(src, s, mode, q0, q1), whole[:, :, q0:q1], rtol=0, atol=1e-6)

@@ -48,6 +48,20 @@ def test_row_chunked_convolution_equals_one_piece(op, h, w, k, stride, pad, extr
     assert points.checks >= points.flops / points.max_flops > 3 and points.max_between <= points.max_flops
 
 
+def test_chunks_written_in_place_under_bf16_autocast():
+    torch.manual_seed(1)
+    x = torch.randn(1, 8, 40, 30).contiguous(memory_format=torch.channels_last)
+    wt, b = torch.randn(16, 8, 3, 3), torch.randn(16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ref = F.conv2d(x, wt, b, 1, 1)
+        points = tc.CancelPoints(Task(), max_flops=2 * 16 * 8 * 9 * 30 * 4 * tc.LOW_PRECISION_WORK)  # 4 rows a chunk
+        with points:
+            y = F.conv2d(x, wt, b, 1, 1)
+    assert y.dtype == ref.dtype == torch.bfloat16 and points.checks >= 10
+    assert points.flops == pytest.approx(2 * 16 * 8 * 9 * 40 * 30 * tc.LOW_PRECISION_WORK)  # bf16 work counts less
+    torch.testing.assert_close(y.float(), ref.float(), rtol=1e-2, atol=1e-2)
+
+
 class Recorder(tc.CancelPoints):
     """CancelPoints that remembers itself and can cancel its own token after ``cancel_after`` checks."""
 

@@ -14,6 +14,8 @@ import torch.nn.functional as F
 
 from ganeditor.archs.image2image_api import ImageToImageNet
 from ganeditor.archs.registry import register
+from ganeditor.core.tiling_bands import Op
+from ganeditor.core.tiling_sr import TrunkPlan
 
 
 class ResidualDenseBlock(nn.Module):
@@ -97,6 +99,17 @@ class RRDBNet(nn.Module, ImageToImageNet):
             up = getattr(self, f"conv_up{i}")
             feat = F.leaky_relu(up(F.interpolate(feat, scale_factor=2, mode="nearest")), 0.2, inplace=True)
         return self.conv_last(F.leaky_relu(self.conv_hr(feat), 0.2, inplace=True))
+
+    def band_plan(self) -> TrunkPlan:
+        """Head [unshuffle] + conv_first; 23 RRDBs (15 stride-1 3x3 convs each: 15 rows of context); tail
+        conv_body + feat, nearest x2 + conv + lrelu per upsampling, conv_hr + lrelu, conv_last."""
+        conv = lambda m: Op("conv", m, 1)  # noqa: E731 - every conv here is 3x3, zero padding 1
+        head = ([Op("unshuffle", pad=self.unshuffle)] if self.unshuffle > 1 else []) + [conv(self.conv_first)]
+        tail = [conv(self.conv_body), Op("add")]  # the add without a store: + the head output (feat)
+        for i in range(1, self.num_upconv + 1):
+            tail += [Op("up", pad=2), conv(getattr(self, f"conv_up{i}")), Op("point", nn.LeakyReLU(0.2))]
+        tail += [conv(self.conv_hr), Op("point", nn.LeakyReLU(0.2)), conv(self.conv_last)]
+        return TrunkPlan(head, [Op("opaque", b, pad=15) for b in self.body], tail, self.num_feat)
 
     def describe(self) -> dict[str, object]:
         """Facts for ``ganeditor info``."""

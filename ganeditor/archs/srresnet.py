@@ -10,6 +10,8 @@ import torch.nn.functional as F
 
 from ganeditor.archs.image2image_api import ImageToImageNet
 from ganeditor.archs.registry import register
+from ganeditor.core.tiling_bands import Op
+from ganeditor.core.tiling_sr import TrunkPlan
 
 
 class ResidualBlockNoBN(nn.Module):
@@ -66,6 +68,16 @@ class MSRResNet(nn.Module, ImageToImageNet):
             out = F.leaky_relu(self.pixel_shuffle(self.upconv2(out)), 0.1, inplace=True)
         out = self.conv_last(F.leaky_relu(self.conv_hr(out), 0.1, inplace=True))
         return out + F.interpolate(x, scale_factor=self.upscale, mode="bilinear", align_corners=False)
+
+    def band_plan(self) -> TrunkPlan:
+        """Head conv_first + lrelu; residual blocks; tail upconv(s) + shuffle + lrelu, conv_hr + lrelu,
+        conv_last, + the bilinear-upsampled input."""
+        conv, lrelu = (lambda m: Op("conv", m, 1)), (lambda: Op("point", nn.LeakyReLU(0.1)))  # noqa: E731
+        body = [Op("block", b, inner=[conv(b.conv1), Op("point", nn.ReLU()), conv(b.conv2)]) for b in self.body]
+        ups = [(self.upconv1, 2), (self.upconv2, 2)] if self.upscale == 4 else [(self.upconv1, self.upscale)]
+        tail = [op for m, s in ups for op in (conv(m), Op("shuffle", pad=s), lrelu())]
+        tail += [conv(self.conv_hr), lrelu(), conv(self.conv_last), Op("skip", pad=self.upscale, pad_mode="bilinear")]
+        return TrunkPlan([conv(self.conv_first), lrelu()], body, tail, self.num_feat)
 
     def describe(self) -> dict[str, object]:
         """Facts for ``ganeditor info``."""

@@ -10,6 +10,8 @@ import torch.nn.functional as F
 
 from ganeditor.archs.image2image_api import ImageToImageNet
 from ganeditor.archs.registry import register
+from ganeditor.core.tiling_bands import Op
+from ganeditor.core.tiling_sr import TrunkPlan
 
 ACTS = ("prelu", "relu", "leakyrelu")
 
@@ -59,6 +61,13 @@ class SRVGGNetCompact(nn.Module, ImageToImageNet):
             out = layer(out)
         out = self.upsampler(out)
         return out + F.interpolate(x, scale_factor=self.upscale, mode="nearest")
+
+    def band_plan(self) -> TrunkPlan:
+        """Head: the first conv + activation; body: the other convs + activations; tail: the last conv,
+        pixel shuffle, + the nearest-upsampled input."""
+        ops = [Op("conv", m, 1) if isinstance(m, nn.Conv2d) else Op("point", m) for m in self.body]
+        tail = [ops[-1], Op("shuffle", pad=self.upscale), Op("skip", pad=self.upscale, pad_mode="nearest")]
+        return TrunkPlan(ops[:2], ops[2:-1], tail, self.num_feat)
 
     def describe(self) -> dict[str, object]:
         """Facts for ``ganeditor info``."""

@@ -12,8 +12,10 @@ It picks one of three engines, all exact (tiled == untiled up to float rounding)
   then hide the seams.
 * Networks whose output depends on whole-image statistics (``global_stats``, instance norm) take
   the exact banded strategy of ``tiling_norm``.
-* RRDBNet (receptive field ~350 pixels) is streamed block by block by ``tiling_rrdb`` when
-  ``tile_pad`` is None and the image does not fit one tile.
+* SR networks that describe themselves (``band_plan``: RRDBNet, MSRResNet, SRVGG) are streamed by
+  ``tiling_sr``: the whole image in one pass when it fits, else the trunk whole or block by block
+  in row bands and the tail in row bands (RRDBNet's receptive field is ~350 pixels: 2-D tiles would
+  recompute most of it).
 
 Tile size: given, or chosen from free memory (CUDA ``mem_get_info``; else psutil or /proc/meminfo)
 and a probe of the network's activation size.  Out of memory -> the run restarts with half the tile
@@ -41,7 +43,7 @@ from ganeditor.core.tiling_common import (MIN_TILE, NetFn, TileOptions, compute_
                                           receptive_radius)
 from ganeditor.core.tiling_conv import auto_tile, run_conv_tiles
 from ganeditor.core.tiling_norm import NORM_FALLBACK_TILE, run_global_norm
-from ganeditor.core.tiling_rrdb import is_rrdbnet, run_rrdb_banded
+from ganeditor.core.tiling_sr import plan_of, run_trunk_banded
 
 
 def run_tiled(net_fn: NetFn, image: np.ndarray, scale: int = 1, options: TileOptions | None = None, *,
@@ -61,21 +63,20 @@ def _dispatch(net_fn: NetFn, image: np.ndarray, scale: int, opts: TileOptions, t
     if opts.global_stats:
         opts = replace(opts, mod=max(opts.mod, 4))
         return _retry_oom(lambda o: run_global_norm(net_fn, image, o, task), opts, NORM_FALLBACK_TILE, task)
-    banded = opts.tile_pad is None and is_rrdbnet(net_fn)
+    plan = plan_of(net_fn) if opts.tile_pad is None else None
+    if plan is not None:  # exact streaming of a described SR network (whole image when it fits)
+        return _retry_oom(lambda o: run_trunk_banded(net_fn, plan, image, scale, o, task), opts, NORM_FALLBACK_TILE, task)
     tile_pad, feather = opts.tile_pad, opts.feather
-    if tile_pad is None and not banded:
+    if tile_pad is None:
         tile_pad, exact = receptive_radius(net_fn)
         if feather is None and exact:
             feather = 0  # the context covers the receptive field: tiles are exact, no blending needed
     tile = opts.tile
     if tile is None:
         with compute_context(opts.device, opts.autocast):
-            tile = auto_tile(net_fn, opts.device, scale, image.shape[1] + opts.pre_pad, opts.mod, blend=feather != 0)
+            tile = auto_tile(net_fn, opts.device, scale, image.shape[1] + opts.pre_pad, opts.mod, blend=feather != 0,
+                             out_bytes=image.nbytes * scale * scale)
     tile = max(opts.mod, -(-tile // opts.mod) * opts.mod)
-    if banded:
-        if tile < max(len(padded_index(n, opts.pre_pad, opts.mod)) for n in image.shape[:2]):
-            return _retry_oom(lambda o: run_rrdb_banded(net_fn, image, scale, o, task), opts, tile, task)
-        tile_pad = 0  # one whole-image tile
     opts = replace(opts, tile=tile, tile_pad=-(-tile_pad // opts.mod) * opts.mod, feather=feather)
     return _retry_oom(lambda o: run_conv_tiles(net_fn, image, scale, o, task), opts, tile, task)
 

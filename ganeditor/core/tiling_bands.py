@@ -1,4 +1,4 @@
-"""Valid-mode row bands: the machinery of the exact banded engines (``tiling_norm``, ``tiling_rrdb``).
+"""Valid-mode row bands: the machinery of the exact banded engines (``tiling_norm``, ``tiling_sr``).
 
 A network is a list of ``Op``s.  Each op is evaluated on a band of rows [r0, r1) of its input (always
 the full width): padding only at the true top/bottom of the image, and it returns exactly the output
@@ -23,18 +23,24 @@ from ganeditor.core.progress import Task
 from ganeditor.core.tiling_common import compute_context
 
 OPAQUE_CHUNK_PIXELS = 96_000  # pixels per chunk of an opaque module (see _opaque_in_chunks)
-STORE_CAP = 768 * 2**20  # RAM for stored activations (or half the free memory); the rest goes to temporary files
 
 @dataclass
 class Op:
     """One step of the flattened network."""
 
-    kind: str  # 'conv' | 'convT' | 'norm' | 'point' | 'block' | 'opaque' | 'up' | 'unshuffle' | 'add'
+    kind: str  # 'conv' | 'convT' | 'norm' | 'point' | 'block' | 'opaque' | 'up' | 'shuffle' | 'unshuffle' | 'add' | 'skip'
     module: nn.Module | None = None
-    pad: int = 0  # conv: padding on every side (own or from a pad module); opaque: halo rows; up/unshuffle: factor
-    pad_mode: str = "constant"  # 'constant' (zeros) | 'reflect' | 'replicate'
+    pad: int = 0  # conv: padding on every side (own or from a pad module); opaque: halo rows;
+    #               up/shuffle/unshuffle/skip: factor
+    pad_mode: str = "constant"  # conv: 'constant' (zeros) | 'reflect' | 'replicate'; skip: 'nearest' | 'bilinear'
     inner: list["Op"] = field(default_factory=list)  # the conv_block of a residual block
-    store: "Store | None" = None  # 'add': the stored activation added row for row
+    store: "Store | ImageSource | None" = None  # 'add': the stored activation added row for row;
+    #                                            'skip': the input image, upsampled and added
+    weight: torch.Tensor | None = None  # conv/convT: the module's weight in channels_last (oneDNN's layout)
+
+    def __post_init__(self) -> None:
+        if self.kind in ("conv", "convT") and self.weight is None:
+            self.weight = self.module.weight.detach().contiguous(memory_format=torch.channels_last)
 
 
 def out_size(op: Op, n: int) -> int:
@@ -47,7 +53,7 @@ def out_size(op: Op, n: int) -> int:
     if op.kind == "block":
         for inner in op.inner:
             n = out_size(inner, n)
-    if op.kind == "up":
+    if op.kind in ("up", "shuffle"):
         return n * op.pad
     if op.kind == "unshuffle":
         return n // op.pad
@@ -65,7 +71,7 @@ def need_rows(op: Op, a: int, b: int, n_in: int) -> tuple[int, int]:
         return max(0, -((k - 1 - a - p) // s)), min(n_in, (b - 1 + p) // s + 1)
     if op.kind == "opaque":
         return max(0, a - op.pad), min(n_in, b + op.pad)
-    if op.kind == "up":
+    if op.kind in ("up", "shuffle"):
         return a // op.pad, (b - 1) // op.pad + 1
     if op.kind == "unshuffle":
         return a * op.pad, min(n_in, b * op.pad)
@@ -89,26 +95,24 @@ def forward_rows(op: Op, x: torch.Tensor, r0: int, r1: int, n_in: int, stats: di
     """Apply ``op`` to rows [r0, r1) (full width) of an input of ``n_in`` rows; returns the exact output rows."""
     m = op.module
     if op.kind == "conv":
-        k, s, p = m.kernel_size[0], m.stride[0], op.pad
-        top, bot = (p if r0 == 0 else 0), (p if r1 == n_in else 0)
-        xp = F.pad(x, (p, p, top, bot), mode=op.pad_mode) if p else x
-        e0, e1 = r0 - top, r1 + bot
-        o0 = max(0, -(-(e0 + p) // s))
-        o1 = min(out_size(op, n_in), (e1 + p - k) // s + 1)
-        start = o0 * s - p - e0
-        xp = xp[:, :, start : start + (o1 - o0 - 1) * s + k]
-        return F.conv2d(xp, m.weight, m.bias, s, 0, 1, m.groups), o0, o1
+        return _conv_rows(op, x, r0, r1, n_in)
     if op.kind == "convT":
         k, s, p, opad = m.kernel_size[0], m.stride[0], m.padding[0], m.output_padding[0]
-        y = F.conv_transpose2d(x, m.weight, m.bias, s, (0, p), (0, opad))
+        y = F.conv_transpose2d(x, op.weight, m.bias, s, (0, p), (0, opad))
         base = r0 * s - p  # output row of y's first row
         o0 = 0 if r0 == 0 else (r0 - 1) * s + k - p
         o1 = out_size(op, n_in) if r1 == n_in else r1 * s - p
         o1 = min(o1, base + y.shape[2])
         return y[:, :, o0 - base : o1 - base], o0, o1
     if op.kind == "norm":
+        if id(m) not in stats:  # only a band holding the whole activation may measure its own statistics:
+            assert r0 == 0 and r1 == n_in, f"statistics of rows {r0}..{r1} of {n_in} are not the whole image's"
+            with torch.autocast(x.device.type, enabled=False):  # batch norm of one image = instance norm
+                y = F.batch_norm(x.float(), None, None, m.weight, m.bias, True, 0.0, m.eps)  # (fused, channels_last)
+            return y, r0, r1
         mean, rstd = stats[id(m)]
-        y = (x - mean) * rstd
+        rstd = rstd.to(x.dtype)
+        y = torch.addcmul((-mean * rstd).to(x.dtype), x, rstd)  # (x - mean) * rstd in one pass
         if m.affine:
             y = y * m.weight.view(1, -1, 1, 1) + m.bias.view(1, -1, 1, 1)
         return y, r0, r1
@@ -122,12 +126,64 @@ def forward_rows(op: Op, x: torch.Tensor, r0: int, r1: int, n_in: int, stats: di
         return _opaque_in_chunks(m, x, op.pad)[:, :, q0 - r0 : q1 - r0], q0, q1
     if op.kind == "up":
         return F.interpolate(x, scale_factor=op.pad, mode="nearest"), r0 * op.pad, r1 * op.pad
+    if op.kind == "shuffle":
+        return F.pixel_shuffle(x, op.pad), r0 * op.pad, r1 * op.pad
+    if op.kind == "skip":
+        return x + upsampled_rows(op.store, op.pad, op.pad_mode, r0, r1).to(x.dtype), r0, r1
     if op.kind == "unshuffle":
         assert r0 % op.pad == 0 and (r1 % op.pad == 0 or r1 == n_in), (r0, r1)
         return F.pixel_unshuffle(x, op.pad), r0 // op.pad, r1 // op.pad
     if op.kind == "add":
         return x + op.store.read(r0, r1).to(x.dtype), r0, r1
     return m(x), r0, r1
+
+
+def _conv_rows(op: Op, x: torch.Tensor, r0: int, r1: int, n_in: int) -> tuple[torch.Tensor, int, int]:
+    """A conv on rows [r0, r1): padding only at the true top/bottom.  Zero padding is left to the
+    convolution itself (no padded copy; where the two sides differ, the rows it invents are cropped)."""
+    m, p = op.module, op.pad
+    k, s = m.kernel_size[0], m.stride[0]
+    top, bot = (p if r0 == 0 else 0), (p if r1 == n_in else 0)
+    o0 = max(0, -(-(r0 - top + p) // s))
+    o1 = min(out_size(op, n_in), (r1 + bot + p - k) // s + 1)
+    g0, g1 = o0 * s - p, (o1 - 1) * s - p + k  # input rows read, in unpadded coordinates
+    if op.pad_mode != "constant" or (max(0, -g0) != max(0, g1 - n_in) and s != 1):
+        xp = F.pad(x, (p, p, top, bot), mode=op.pad_mode) if p else x
+        xp = xp[:, :, g0 - (r0 - top) : g1 - (r0 - top)]
+        return F.conv2d(xp, op.weight, m.bias, s, 0, 1, m.groups), o0, o1
+    ztop, zbot = max(0, -g0), max(0, g1 - n_in)
+    pad = max(ztop, zbot)
+    y = F.conv2d(x[:, :, max(g0, r0) - r0 : min(g1, r1) - r0], op.weight, m.bias, s, (pad, p), 1, m.groups)
+    return (y if ztop == zbot else y[:, :, pad - ztop : pad - ztop + o1 - o0]), o0, o1
+
+
+def upsampled_rows(src: "ImageSource", s: int, mode: str, q0: int, q1: int) -> torch.Tensor:
+    """Rows [q0, q1) of ``F.interpolate(image, scale_factor=s, mode)`` (nearest, or bilinear without
+    aligned corners), computed from the few image rows they read: equal to the whole-image result."""
+    lo, hi = q0 // s, (q1 - 1) // s + 1
+    if mode == "bilinear":
+        lo, hi = max(0, lo - 1), min(src.height, hi + 1)  # a row of context each side (clamped at true edges)
+    kw = {"align_corners": False} if mode == "bilinear" else {}
+    y = F.interpolate(src.read(lo, hi), scale_factor=s, mode=mode, **kw)
+    return y[:, :, q0 - lo * s : q1 - lo * s]
+
+
+def moments(y: torch.Tensor) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """(count, per-channel sum, per-channel sum of squares) of y [1, C, h, w]; sums in float64.
+
+    The sums are two GEMMs over the [h*w, C] view of a channels_last activation (cheap, vectorised);
+    fp32 partial sums of one band combined in float64 give the variance to ~1e-7 * (1 + mean^2/var)."""
+    v = y.permute(0, 2, 3, 1).reshape(-1, y.shape[1]).float()  # [h*w, C]: a view for channels_last fp32
+    ones = torch.ones(1, v.shape[0], dtype=v.dtype, device=v.device)
+    return v.shape[0], (ones @ v)[0].double(), (ones @ (v * v))[0].double()
+
+
+def norm_stats(n: int, s1: torch.Tensor, s2: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, 1/std) [1, C, 1, 1] float32 of instance norm from count and float64 sums."""
+    mean = s1 / n
+    var = (s2 / n - mean * mean).clamp_min(0)
+    rstd = 1.0 / torch.sqrt(var + eps)
+    return mean.float().view(1, -1, 1, 1), rstd.float().view(1, -1, 1, 1)
 
 
 def _opaque_in_chunks(m: nn.Module, x: torch.Tensor, halo: int) -> torch.Tensor:
@@ -154,25 +210,46 @@ class ImageSource:
         self.image, self.rows, self.cols, self.conv, self.device = image, rows, cols, conv, device
         self.height, self.width, self.channels = len(rows), len(cols), 3
 
-    def read(self, r0: int, r1: int) -> torch.Tensor:
+    def read(self, r0: int, r1: int, copy: bool = True) -> torch.Tensor:  # noqa: ARG002 - always a new tensor
         win = self.image[np.ix_(self.rows[r0:r1], self.cols)]
         if win.shape[2] == 1:
             win = np.repeat(win, 3, axis=2)
-        return to_tensor(win, self.conv, self.device)
+        return to_tensor(win, self.conv, self.device).contiguous(memory_format=torch.channels_last)
+
+
+class RamBudget:
+    """Bytes of RAM the stored activations of one run may take; a store that does not fit goes to a file."""
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+
+    def take(self, n: int) -> bool:
+        if n > self.left:
+            return False
+        self.left -= n
+        return True
+
+    def give(self, n: int) -> None:
+        self.left += n
 
 
 class Store:
-    """A stored activation [H, W, C] fp32: a RAM array, or a temporary file read and written by rows."""
+    """A stored activation [H, W, C] fp32: a RAM array while ``ram`` allows, else a temporary file read and
+    written by rows (plain file I/O through the page cache, so it is not process memory)."""
 
-    def __init__(self, height: int, width: int, channels: int, device, on_disk: bool):
+    def __init__(self, height: int, width: int, channels: int, device, ram: RamBudget):
         self.height, self.width, self.channels, self.device = height, width, channels, device
         self.row_bytes = width * channels * 4
-        self.file = tempfile.TemporaryFile(prefix="ganeditor-act-") if on_disk else None
-        self.array = None if on_disk else np.empty((height, width, channels), np.float32)
+        self.ram, self.nbytes = ram, height * self.row_bytes
+        in_ram = ram.take(self.nbytes)
+        self.file = None if in_ram else tempfile.TemporaryFile(prefix="ganeditor-act-")
+        self.array = np.empty((height, width, channels), np.float32) if in_ram else None
 
-    def read(self, r0: int, r1: int) -> torch.Tensor:
+    def read(self, r0: int, r1: int, copy: bool = True) -> torch.Tensor:
+        """Rows [r0, r1) as [1, C, h, W] channels_last; ``copy=False`` may return a view of a RAM store
+        (for consumers that never write into their input)."""
         if self.file is None:
-            a = self.array[r0:r1].copy()
+            a = self.array[r0:r1].copy() if copy else self.array[r0:r1]
         else:
             a = np.empty((r1 - r0, self.width, self.channels), np.float32)
             self.file.seek(r0 * self.row_bytes)
@@ -188,7 +265,11 @@ class Store:
             self.file.write(np.ascontiguousarray(a).tobytes())
 
     def close(self) -> None:
-        self.array = None if self.file is None else self.file.close()
+        if self.array is not None:
+            self.array = None
+            self.ram.give(self.nbytes)
+        elif self.file is not None and not self.file.closed:
+            self.file.close()
 
 
 @dataclass
@@ -200,18 +281,19 @@ class Run:
     task: Task
     n_passes: int
     image_rows: int = 1  # padded input height, to convert band heights between levels
+    ram: RamBudget = field(default_factory=lambda: RamBudget(0))  # RAM for stored activations (else files)
     done: int = 0
     stats: dict = field(default_factory=dict)
 
 
 def _bytes_per_row(ops: list[Op], src_channels: int, widths: list[int], heights: list[int]) -> float:
-    """Working bytes per output row of a chain (its activations summed over levels, fp32, x3)."""
-    total, c = 0.0, src_channels
-    h_end = max(1, heights[-1])
+    """Working bytes per output row of a chain: its largest level (input + output + a temporary, fp32),
+    scaled to output rows; ops run one after another, so levels are not alive together."""
+    peak, c = src_channels * widths[0] * 4.0 * heights[0], src_channels
     for i, op in enumerate(ops):
         c = getattr(op.module, "out_channels", c) if op.kind != "unshuffle" else c * op.pad**2
-        total += c * widths[i + 1] * 4 * heights[i + 1] / h_end  # opaque ops work in small column chunks
-    return 3 * total + src_channels * widths[0] * 4 * heights[0] / h_end
+        peak = max(peak, c * widths[i + 1] * 4.0 * heights[i + 1])  # opaque ops work in small column chunks
+    return 3 * peak / max(1, heights[-1])
 
 
 def run_pass(run: Run, src, ops: list[Op], consume: Callable[[int, int, torch.Tensor], None], label: str,
@@ -224,12 +306,13 @@ def run_pass(run: Run, src, ops: list[Op], consume: Callable[[int, int, torch.Te
     else:
         band = run.budget / _bytes_per_row(ops, src.channels, widths, heights)
     band = max(min_band, int(band))
+    safe = isinstance(src, Store) and ops and ops[0].kind not in ("point", "opaque")  # first op makes a new tensor
     for a in range(0, h_end, band):
         b = min(a + band, h_end)
         lo, hi = a, b
         for op, n in zip(reversed(ops), reversed(heights[:-1])):
             lo, hi = need_rows(op, lo, hi, n)
-        x, r0, r1 = src.read(lo, hi), lo, hi
+        x, r0, r1 = (src.read(lo, hi, copy=False) if safe else src.read(lo, hi)), lo, hi
         with compute_context(run.device, run.autocast):
             for op, n in zip(ops, heights[:-1]):
                 x, r0, r1 = forward_rows(op, x, r0, r1, n, run.stats)
@@ -241,18 +324,16 @@ def run_pass(run: Run, src, ops: list[Op], consume: Callable[[int, int, torch.Te
 
 def stats_sink(run: Run, norm: nn.Module) -> tuple[Callable[[int, int, torch.Tensor], None], Callable[[], None]]:
     """(consume, finish): accumulate per-channel sums of a norm's input; finish stores mean and 1/std."""
-    acc: dict = {"s": 0, "q": 0, "n": 0}
+    acc: dict = {"n": 0, "s1": 0.0, "s2": 0.0}
 
     def consume(a: int, b: int, y: torch.Tensor) -> None:
-        acc["s"] = acc["s"] + torch.sum(y, dim=(0, 2, 3), dtype=torch.float64)
-        acc["q"] = acc["q"] + torch.sum(y * y, dim=(0, 2, 3), dtype=torch.float64)
-        acc["n"] += y.shape[2] * y.shape[3]
+        n, s1, s2 = moments(y)
+        acc["n"] += n
+        acc["s1"] = acc["s1"] + s1
+        acc["s2"] = acc["s2"] + s2
 
     def finish() -> None:
-        mean = acc["s"] / acc["n"]
-        var = (acc["q"] / acc["n"] - mean * mean).clamp_min(0)
-        rstd = 1.0 / torch.sqrt(var + norm.eps)
-        run.stats[id(norm)] = (mean.float().view(1, -1, 1, 1), rstd.float().view(1, -1, 1, 1))
+        run.stats[id(norm)] = norm_stats(acc["n"], acc["s1"], acc["s2"], norm.eps)
 
     return consume, finish
 
@@ -263,8 +344,8 @@ def stats_pass(run: Run, src, ops: list[Op], norm: nn.Module, label: str) -> Non
     finish()
 
 
-def materialise(run: Run, src, ops: list[Op], store_budget: int, device, close_src: bool = True,
-                stats_of: nn.Module | None = None, label: str = "activations") -> Store:
+def materialise(run: Run, src, ops: list[Op], close_src: bool = True, stats_of: nn.Module | None = None,
+                label: str = "activations") -> Store:
     """Store the output of ``ops`` run from ``src`` (and the statistics of norm ``stats_of`` over it)."""
     holder: dict[str, Store] = {}
     heights, widths = _sizes(ops, src.height), _sizes(ops, src.width)
@@ -272,8 +353,7 @@ def materialise(run: Run, src, ops: list[Op], store_budget: int, device, close_s
 
     def write(a: int, b: int, y: torch.Tensor) -> None:
         if "s" not in holder:
-            nbytes = heights[-1] * widths[-1] * y.shape[1] * 4
-            holder["s"] = Store(heights[-1], widths[-1], y.shape[1], device, on_disk=nbytes > store_budget)
+            holder["s"] = Store(heights[-1], widths[-1], y.shape[1], run.device, run.ram)
         holder["s"].write(a, y)
         if stats is not None:
             stats(a, b, y)
@@ -296,8 +376,8 @@ def in_place(run: Run, store: Store, ops: list[Op], src=None, label: str = "bloc
             store.write(*pending.pop())
         pending.append((a, y.cpu()))
 
-    halo = max([o.pad for o in ops if o.kind == "opaque"] + [4])
-    run_pass(run, src or store, ops, write, label, min_band=2 * halo)  # band >= halo: see above
+    halo = sum(o.pad for o in ops if o.kind in ("opaque", "conv")) + 4  # the chain's context rows
+    run_pass(run, src or store, ops, write, label, min_band=halo)  # band >= context: see above
     if pending:
         store.write(*pending.pop())
 

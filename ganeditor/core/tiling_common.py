@@ -4,7 +4,7 @@ context and the float -> integer output rows.
 The engines import this module and never each other's entry points:
 
     tiling (run_tiled: dispatch + out-of-memory retry)
-      -> tiling_conv (2-D tiles)   tiling_norm (instance norm)   tiling_rrdb (RRDBNet)
+      -> tiling_conv (2-D tiles)   tiling_norm (instance norm)   tiling_sr (planned SR networks)
                                       -> tiling_bands (valid-mode row bands)
       -> tiling_common (this module)
 
@@ -25,7 +25,10 @@ from ganeditor.core.imageio import SR_CONVENTION, PixelConvention, quantize
 
 MIN_TILE = 16
 RADIUS_CAP = 64  # larger receptive fields get blended tiles with this much context
-CPU_WORK_CAP = 512 * 2**20  # working memory cap on CPU, so peak stays near output bytes + 1 GiB
+CPU_WORK_CAP = 512 * 2**20  # most working memory (tiles, bands) on CPU
+CPU_STORE_CAP = 384 * 2**20  # most RAM for stored activations on CPU; beyond, temporary files
+PEAK_ABOVE_OUTPUT = 2**30  # a run keeps the process under output bytes + this (shared/PERFORMANCE.md)
+MIN_ENGINE = 448 * 2**20  # the engines always get this much (work + stores), whatever the process holds
 LUMA = (0.299, 0.587, 0.114)
 
 NetFn = Callable[[torch.Tensor], torch.Tensor]
@@ -56,6 +59,18 @@ class TileOptions:
             raise ValueError(f"tile must be positive, got {self.tile}")
 
 
+def _proc_bytes(path: str, key: str) -> int | None:
+    """The ``key:`` line of a /proc file in bytes (its values are in kB), None when unreadable."""
+    try:
+        with open(path, encoding="ascii") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def available_memory(device: torch.device | str = "cpu") -> int:
     """Free bytes on ``device`` (CUDA: mem_get_info; CPU: psutil, else /proc/meminfo, else 4 GiB)."""
     device = torch.device(device)
@@ -68,21 +83,33 @@ def available_memory(device: torch.device | str = "cpu") -> int:
         return int(psutil.virtual_memory().available)
     except ImportError:
         pass
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 4 * 2**30
+    free = _proc_bytes("/proc/meminfo", "MemAvailable")
+    return 4 * 2**30 if free is None else free
 
 
-def work_budget(device: torch.device | str = "cpu") -> int:
-    """Bytes the engine may use for tiles: a share of free memory (capped on CPU)."""
+def process_rss() -> int:
+    """This process's resident memory now (bytes; 0 when unknown)."""
+    return _proc_bytes("/proc/self/status", "VmRSS") or 0
+
+
+def engine_budget(device: torch.device | str = "cpu", out_bytes: int = 0) -> tuple[int, int]:
+    """(work bytes, stored-activation bytes) a run may use.  CUDA: shares of free device memory.  CPU:
+    what keeps the whole process under ``out_bytes + PEAK_ABOVE_OUTPUT`` given what it already holds
+    (the model, and torch itself: 0.7 GiB of libraries in the CUDA build), but never less than
+    MIN_ENGINE, and within the caps and a quarter of free memory."""
     device = torch.device(device)
     free = available_memory(device)
-    return int(free * 0.6) if device.type == "cuda" else int(min(free * 0.25, CPU_WORK_CAP))
+    if device.type == "cuda":
+        return int(free * 0.6), 0
+    room = out_bytes + PEAK_ABOVE_OUTPUT - process_rss() - 64 * 2**20
+    total = min(max(room, MIN_ENGINE), int(free * 0.25), CPU_WORK_CAP + CPU_STORE_CAP)
+    work = min(CPU_WORK_CAP, max(int(total * 0.6), total - CPU_STORE_CAP))
+    return work, max(0, total - work)
+
+
+def work_budget(device: torch.device | str = "cpu", out_bytes: int = 0) -> int:
+    """Bytes the engine may use for tiles and bands (see ``engine_budget``)."""
+    return engine_budget(device, out_bytes)[0]
 
 
 def probe_bytes_per_pixel(net_fn: NetFn, device: torch.device | str, channels: int = 3, size: int = 32) -> float:

@@ -27,9 +27,9 @@ from ganeditor.core.tiling_common import (MIN_TILE, NetFn, TileOptions, compute_
 
 
 def auto_tile(net_fn: NetFn, device: torch.device | str, scale: int, width: int, mod: int = 1,
-              blend: bool = True) -> int:
+              blend: bool = True, out_bytes: int = 0) -> int:
     """A tile size that fits the working memory of ``device``, a multiple of ``mod``."""
-    budget = work_budget(device)
+    budget = work_budget(device, out_bytes)
     per_px = probe_bytes_per_pixel(net_fn, device) + 4.0 * 3 * scale * scale  # + output tile
     band_per_row = 4.0 * 3 * scale * scale * width if blend else 0.0  # float blending band, one input row
     # tile^2 * per_px + tile * band_per_row <= budget

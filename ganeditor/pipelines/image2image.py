@@ -6,7 +6,7 @@ one image or a whole folder, with each model family's upstream pixel conventions
   back (upstream's ``--preprocess none`` resizes to a multiple of 4 instead).  Alpha is kept as is.
   Instance-norm generators are tiled exactly (whole-image statistics; see core.tiling_norm).
 * upscale: RGB / 255 -> net -> clamp(0, 1) * 255 rounded (BasicSR / Real-ESRGAN).  Exact by
-  default: RRDBNet is streamed block by block in bands (core.tiling_rrdb), other SR nets get tiles
+  default: RRDBNet, MSRResNet and SRVGG are streamed in row bands (core.tiling_sr), other SR nets get tiles
   with their whole receptive field as context; an explicit ``tile_pad`` gives RealESRGANer-style
   approximate tiles (feathered seams).  ``outscale`` other than the net's scale resizes the result
   with Lanczos (as ``RealESRGANer``, which uses OpenCV's Lanczos4).  Alpha is resized with Lanczos
