@@ -24,6 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 DRIVER = r"""
+from ganeditor.cli import window_environment
+window_environment()  # as `ganeditor gui` does, before torch is imported
 import sys, time, tempfile
 from pathlib import Path
 from PySide6.QtCore import QSettings, QTimer

@@ -12,6 +12,10 @@ it also catches a worker holding the GIL inside a C call).
 
     QT_QPA_PLATFORM=offscreen python bench/bench_gui_latency.py [--steps 40] [--upscaler srgan-x4] [--parts scene,portrait,training]
         [--profile] [--stacks 80]
+
+The window runs with OpenMP's passive wait policy (``ganeditor gui`` sets it; so does this script).
+``--wait-policy-ab N`` measures why, in N interleaved rounds of fresh processes: the heartbeat while a
+worker thread runs convolutions, with OMP_WAIT_POLICY=PASSIVE and with OpenMP's default (spinning).
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+if "--wait-policy-probe" not in sys.argv:
+    from ganeditor.cli import window_environment  # noqa: E402  (imports no torch)
+
+    window_environment()  # as `ganeditor gui` does, before torch is imported
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -212,6 +220,62 @@ class Bench:
 PARTS = ("scene", "portrait", "training")
 
 
+def wait_policy_probe(seconds: float = 8.0) -> None:
+    """One process: the heartbeat while a worker thread runs convolutions; prints one line of figures."""
+    import threading as th
+
+    import torch
+    from PySide6.QtCore import QEventLoop
+
+    from ganeditor.qt.app import create_app
+
+    create_app()
+    net = torch.nn.Sequential(*[torch.nn.Conv2d(32, 32, 3, padding=1) for _ in range(4)]).eval()
+    x, stop, passes = torch.randn(1, 32, 96, 96), th.Event(), []
+
+    def work() -> None:
+        with torch.inference_mode():
+            while not stop.is_set():
+                t = time.perf_counter()
+                net(x)
+                passes.append(time.perf_counter() - t)
+
+    gaps, last = [], [time.perf_counter()]
+
+    def tick() -> None:
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer(interval=10)
+    timer.timeout.connect(tick)
+    timer.start()
+    worker = th.Thread(target=work)
+    worker.start()
+    loop = QEventLoop()
+    QTimer.singleShot(int(seconds * 1000), loop.quit)
+    loop.exec()
+    stop.set()
+    worker.join()
+    gaps.sort()
+    passes.sort()
+    print(f"{os.environ.get('OMP_WAIT_POLICY', 'default'):<8} {gaps[-1] * 1000:6.0f} ms {gaps[int(len(gaps) * 0.99)] * 1000:6.0f} ms "
+          f"{len(passes):8d} {passes[len(passes) // 2] * 1000:8.0f} ms   {os.getloadavg()[0]:.1f}", flush=True)
+
+
+def wait_policy_ab(rounds: int) -> None:
+    """Interleaved rounds of ``wait_policy_probe`` in fresh processes, PASSIVE and OpenMP's default."""
+    import subprocess
+
+    print(f"{'policy':<8} {'max gap':>9} {'p99 gap':>9} {'passes':>8} {'median pass':>11}   load")
+    for _ in range(rounds):
+        for policy in ("PASSIVE", None):
+            env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+            if policy:
+                env["OMP_WAIT_POLICY"] = policy
+            subprocess.run([sys.executable, __file__, "--wait-policy-probe"], env=env, check=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=40, help="optimisation steps per inversion method")
@@ -220,7 +284,16 @@ def main() -> int:
     ap.add_argument("--profile", action="store_true", help="print each phase's top GUI-thread functions by CPU time")
     ap.add_argument("--stacks", type=float, default=0.0, metavar="MS",
                     help="print every thread's stack when the GUI thread stalls longer than MS milliseconds")
+    ap.add_argument("--wait-policy-ab", type=int, default=0, metavar="N",
+                    help="instead: N interleaved rounds comparing OpenMP's passive and default wait policies")
+    ap.add_argument("--wait-policy-probe", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.wait_policy_probe:
+        wait_policy_probe()
+        return 0
+    if args.wait_policy_ab:
+        wait_policy_ab(args.wait_policy_ab)
+        return 0
     from ganeditor.qt.app import create_app
 
     create_app()

@@ -153,3 +153,21 @@ def test_gui_thread_keeps_running_while_a_job_runs(qtbot, lane):
     hb.stop()
     assert threads and threads[0] is not threading.main_thread()
     assert hb.ticks > 5
+
+
+def test_the_job_bar_offers_cancel_only_for_work_that_can_stop(qtbot, lane):
+    from ganeditor.qt.job_bar import JobBar
+
+    bar = JobBar(lane)
+    qtbot.addWidget(bar)
+    housekeeping = lane.submit(spin_job(0.3, key="warmup", label="Preparing engines", cancellable=False))
+    qtbot.waitUntil(lambda: bar.job is housekeeping, timeout=5000)
+    assert bar.cancel_button.isHidden()
+    bar.cancel()  # e.g. Esc: nothing to stop, nothing claimed
+    assert not housekeeping.cancelled and "Cancelling" not in bar.label.text()
+    work = lane.submit(spin_job(key="scene", label="Upscale"))
+    qtbot.waitUntil(lambda: bar.job is work, timeout=10000)
+    assert not bar.cancel_button.isHidden()
+    bar.cancel()
+    assert work.cancelled and "Cancelling Upscale" in bar.label.text()
+    wait_idle(qtbot, lane)

@@ -166,3 +166,23 @@ def test_fits_1280x800_shows_the_device_and_offers_only_existing_devices(qtbot, 
     dlg = PreferencesDialog(win.settings, win)
     assert [dlg.device.itemText(i) for i in range(dlg.device.count())] == available_devices()
     win.close()
+
+
+def test_the_window_process_sets_openmp_to_wait_passively(monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    from ganeditor import cli
+
+    assert cli.opens_window([]) and cli.opens_window(["gui", "x.png"]) and cli.opens_window(["photo.jpg"])
+    assert cli.opens_window(["--debug", "work.ganedit"]) and not cli.opens_window(["--debug", "translate", "a.png"])
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    cli.window_environment()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    cli.window_environment()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"  # the user's own setting wins
+    r = subprocess.run([sys.executable, "-c", "import sys, ganeditor.cli; print('torch' in sys.modules)"],
+                       capture_output=True, text=True, timeout=120, check=True)
+    assert r.stdout.strip() == "False"  # so main() sets it before torch loads OpenMP

@@ -86,6 +86,24 @@ def test_cancel_returns_best_so_far(G, target):
     assert res.psnr > start.psnr + 3
 
 
+def test_cancel_while_the_w_statistics_are_computed(G, target):
+    from ganeditor.core.errors import Cancelled
+    from ganeditor.pipelines.invert import w_stats
+
+    w_avg, w_std = w_stats(G)
+    mapped = G.mapping(torch.from_numpy(np.random.RandomState(123).randn(10000, G.z_dim)), None)[:, :1].float()
+    torch.testing.assert_close(w_avg, mapped.mean(0, keepdim=True))  # in chunks, as in one batch
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):  # a first stage has nothing to keep yet
+        list(project(G, target, PixelSSIMLoss(), "w", options=ProjectOptions(steps=50), task=Task(None, token)))
+    start = torch.randn(1, G.num_ws, G.w_dim)
+    ups = list(project(G, target, PixelSSIMLoss(), "wplus", options=ProjectOptions(steps=50), init_ws=start,
+                       task=Task(None, token)))
+    res = ups[-1].stage_result
+    assert res.cancelled and res.steps_done == 0 and torch.equal(res.ws, start)  # a later stage keeps its start
+
+
 def test_pti_improves_and_delta_round_trips(G, target, tmp_path):
     res = run_inversion(invert(G, target, PixelSSIMLoss(), "pti", projection=ProjectOptions(steps=20),
                                  pti=PTIOptions(steps=30)))

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 import threading
 import traceback
 
 from ganeditor import __version__
-from ganeditor.cli.common import SIGNALS_SEEN, Terminated
 from ganeditor.core.errors import Cancelled, GanEditorError
+
+# The window's process, set before torch loads OpenMP (which reads it once): threads waiting for work
+# sleep instead of spinning, so the GUI thread gets a core when the workers' threads pause, and a busy
+# machine is not burnt by spinning (bench/bench_gui_latency.py; measured in RESULTS.md).
+WINDOW_ENVIRONMENT = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 # Explicit list (no folder scanning: frozen builds must see every command).
 COMMANDS = [
@@ -55,7 +60,21 @@ def _one_line(e: BaseException) -> str:
 
 
 def _terminate(signum: int, frame: object) -> None:
+    from ganeditor.cli.common import Terminated  # deferred: it imports torch (see main)
+
     raise Terminated
+
+
+def opens_window(argv: list[str]) -> bool:
+    """Whether ``argv`` opens the window: no command, ``gui``, or a photo or project to open."""
+    words = [a for a in argv if not a.startswith("-")]
+    return not words or words[0] == "gui" or words[0] not in {c.rsplit(".", 1)[1] for c in COMMANDS}
+
+
+def window_environment() -> None:
+    """``WINDOW_ENVIRONMENT`` where the user has not set those variables (before torch is imported)."""
+    for k, v in WINDOW_ENVIRONMENT.items():
+        os.environ.setdefault(k, v)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv == ["--version"]:  # answered without building the commands (__main__.py: even before torch loads)
         print(f"ganeditor {__version__}")
         return 0
+    if opens_window(argv):
+        window_environment()  # before the commands' modules import torch
     parser = build_parser()
     args = parser.parse_args(argv or ["gui"])
     if args.command is None:
@@ -80,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ganeditor.cli.common import SIGNALS_SEEN, Terminated  # deferred: it imports torch (see main)
+
     try:
         return int(args.func(args) or 0)
     except Terminated:

@@ -79,13 +79,20 @@ def center_crop_resize(image: np.ndarray, resolution: int) -> np.ndarray:
     return np.asarray(im.resize((resolution, resolution), Image.Resampling.LANCZOS)).reshape(resolution, resolution, -1)
 
 
-def w_stats(G: nn.Module, samples: int = 10000, seed: int = 123) -> tuple[torch.Tensor, float]:
-    """Mean W [1, 1, w_dim] and the RMS distance of ``samples`` mapped z to it (projector.py)."""
+def w_stats(G: nn.Module, samples: int = 10000, seed: int = 123, task: Task | None = None,
+            chunk: int = 1000) -> tuple[torch.Tensor, float]:
+    """Mean W [1, 1, w_dim] and the RMS distance of ``samples`` mapped z to it (projector.py); mapped
+    ``chunk`` at a time so that a cancel lands between chunks (rows are mapped independently)."""
+    task = task or null_task()
     device = next(G.parameters()).device
     z = torch.from_numpy(np.random.RandomState(seed).randn(samples, G.z_dim)).to(device)
     c = torch.zeros([samples, G.c_dim], device=device)
+    parts = []
     with torch.no_grad():
-        w = G.mapping(z, c)[:, :1, :].float()  # [N, 1, C]
+        for i in range(0, samples, chunk):
+            task.check()
+            parts.append(G.mapping(z[i : i + chunk], c[i : i + chunk])[:, :1, :].float())  # [n, 1, C]
+    w = torch.cat(parts)
     w_avg = w.mean(dim=0, keepdim=True)
     w_std = float(((w - w_avg).square().sum() / samples).sqrt())
     return w_avg, w_std
@@ -112,13 +119,13 @@ def lr_schedule(t: float, initial_lr: float = 0.1, rampdown: float = 0.25, rampu
     return initial_lr * ramp * min(1.0, t / rampup)
 
 
-def _start_latent(G: nn.Module, space: str, init_ws: torch.Tensor | None, w_avg: torch.Tensor) -> torch.Tensor:
+def _start_latent(G: nn.Module, space: str, init_ws: torch.Tensor | None, w_avg: torch.Tensor | None) -> torch.Tensor:
     """The latent the optimisation starts from: ``init_ws`` (averaged over layers for W) or the mean W."""
     if init_ws is None:
         start = w_avg if space == "w" else w_avg.repeat(1, G.num_ws, 1)
     else:
         assert init_ws.shape == (1, G.num_ws, G.w_dim), f"init_ws {list(init_ws.shape)}"
-        start = init_ws.to(w_avg.device).float()
+        start = init_ws.to(next(G.parameters()).device).float()
         start = start.mean(dim=1, keepdim=True) if space == "w" else start
     return start.detach().clone().requires_grad_(True)
 
@@ -135,10 +142,17 @@ def _random_noise_maps(G: nn.Module, gen: torch.Generator) -> dict[str, torch.Te
 class _Projection:
     """The optimisation state of ``project``: latent, noise maps, optimiser, best result so far."""
 
-    def __init__(self, G: nn.Module, loss: InversionLoss, space: str, o: ProjectOptions, init_ws: torch.Tensor | None):
+    def __init__(self, G: nn.Module, loss: InversionLoss, space: str, o: ProjectOptions, init_ws: torch.Tensor | None,
+                 task: Task):
         self.G, self.loss, self.space, self.o = G, loss, space, o
         self.gen = torch.Generator().manual_seed(o.seed)
-        w_avg, self.w_std = w_stats(G, o.w_avg_samples)
+        try:
+            w_avg, self.w_std = w_stats(G, o.w_avg_samples, task=task)
+            self.stopped = False
+        except Cancelled:  # while the statistics are computed: a later stage keeps the latent it started from
+            if init_ws is None:
+                raise  # a first stage has nothing to keep yet
+            w_avg, self.w_std, self.stopped = None, 0.0, True
         self.w = _start_latent(G, space, init_ws, w_avg)
         self.bufs = _random_noise_maps(G, self.gen) if o.optimize_noise else {}
         self.opt = torch.optim.Adam([self.w, *self.bufs.values()], betas=(0.9, 0.999), lr=o.initial_lr)
@@ -199,10 +213,10 @@ def project(
     t0 = time.monotonic()
     tgt = target_tensor(target, G, next(G.parameters()).device)
     loss.set_target(tgt)
-    run = _Projection(copy.deepcopy(G).eval().requires_grad_(False), loss, space, options, init_ws)
-    steps, done, cancelled = options.steps, 0, False
+    run = _Projection(copy.deepcopy(G).eval().requires_grad_(False), loss, space, options, init_ws, task)
+    steps, done, cancelled = options.steps, 0, run.stopped
     try:
-        for step in range(steps):
+        for step in range(0 if run.stopped else steps):
             dist_value, img = run.step(step / steps)
             done = step + 1
             image = report_step(task, space, done, steps, dist_value, img, options.preview_every)

@@ -37,7 +37,7 @@ class JobBar(QWidget):
 
     def cancel(self) -> None:
         """Ask the job to stop; says "Cancelling…" at once (the work stops at its next check)."""
-        if self.job is not None:
+        if self.job is not None and self.job.cancellable:
             self.job.cancel()
             self.label.setText(f"Cancelling {self.job.label or 'the job'}…")
             self.bar.setRange(0, 0)
@@ -51,6 +51,7 @@ class JobBar(QWidget):
         self.label.setText(job.label or "Working…")
         self.bar.setRange(0, 0)  # busy until the first report
         self.cancel_button.setEnabled(True)
+        self.cancel_button.setVisible(job.cancellable)  # a button that could not stop anything is not offered
         self.setVisible(True)
 
     def _progress(self, job: Job, ev: ProgressEvent) -> None:

@@ -67,6 +67,7 @@ class Job:
     key: str = "job"  # a new job with the same key supersedes this one
     label: str = ""  # shown in the status bar
     grad: bool = False  # False: run under torch.inference_mode(); True: autograd on (inversion, training)
+    cancellable: bool = True  # False: short housekeeping that never checks its token (no Cancel is offered)
     on_result: Callable[[Any], None] | None = None
     on_preview: Callable[[Any], None] | None = None
     on_progress: Callable[[ProgressEvent], None] | None = None

@@ -93,7 +93,8 @@ class MainWindow(FileActions, ModelActions, WindowActions, QMainWindow):
         self._fit_screen()
         self.statusBar().showMessage("Open a photo to start (File ▸ Open…), or try one of File ▸ Open sample")
         self.scan_models(prefer={r: self.settings.get(k) for r, k in ROLE_KEYS.items()})
-        self.device_lane.submit(Job(lambda task: warm_up(task), key="warmup", label="Preparing engines", grad=True))
+        self.device_lane.submit(Job(lambda task: warm_up(task), key="warmup", label="Preparing engines", grad=True,
+                                    cancellable=False))
         self.welcome = install_welcome(self)
 
     def _connect(self) -> None:

@@ -135,7 +135,7 @@ class ModelsPanel(QWidget):
             self.set_entries(self.entries)
 
         self.lane.submit(Job(lambda task: [identify(e) for e in todo], key="identify", label="Identifying models",
-                             on_result=found))
+                             on_result=found, cancellable=False))
 
     def add_entry(self, e: ModelEntry) -> None:
         """Add a (checked) model file from anywhere and select it in its role."""
@@ -209,7 +209,7 @@ class ModelsPanel(QWidget):
             self.facts.setHtml(_table(rows, escape_keys=False))
 
         self.lane.submit(Job(lambda task: describe(e.path), key="describe", label=f"Loading {e.name}",
-                             on_result=shown, on_error=lambda exc: self.facts.setHtml(
+                             cancellable=False, on_result=shown, on_error=lambda exc: self.facts.setHtml(
                                  f"<p style='color:#c0392b'>{html.escape(str(exc))}</p>")))  # fmt: skip
 
 
