@@ -32,7 +32,7 @@ class Suggestion:
 
 
 SUGGESTIONS = (
-    Suggestion("portrait", "A portrait", "Find the face, then change age, smile or pose with sliders", "portrait"),
+    Suggestion("portrait", "A portrait", "Find the face, then change hair, glasses or expression with sliders", "portrait"),
     Suggestion("old", "An old photo", "Remove scratches, dust and fading", "restore"),
     Suggestion("street", "A street", "Turn day into night, then upscale it", "scene"),
 )
