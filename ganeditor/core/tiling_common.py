@@ -14,6 +14,7 @@ an import-linter contract in ``pyproject.toml`` keeps it that way.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -30,6 +31,7 @@ CPU_STORE_CAP = 384 * 2**20  # most RAM for stored activations on CPU; beyond, t
 PEAK_ABOVE_OUTPUT = 2**30  # a run keeps the process under output bytes + this (shared/PERFORMANCE.md)
 MIN_ENGINE = 448 * 2**20  # the engines always get this much (work + stores), whatever the process holds
 LUMA = (0.299, 0.587, 0.114)
+MMAP_THRESHOLD = 4 * 2**20  # glibc: blocks from this size get their own mappings (see map_large_allocations)
 
 NetFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -90,6 +92,18 @@ def available_memory(device: torch.device | str = "cpu") -> int:
 def process_rss() -> int:
     """This process's resident memory now (bytes; 0 when unknown)."""
     return _proc_bytes("/proc/self/status", "VmRSS") or 0
+
+
+def map_large_allocations(threshold: int = MMAP_THRESHOLD) -> bool:
+    """Ask glibc's malloc to serve every block of ``threshold`` bytes or more from its own mapping,
+    given back to the system when freed (its default raises that threshold to 32 MiB as blocks are
+    freed, so tiles' and conv chunks' few-MiB activations pile up as heap the process keeps: a 3000x2000
+    restore peaked 0.4 GiB higher, bench/RESULTS.md).  Costs page faults (~40 % more CPU time there).  Process-wide, for commands
+    that run many tiles; False where the C library has no ``mallopt`` (macOS, Windows, musl)."""
+    try:
+        return bool(ctypes.CDLL(None).mallopt(-3, int(threshold)))  # -3: M_MMAP_THRESHOLD
+    except (OSError, AttributeError, TypeError):
+        return False
 
 
 def engine_budget(device: torch.device | str = "cpu", out_bytes: int = 0) -> tuple[int, int]:
