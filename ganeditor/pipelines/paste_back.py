@@ -5,7 +5,8 @@ off wherever the photo looks like its own background, confined inside the crop) 
 photo with the inverse of ``AlignedFace.transform``, and so is the crop (bicubic; pre-shrunk with an
 antialiasing filter to two crop pixels per photo pixel when the face is much smaller in the photo).
 The background gate is evaluated on the photo's own pixels, at full resolution, so the edit stops at
-the real edge of the hair.  Pixels where the mask is zero are copied bit for bit, so nothing of the
+the real edge of the hair; it is smoothed in proportion to the face's size in the photo (a quarter of
+the feather) where the photo itself is smooth, so it never cuts a sharp step across plain background.  Pixels where the mask is zero are copied bit for bit, so nothing of the
 edit (colour included) can reach them; the result has the photo's size, channels and bit depth.
 
 Blends: ``'replace'`` puts the edited crop in, colour-matched so no seam shows (its mean/std per
