@@ -275,4 +275,5 @@ def build_mask(aligned: AlignedFace, edited: torch.Tensor, mask: str | np.ndarra
         acts = diff_mask(edited, reconstruction, feather) * may_change_mask(aligned, size, feather, dev)
         gated = torch.maximum(gated, acts)
     sure = ellipse_mask(aligned, size, feather, dev) if mask == "auto" else zero
-    return PasteMask(sure * fence, gated * fence, background or BackgroundModel.of(aligned, feather), feather)
+    # min, not product: where the hairline meets the confinement their ramps do not add up to a steeper one
+    return PasteMask(torch.minimum(sure, fence), torch.minimum(gated, fence), background or BackgroundModel.of(aligned, feather), feather)
