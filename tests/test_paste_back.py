@@ -245,3 +245,20 @@ def test_feather_sets_the_width_of_the_soft_edge(aligned):
     assert soft(0.04) < soft(0.08) < soft(0.16)
     with pytest.raises(GanEditorError, match="feather must be between"):
         build_mask(aligned, e, "head", feather=0.9)
+
+
+def test_background_gate_is_soft_across_smooth_background_and_sharp_at_edges():
+    from ganeditor.pipelines.paste_mask import BackgroundModel, _colour_space
+
+    grey = _colour_space(torch.full((1, 3), 0.5))
+    bg = BackgroundModel((0.0, 0.0), grey[None].expand(BackgroundModel.BINS, 3, -1).clone())
+    xy = torch.zeros(48, 160, 2, dtype=torch.float64)
+    xy[..., 0] = 1.0  # every pixel in one sector
+    t = torch.linspace(0.0, 159 * 0.002, 160)  # the background's colour drifts (0.5 level/px), its brightness does not
+    ramp = torch.stack([0.5 + t, torch.full_like(t, 0.5), 0.5 - t])[None, :, None].expand(1, 3, 48, 160).contiguous()
+    edge = torch.full((1, 3, 48, 160), 0.5)
+    edge[..., 80:] = 0.15  # the hair's outline: a real edge
+    slope = lambda like: float(like[24].diff().abs().max())  # noqa: E731
+    assert slope(bg.likeness(ramp, xy, 12.0)) < 0.5 * slope(bg.likeness(ramp, xy))  # a smooth photo: a gentle gate
+    sharp = bg.likeness(edge, xy, 12.0)[24]
+    assert sharp[:76].min() > 0.99 and sharp[84:].max() < 0.01  # at the photo's own edge it stays put

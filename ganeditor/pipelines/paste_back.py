@@ -5,7 +5,8 @@ off wherever the photo looks like its own background, confined inside the crop) 
 photo with the inverse of ``AlignedFace.transform``, and so is the crop (bicubic; pre-shrunk with an
 antialiasing filter to two crop pixels per photo pixel when the face is much smaller in the photo).
 The background gate is evaluated on the photo's own pixels, at full resolution, so the edit stops at
-the real edge of the hair.  Pixels where the mask is zero are copied bit for bit, so nothing of the
+the real edge of the hair; it is smoothed in proportion to the face's size in the photo (a quarter of
+the feather) where the photo itself is smooth, so it never cuts a sharp step across plain background.  Pixels where the mask is zero are copied bit for bit, so nothing of the
 edit (colour included) can reach them; the result has the photo's size, channels and bit depth.
 
 Blends: ``'replace'`` puts the edited crop in, colour-matched so no seam shows (its mean/std per
@@ -30,7 +31,7 @@ from ganeditor.core.errors import GanEditorError
 from ganeditor.core.imageio import max_value
 from ganeditor.pipelines.align import AlignedFace, gaussian_blur, sample_affine
 from ganeditor.pipelines.paste_mask import (  # noqa: F401 - MASK_KINDS re-exported
-    FEATHER, MASK_KINDS, BackgroundModel, PasteMask, build_mask, crop_scale,
+    FEATHER, GATE_SOFTNESS, MASK_KINDS, BackgroundModel, PasteMask, build_mask, crop_scale,
 )  # fmt: skip
 
 BLENDS = ("auto", "replace", "detail")
@@ -125,7 +126,10 @@ def mask_in_photo(aligned: AlignedFace, photo: np.ndarray, pm: PasteMask,
     if pm.background is not None:
         a = photo[box[1]:box[3], box[0]:box[2]]
         a = a[:, :, None] if a.ndim == 2 else a
-        gate = 1 - pm.background.likeness(_to_float(a, device) / max_value(a.dtype), _aligned_coords(aligned, box, device))
+        qsize = math.hypot(*aligned.transform[:2, 0]) * aligned.output_size  # face crop side in photo px
+        soft = GATE_SOFTNESS * pm.feather * qsize  # the gate's blur grows with the face, like the main feather
+        gate = 1 - pm.background.likeness(_to_float(a, device) / max_value(a.dtype), _aligned_coords(aligned, box, device),
+                                          soft)
     m = torch.maximum(parts[0], parts[1] * gate)
     out[box[1]:box[3], box[0]:box[2]] = m.cpu().numpy()
     return out, box

@@ -32,6 +32,9 @@ MASK_KINDS = ("auto", "head", "ellipse", "diff", "full")
 MARGIN = 0.02  # the mask is zero within this fraction of the crop size from its border
 FEATHER = 0.08  # default soft-edge width, as a fraction of the crop size
 BACKGROUND_TOLERANCE = 0.06  # colour distance (see _colour_space) within which a colour counts as the background's
+GATE_SOFTNESS = 0.25  # the background gate's smoothing (sigma), as a fraction of the feather width in the photo
+GATE_EPS = 3e-3  # the guided filter's edge threshold (variance of the photo's brightness, [0, 1] units)
+GATE_DEAD = 0.25  # smoothed likeness below this counts as none, above 1 minus it as full
 
 
 def _smoothstep(x: torch.Tensor) -> torch.Tensor:
@@ -188,10 +191,13 @@ class BackgroundModel:
             colours.append(_kmeans(pick, cls.PER_BIN))
         return cls((float(centre[0]), float(centre[1])), torch.stack(colours))
 
-    def likeness(self, pixels: torch.Tensor, crop_xy: torch.Tensor) -> torch.Tensor:
+    def likeness(self, pixels: torch.Tensor, crop_xy: torch.Tensor, soft: float = 1.0) -> torch.Tensor:
         """[1, C, H, W] photo pixels in [0, 1] and their aligned-crop coordinates [H, W, 2] ->
         [H, W]: 1 within ``tolerance`` of a background colour of their sector or the two beside it (and
-        1 px around such pixels), 0 beyond twice it."""
+        1 px around such pixels), 0 beyond twice it.  ``soft`` > 1 (px): the result is smoothed by a
+        guided filter of that sigma steered by the photo's brightness, so the gate falls gently where it
+        crosses smooth parts of the photo (skin-coloured background) and stays sharp at the photo's
+        own edges (the hair's outline), where a step does not show."""
         c, h, w = pixels.shape[1:]
         x = _colour_space(pixels[0].reshape(c, -1).T)  # [N, 3]
         rel = crop_xy.reshape(-1, 2) - torch.tensor(self.centre, dtype=crop_xy.dtype, device=crop_xy.device)
@@ -200,8 +206,20 @@ class BackgroundModel:
         near = torch.cat([cols[(k + j) % self.BINS] for j in (-1, 0, 1)], dim=1)  # [N, 3K, 3]
         d = (near - x[:, None]).norm(dim=2).amin(1).reshape(h, w)
         like = _smoothstep((2 * self.tolerance - d) / self.tolerance)[None, None]
-        like = F.max_pool2d(like, 3, stride=1, padding=1)  # the gate's soft edge leans to the hair's side
-        return gaussian_blur(like, 1.0)[0, 0]
+        sharp = gaussian_blur(F.max_pool2d(like, 3, stride=1, padding=1), 1.0)  # the soft edge leans to the hair's side
+        if soft > 1.0:  # edge-aware: smooth where the photo is, following the photo's own edges where it has them
+            q = _guided(pixels.mean(1, keepdim=True), sharp, soft, GATE_EPS)
+            sharp = _smoothstep((q - GATE_DEAD) / (1 - 2 * GATE_DEAD))  # a faint halo across an edge: none
+        return sharp[0, 0]
+
+
+def _guided(guide: torch.Tensor, p: torch.Tensor, sigma: float, eps: float) -> torch.Tensor:
+    """Guided filter (He et al.; Gaussian window ``sigma``) of ``p`` [N1HW] by ``guide`` [N1HW], in [0, 1]:
+    smooth where the guide is smooth, following the guide's edges where it has them."""
+    mi, mp = gaussian_blur(guide, sigma), gaussian_blur(p, sigma)
+    a = (gaussian_blur(guide * p, sigma) - mi * mp) / ((gaussian_blur(guide * guide, sigma) - mi * mi).clamp(min=0) + eps)
+    b = mp - a * mi
+    return (gaussian_blur(a, sigma) * guide + gaussian_blur(b, sigma)).clamp(0, 1)
 
 
 def _sector(dx: torch.Tensor, dy: torch.Tensor, bins: int) -> torch.Tensor:
@@ -218,6 +236,7 @@ class PasteMask:
     sure: torch.Tensor
     gated: torch.Tensor
     background: BackgroundModel | None = None
+    feather: float = FEATHER  # the soft-edge width it was built with (the gate's blur follows it)
 
     @property
     def size(self) -> int:
@@ -256,4 +275,5 @@ def build_mask(aligned: AlignedFace, edited: torch.Tensor, mask: str | np.ndarra
         acts = diff_mask(edited, reconstruction, feather) * may_change_mask(aligned, size, feather, dev)
         gated = torch.maximum(gated, acts)
     sure = ellipse_mask(aligned, size, feather, dev) if mask == "auto" else zero
-    return PasteMask(sure * fence, gated * fence, background or BackgroundModel.of(aligned, feather))
+    # min, not product: where the hairline meets the confinement their ramps do not add up to a steeper one
+    return PasteMask(torch.minimum(sure, fence), torch.minimum(gated, fence), background or BackgroundModel.of(aligned, feather), feather)
