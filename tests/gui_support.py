@@ -149,6 +149,16 @@ def align_portrait(qtbot, win, tmp_path: Path):
     return path
 
 
+def fit_portrait(qtbot, win, method: str = "w", steps: int = 20):
+    """Fit the aligned face in ``win``'s Portrait panel by ``method`` and wait for the fit; returns the panel."""
+    p = win.portrait
+    p.method_box.setCurrentIndex(p.method_box.findData(method))
+    p.steps_box.setValue(steps)
+    p.invert()
+    qtbot.waitUntil(lambda: p.inverted, timeout=60000)
+    return p
+
+
 def fill_train_form(t, tmp_path: Path, steps: int, batch: int = 2) -> None:
     """A tiny two-folder CycleGAN run in the Train panel ``t``."""
     for d, seed in (("A", 0), ("B", 10)):

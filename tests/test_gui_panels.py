@@ -3,7 +3,7 @@
 
 import numpy as np
 import pytest
-from gui_support import (Heartbeat, fill_train_form, open_and_wait, place_points, portrait_photo, wait_idle,
+from gui_support import (Heartbeat, fill_train_form, fit_portrait, open_and_wait, place_points, portrait_photo, wait_idle,
                          wait_window_idle, write_photo)
 
 
@@ -31,10 +31,7 @@ def test_portrait_points_fit_live_edit_apply_and_undo(qtbot, window, tmp_path):
     place_points(qtbot, win, lms)
     assert p.face.thumb.pixels.shape == (16, 16, 3) and p.invert_button.isEnabled()
     assert not p.sliders.isEnabled() and not p.bar.apply_button.isEnabled()
-    p.method_box.setCurrentIndex(p.method_box.findData("w"))
-    p.steps_box.setValue(20)
-    p.invert()
-    qtbot.waitUntil(lambda: p.inverted, timeout=60000)
+    fit_portrait(qtbot, win, "w", 20)
     wait_idle(qtbot, win.device_lane)
     assert "Fitted in" in p.invert_hint.text() and p.sliders.isEnabled() and win.view.preview is None
     row = next(iter(p.sliders.rows.values()))

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from ganeditor.pipelines.project import VERSION, load_project
 from ganeditor.qt.settings import Key
-from gui_support import (make_window, open_and_wait, place_points, portrait_photo, tiny_window, wait_window_idle,
+from gui_support import (fit_portrait, make_window, open_and_wait, place_points, portrait_photo, tiny_window, wait_window_idle,
                          write_photo)
 
 A = QMessageBox.StandardButton
@@ -34,11 +34,7 @@ def edit_session(qtbot, win, tmp_path):
     qtbot.waitUntil(lambda: win.doc.undo_stack.count() == 1, timeout=20000)
     wait_window_idle(qtbot, win)
     place_points(qtbot, win, lms)
-    p = win.portrait
-    p.method_box.setCurrentIndex(p.method_box.findData("w"))
-    p.steps_box.setValue(20)
-    p.invert()
-    qtbot.waitUntil(lambda: p.inverted, timeout=60000)
+    p = fit_portrait(qtbot, win, "w", 20)
     name = next(iter(p.sliders.specs))
     p.sliders.row(name).slider.setValue(150)
     qtbot.waitUntil(lambda: p.frame is not None and p.frame.full, timeout=20000)

@@ -13,7 +13,7 @@ import ganeditor.qt.models_panel as models_panel
 import ganeditor.qt.portrait_panel as portrait_panel
 import ganeditor.qt.scene_panel as scene_panel
 import ganeditor.qt.window_files as window_files
-from gui_support import align_portrait, open_and_wait, tiny_window, wait_window_idle
+from gui_support import align_portrait, fit_portrait, open_and_wait, tiny_window, wait_window_idle
 
 
 def test_slow_calls_never_run_on_the_gui_thread(qtbot, tmp_path, tiny_models, monkeypatch):
@@ -36,11 +36,7 @@ def test_slow_calls_never_run_on_the_gui_thread(qtbot, tmp_path, tiny_models, mo
         spy(module, name)
     win = tiny_window(qtbot, tmp_path, monkeypatch, tiny_models)
     align_portrait(qtbot, win, tmp_path)
-    p = win.portrait
-    p.method_box.setCurrentIndex(p.method_box.findData("w"))
-    p.steps_box.setValue(5)
-    p.invert()
-    qtbot.waitUntil(lambda: p.inverted, timeout=60000)
+    p = fit_portrait(qtbot, win, "w", 5)
     p.sliders.row(next(iter(p.sliders.specs))).slider.setValue(100)
     qtbot.waitUntil(lambda: p.frame is not None and p.frame.full, timeout=20000)
     p.apply()
