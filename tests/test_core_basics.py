@@ -3,6 +3,7 @@
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -171,3 +172,23 @@ def test_ssim_and_ms_ssim_match_reference_packages():
     ref3 = pytorch_msssim.ms_ssim(a, b, data_range=1.0, size_average=False, weights=w3)
     assert torch.allclose(ms_ssim(a, b, scales=3).double(), ref3, atol=1e-6)
     assert not torch.allclose(ms_ssim(a, b, scales=3), ms_ssim(a, b))
+
+
+def test_state_files_are_standard_safetensors_and_round_trip(tmp_path):
+    from safetensors import safe_open
+
+    from ganeditor.core.state_io import load_state, save_state
+
+    state = {"w": torch.randn(2, 3, 4, 5).to(memory_format=torch.channels_last),
+             "half": torch.randn(5, dtype=torch.bfloat16), "flags": torch.tensor([True, False]),
+             "step": torch.tensor(7), "empty": torch.zeros(0, 2), "pool": [torch.arange(6, dtype=torch.int16), 2.5],
+             "np": np.arange(4, dtype=np.float64), "keys": np.arange(3, dtype=np.uint32), "name": "adam", 3: (None, float("inf"))}
+    save_state(tmp_path / "s.safetensors", state, {"step": "7"})
+    with safe_open(str(tmp_path / "s.safetensors"), framework="pt") as f:  # the reference reader accepts it
+        assert f.metadata()["step"] == "7" and len(list(f.keys())) == 8
+    back, md = load_state(tmp_path / "s.safetensors")
+    assert md["step"] == "7" and back["name"] == "adam" and back[3] == (None, float("inf"))
+    for k in ("w", "half", "flags", "step", "empty"):
+        assert back[k].dtype == state[k].dtype and torch.equal(back[k], state[k])
+    assert torch.equal(back["pool"][0], state["pool"][0]) and back["pool"][1] == 2.5
+    assert np.array_equal(back["np"], state["np"]) and back["keys"].dtype == np.uint32
