@@ -82,10 +82,11 @@ def test_ctrl_c_writes_a_checkpoint_at_the_step_it_stopped(folders, tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert "writing a checkpoint" in err
+    assert "keeping the last whole step" in err
     latest = (run / "checkpoints" / "LATEST").read_text()
     step = int(latest.split("-")[1].split(".")[0])
     assert step >= 3 and step == json.loads(metrics.read_text().splitlines()[-1])["step"]
+    assert f"checkpoint at step {step} in {run}" in err
 
 
 def _cfg(folders, out, **kw):

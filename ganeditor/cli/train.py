@@ -8,9 +8,10 @@ import os
 import sys
 
 from ganeditor.cli.common import add_device_option, progress_task
-from ganeditor.core.errors import GanEditorError
+from ganeditor.core.errors import Cancelled, GanEditorError
 from ganeditor.pipelines.train.engine import RECIPES, TrainConfig, train
 from ganeditor.pipelines.train.health import describe_space
+from ganeditor.pipelines.train.run_dir import RunDir
 
 
 def _kv(text: str) -> tuple[str, object]:
@@ -90,12 +91,18 @@ def run(args: argparse.Namespace) -> int:
         raise GanEditorError("--steps and --batch must be positive")
     last = None
     # Ctrl-C writes a checkpoint first (single process; under torchrun the launcher stops every rank)
-    graceful = None if int(os.environ.get("WORLD_SIZE", "1")) > 1 else "stopping: writing a checkpoint"
+    graceful = None if int(os.environ.get("WORLD_SIZE", "1")) > 1 else "stopping: keeping the last whole step"
     with progress_task(f"train {args.recipe}", cfg.steps or None, graceful=graceful) as task:
-        for ev in train(cfg, task, resume=args.resume):
-            last = ev
-            if "feature_space" in ev.metrics:
-                print_health(ev)
+        try:
+            for ev in train(cfg, task, resume=args.resume):
+                last = ev
+                if "feature_space" in ev.metrics:
+                    print_health(ev)
+        except Cancelled:
+            saved = RunDir(args.out).latest_step()
+            print("stopped before the first checkpoint" if saved is None else
+                  f"stopped; checkpoint at step {saved} in {args.out} (continue with --resume)", file=sys.stderr)
+            raise
     if last is not None:
         losses = " ".join(f"{k}={v:.4g}" for k, v in last.losses.items())
         print(f"step {last.step}/{last.steps}: {losses}; {last.images_per_s:.2f} images/s")

@@ -35,8 +35,11 @@ class CancelToken:
     def __init__(self) -> None:
         self._event = threading.Event()
         self._paused = threading.Event()
+        self.cancelled_at: float | None = None  # time.monotonic() of the first cancel()
 
     def cancel(self) -> None:
+        if self.cancelled_at is None:
+            self.cancelled_at = time.monotonic()
         self._event.set()
 
     @property

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
                                QSpinBox, QVBoxLayout, QWidget)
 
 from ganeditor.pipelines.train.engine import RECIPES, TrainConfig, TrainEvent, train
+from ganeditor.pipelines.train.run_dir import RunDir
 from ganeditor.qt.jobs import Job, JobTask, Lane
 from ganeditor.qt.loss_plot import LossPlot
 from ganeditor.qt.train_health import HealthView
@@ -81,7 +82,7 @@ class TrainPanel(QWidget):
         self.pause_button = QPushButton("Pause")
         self.pause_button.setCheckable(True)
         self.cancel_button = QPushButton("Stop")
-        self.cancel_button.setToolTip("Stop after the current step; a checkpoint is written so the run can resume")
+        self.cancel_button.setToolTip("Stop now; the last whole step is kept in a checkpoint so the run can resume")
         buttons = QHBoxLayout()
         for b in (self.start_button, self.pause_button, self.cancel_button):
             buttons.addWidget(b)
@@ -222,7 +223,7 @@ class TrainPanel(QWidget):
     def stop(self) -> None:
         if self.job is not None:
             self.job.cancel()
-            self.stats.setText(self.stats.text() + " · stopping (writing a checkpoint)…")
+            self.stats.setText(self.stats.text() + " · stopping…")
 
     def _failed(self, exc: BaseException) -> None:
         self.error.emit("Training", str(exc))
@@ -235,8 +236,10 @@ class TrainPanel(QWidget):
         self.pause_button.setText("Pause")
         self.pause_button.blockSignals(False)
         ev = self.last_event
-        where = f" Model: {self.out.text()}/model.safetensors" if ev is not None else ""
-        text = {"done": "Finished.", "cancelled": "Stopped; tick 'Continue the run' and Start to resume.",
+        saved = RunDir(self.out.text()).latest_step() if self.out.text() else None
+        where = f" Model: {self.out.text()}/model.safetensors" if saved is not None else ""
+        text = {"done": "Finished.", "cancelled": f"Stopped; checkpoint at step {saved}: tick 'Continue the run' and "
+                "Start to resume." if saved is not None else "Stopped before the first checkpoint.",
                 "error": "Failed."}[how]  # fmt: skip
         self.stats.setText((f"Step {ev.step}/{ev.steps}. " if ev else "") + text + where)
         if how == "cancelled":

@@ -26,6 +26,7 @@ from ganeditor.core.progress import Task, null_task
 from ganeditor.formats.native import save_checkpoint
 from ganeditor.pipelines.train import dist as D
 from ganeditor.pipelines.train import health as H
+from ganeditor.pipelines.train.interrupt import StepGuard, rng_state, set_rng_state
 from ganeditor.pipelines.train.recipe import Recipe, TrainContext
 from ganeditor.pipelines.train.run_dir import RunDir
 
@@ -115,23 +116,6 @@ def recipe_class(name: str) -> type[Recipe]:
     return getattr(importlib.import_module(mod), cls)
 
 
-def _rng_state() -> dict[str, Any]:
-    st = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        st["cuda"] = torch.cuda.get_rng_state_all()
-    return st
-
-
-def _set_rng_state(st: dict[str, Any]) -> None:
-    torch.set_rng_state(st["torch"])
-    name, keys, pos, has_gauss, cached = st["numpy"]
-    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    version, internal, gauss = st["python"]
-    random.setstate((version, tuple(internal), gauss))
-    if "cuda" in st and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(st["cuda"])
-
-
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -190,7 +174,7 @@ def _build(cfg: TrainConfig, run: RunDir, env: D.DistEnv, device: torch.device, 
         rngs = state["rng"]
         if len(rngs) != env.world:
             raise GanEditorError(f"checkpoint was written by {len(rngs)} processes, now {env.world}", run.root)
-        _set_rng_state(rngs[env.rank])
+        set_rng_state(rngs[env.rank])
         start = int(state["step"])
     if env.is_main:
         stored = asdict(cfg)
@@ -250,7 +234,7 @@ def _train(cfg: TrainConfig, run: RunDir, env: D.DistEnv, device: torch.device, 
     monitor, history = _health(cfg, recipe, run, env)
 
     def checkpoint(step: int) -> str | None:
-        rngs = D.gather_objects(env, _rng_state())
+        rngs = D.gather_objects(env, rng_state())
         path = None
         if env.is_main:
             path = str(run.save_checkpoint(step, {"step": step, "recipe": recipe.state_dict(), "rng": rngs}, cfg.keep))
@@ -258,28 +242,33 @@ def _train(cfg: TrainConfig, run: RunDir, env: D.DistEnv, device: torch.device, 
         D.barrier(env)
         return path
 
+    guard = StepGuard(task, recipe, start, enabled=env.world == 1)
     t0, step, last_ckpt = time.monotonic(), start, start
     try:
         while step < cfg.steps:
             task.wait_while_paused()
-            losses = _one_step(cfg, recipe, run, env, step)
+            losses = guard.step(lambda: _one_step(cfg, recipe, run, env, step), step)
             step += 1
             elapsed = time.monotonic() - t0
             ips = recipe.images_per_step(cfg.batch) * (step - start) / max(elapsed, 1e-9)
             ev = TrainEvent(step, cfg.steps, losses, ips, (cfg.steps - step) * elapsed / (step - start))
-            _measure(cfg, recipe, monitor, history, ev)
+            with guard.between_steps():
+                _measure(cfg, recipe, monitor, history, ev)
+                if env.is_main and cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.steps):
+                    ev.sample = recipe.samples()
             if env.is_main and (step % cfg.log_every == 0 or ev.metrics or step == cfg.steps):
                 run.log_metrics({"step": step, "time": round(elapsed, 3), "images_per_s": round(ips, 3), **losses,
                                  **ev.metrics})
-            if env.is_main and cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.steps):
-                ev.sample = recipe.samples()
+            if ev.sample is not None:
                 run.save_sample(step, ev.sample)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 ev.checkpoint, last_ckpt = checkpoint(step), step
+                guard.saved(step)
             ev.done = step == cfg.steps
             task.report(step, cfg.steps, " ".join(f"{k}={v:.3g}" for k, v in losses.items()))
             yield ev
-    except Cancelled:
-        if step > last_ckpt:
-            checkpoint(step)
+    except Cancelled:  # a step stopped half-way was rolled back by the guard to its snapshot (if any): save that
+        whole = guard.snapshot_step if guard.stopped_in_step else step
+        if whole is not None and whole > last_ckpt:
+            checkpoint(whole)
         raise

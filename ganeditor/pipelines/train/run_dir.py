@@ -59,6 +59,11 @@ class RunDir:
         p = self.ckpt_dir / marker.read_text().strip()
         return p if p.is_file() else None
 
+    def latest_step(self) -> int | None:
+        """The step of the latest checkpoint (None when there is none)."""
+        p = self.latest_checkpoint()
+        return None if p is None else int(p.name.split("-")[1].split(".")[0])
+
     def save_checkpoint(self, step: int, state: dict[str, Any], keep: int) -> Path:
         """Write the state atomically, then point LATEST at it, then prune old ones."""
         name = f"step-{step:08d}.state.safetensors"
