@@ -162,3 +162,18 @@ def test_radial_filter_matches_scipy_when_available():
     np.testing.assert_allclose(fl.design_lowpass_filter(n, cutoff, width, fs, radial=True).numpy(), f / f.sum(), atol=1e-7)
     h = signal.firwin(numtaps=n, cutoff=cutoff, width=width, fs=fs)
     np.testing.assert_allclose(fl.design_lowpass_filter(n, cutoff, width, fs).numpy(), h, atol=1e-7)
+
+
+def test_filtered_lrelu_under_bf16_autocast_filters_in_fp32():
+    """The bf16 fast mode filters in fp32 (oneDNN's bf16 depthwise filtering is slower and less exact) and
+    gives back the input's dtype."""
+    g = torch.Generator().manual_seed(3)
+    fu = fl.design_lowpass_filter(12, 2.5, 3.0, 16)
+    fd = fl.design_lowpass_filter(12, 2.5, 3.0, 16, radial=True)
+    x = (torch.randn(1, 6, 20, 20, generator=g) * 3).to(torch.bfloat16)
+    b = torch.randn(6, generator=g).to(torch.bfloat16)
+    kw = dict(fu=fu, fd=fd, up=2, down=2, padding=[9, 8, 9, 8], clamp=256.0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fast = fl.filtered_lrelu(x, b=b, **kw)
+    assert fast.dtype == torch.bfloat16
+    assert torch.equal(fast, fl.filtered_lrelu(x.float(), b=b.float(), **kw).to(torch.bfloat16))
