@@ -8,7 +8,6 @@ traceback).
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib
 import os
 import signal
@@ -99,10 +98,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
-        # Every file was closed explicitly; keep the interpreter's final garbage collection from walking
-        # the millions of objects torch's compiler stack leaves (~1-1.5 s of the exit after a training
-        # step, e.g. after Ctrl-C); they are freed with the process.
-        gc.freeze()
 
 
 def _run(args: argparse.Namespace) -> int:
