@@ -23,6 +23,10 @@ and a probe of the network's activation size.  Out of memory -> the run restarts
 between tiles, bands and chunks, and inside every forward (``tiling_cancel.CancelPoints``), so a
 cancel takes effect within ~2 GFLOP of work (~20 ms of one core).
 
+Memory: a run of a megapixel or more lowers glibc's mmap threshold while it lasts
+(``large_allocations_mapped``), so the few-MiB activations of finished tiles are returned to the
+system instead of kept as heap.
+
 Channels: a gray image is replicated to RGB tile by tile and the RGB result converted back with
 ITU-R 601 luma weights (as Real-ESRGAN's ``cvtColor``); alpha is the caller's business.
 """
@@ -39,8 +43,8 @@ from ganeditor.core.device import is_oom
 from ganeditor.core.errors import Cancelled, GanEditorError
 from ganeditor.core.progress import Task, null_task
 from ganeditor.core.tiling_cancel import CancelPoints
-from ganeditor.core.tiling_common import (MIN_TILE, NetFn, TileOptions, compute_context, padded_index,
-                                          receptive_radius)
+from ganeditor.core.tiling_common import (MIN_TILE, NetFn, TileOptions, compute_context,
+                                          large_allocations_mapped, padded_index, receptive_radius)
 from ganeditor.core.tiling_conv import auto_tile, run_conv_tiles
 from ganeditor.core.tiling_norm import NORM_FALLBACK_TILE, run_global_norm
 from ganeditor.core.tiling_sr import plan_of, run_trunk_banded
@@ -54,7 +58,10 @@ def run_tiled(net_fn: NetFn, image: np.ndarray, scale: int = 1, options: TileOpt
     task = task or null_task()
     opts = options or TileOptions()
     opts = replace(opts, out_dtype=opts.out_dtype or image.dtype.type)
-    with CancelPoints(task):  # checks inside every forward, big convolutions in row chunks
+    out_pixels = image.shape[0] * image.shape[1] * scale * scale
+    # a large run returns its freed tiles' memory to the system, whoever called (CLI, window);
+    # CancelPoints: checks inside every forward, big convolutions in row chunks
+    with large_allocations_mapped(out_pixels), CancelPoints(task):
         return _dispatch(net_fn, image, scale, opts, task)
 
 
