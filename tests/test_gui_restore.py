@@ -100,6 +100,24 @@ def test_cancel_keeps_the_image(window, qtbot, tmp_path):
     assert np.array_equal(win.doc.current, before) and win.doc.undo_stack.count() == 0
 
 
+def test_the_window_restore_maps_large_allocations(window, qtbot, tmp_path, monkeypatch):
+    """The window's restore job goes through the tilers' memory setting (the same as ``ganeditor
+    restore``: freed tile activations go back to the system), here with the size limit lowered."""
+    import ganeditor.core.tiling_common as tc
+
+    calls = []
+    monkeypatch.setattr(tc, "MAPPED_FROM", 64 * 48)
+    monkeypatch.setattr(tc, "_mallopt", lambda param, value: calls.append((param, value)) or True)
+    win, p = window, window.restore
+    open_and_wait(qtbot, win, write_photo(tmp_path / "old.png", (64, 48)))
+    p.rows["faces"].toggle.setChecked(False)
+    p.run()
+    qtbot.waitUntil(lambda: win.doc.undo_stack.count() == 1, timeout=60000)
+    wait_idle(qtbot, win.device_lane)
+    assert not win.errors and tc._mapping_runs == [0]
+    assert calls == [(tc.M_MMAP_THRESHOLD, tc.MMAP_THRESHOLD), *tc.GLIBC_GROWN]  # once for the whole job
+
+
 def test_closing_during_a_restoration_asks_then_stops_and_joins_every_thread(window, qtbot, tmp_path):
     from PySide6.QtWidgets import QMessageBox
 

@@ -256,3 +256,62 @@ def test_cli_file_folder_and_mask(models, tmp_path, capsys):
     assert "unknown stage 'sharpen'" in capsys.readouterr().err
     assert main(["restore", str(src / "a.png"), str(tmp_path / "x.png"), "--model", f"upscale={models['global']}",
                  "--upscale", "2", "--stages", "none"]) == 0  # a 1x restorer is a (x1) upscaler too
+
+
+def test_a_stopped_restore_process_ends_itself_without_teardown(models, tmp_path, monkeypatch):
+    """``ganeditor`` run as a program (no argv given) ends a cancelled command with os._exit after
+    the exit handlers (finalising torch took longer than stopping the work); called with argv (tests,
+    embedding) it returns the status."""
+    import atexit
+    import os
+    import sys
+
+    def cancelled(*a, **k):
+        raise Cancelled()
+
+    class Left(Exception):
+        pass
+
+    ran, left = [], []
+    monkeypatch.setattr("ganeditor.cli.restore.restore", cancelled)
+    monkeypatch.setattr(atexit, "_run_exitfuncs", lambda: ran.append(True))
+    monkeypatch.setattr(os, "_exit", lambda status: left.append(status) or (_ for _ in ()).throw(Left()))
+    write_image(tmp_path / "a.png", _photo(), None, 8)
+    argv = ["restore", str(tmp_path / "a.png"), str(tmp_path / "out.png"), "--stages", "global",
+            f"--model=global={models['global']}"]
+    assert main(argv) == 130 and not left
+    monkeypatch.setattr(sys, "argv", ["ganeditor", *argv])
+    with pytest.raises(Left):
+        main()
+    assert left == [130] and ran == [True] and not (tmp_path / "out.png").exists()
+
+
+def test_ctrl_c_during_a_restore_exits_130_and_writes_nothing(models, tmp_path):
+    """The real command in its own process: Ctrl-C once its handlers are in place (while it loads or
+    restores a 6-megapixel scan) -> exit 130, one line, no output and no temporary file."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    write_image(tmp_path / "scan.png", _photo(2000, 3000), None, 8)
+    out = tmp_path / "out"
+    out.mkdir()
+    cmd = [sys.executable, "-m", "ganeditor", "restore", str(tmp_path / "scan.png"), str(out / "r.png"),
+           f"--model=scratches={models['scratches']}", f"--model=inpaint={models['inpaint']}",
+           f"--model=global={models['global']}"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    status = Path(f"/proc/{p.pid}/status")
+    while p.poll() is None and status.exists():  # until the command catches SIGTERM (torch loaded, args parsed)
+        caught = next((ln for ln in status.read_text().splitlines() if ln.startswith("SigCgt:")), "SigCgt: 0")
+        if int(caught.split()[1], 16) & (1 << (signal.SIGTERM - 1)):
+            break
+        time.sleep(0.01)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 130, (p.returncode, err)
+    assert "Traceback" not in err and ("cancelled" in err or "interrupted" in err)
+    assert list(out.iterdir()) == []

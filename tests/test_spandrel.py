@@ -24,7 +24,7 @@ def _random(net: torch.nn.Module, seed: int = 0) -> dict:
     torch.manual_seed(seed)
     with torch.no_grad():
         for p in net.parameters():
-            if p.abs().max() == 0:
+            if p.numel() and p.abs().max() == 0:
                 p.normal_(0, 0.05)
     return net.state_dict()
 
@@ -77,6 +77,23 @@ def test_spandrel_checkpoint_matches_spandrel(name, tmp_path):
         assert diff.max() <= 1
     else:  # overlap-blended tiles with 64 px of context: close, and said so
         assert diff.mean() < 1.0 and "overlap-blended" in net.describe()["tiling"]
+
+
+def test_windowed_attention_tiles_cut_the_whole_images_windows(tmp_path):
+    """SCUNet attends within 8-px windows at 1/8 resolution (64 px, shifted by half): tiles of a net
+    without a bounded receptive field lie on a 64-px grid, so each tile is cut into the windows the
+    whole image is cut into (a 48-px grid with the same context was 81/255 off)."""
+    from spandrel.architectures.SCUNet import SCUNet
+
+    sd = _random(SCUNet(config=[1] * 7, dim=64))
+    torch.save(sd, tmp_path / "scunet.pth")
+    net = load_checkpoint(tmp_path / "scunet.pth").primary
+    img = _image(128, 160)
+    ref = _spandrel_output(sd, img).astype(int)
+    assert net.receptive_radius is None
+    for tile in (48, 96):  # both off the 64-px grid: rounded onto it
+        tiled = image_to_image(net, LoadedImage(img), Image2ImageOptions(tile=tile)).pixels
+        assert np.abs(tiled.astype(int) - ref).max() <= 2, tile
 
 
 def test_foreign_safetensors_and_info(tmp_path):

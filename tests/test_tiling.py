@@ -254,3 +254,27 @@ def test_upsampled_rows_equal_whole_image_interpolation():
         whole = torch.nn.functional.interpolate(src.read(0, 15), scale_factor=s, mode=mode, **kw)
         for q0, q1 in ((0, 5), (5, 11), (7, 8), (13, 15 * s)):
             torch.testing.assert_close(upsampled_rows(src, s, mode, q0, q1), whole[:, :, q0:q1], rtol=0, atol=1e-6)
+
+
+def test_large_runs_map_large_allocations_small_ones_leave_malloc_alone(monkeypatch):
+    """Every caller of the tiler (CLI, window) gets glibc's 4 MiB mmap threshold during a run of
+    MAPPED_FROM output pixels or more, and glibc's grown thresholds back after it; smaller runs make
+    no call at all (their page faults would cost more than the memory saved)."""
+    import ganeditor.core.tiling_common as tc
+
+    calls = []
+    monkeypatch.setattr(tc, "_mallopt", lambda param, value: calls.append((param, value)) or True)
+    net = _conv_net()
+    run_tiled(net, _image(40, 30), 1, TileOptions(tile=16))
+    assert calls == []
+    monkeypatch.setattr(tc, "MAPPED_FROM", 40 * 30)
+    run_tiled(net, _image(40, 30), 1, TileOptions(tile=16))
+    assert calls == [(tc.M_MMAP_THRESHOLD, tc.MMAP_THRESHOLD), *tc.GLIBC_GROWN] and tc._mapping_runs == [0]
+    calls.clear()
+    with tc.large_allocations_mapped(10**9) as outer:  # nested (or another thread's) runs share one setting
+        run_tiled(net, _image(40, 30), 1, TileOptions(tile=16))
+        assert outer and calls == [(tc.M_MMAP_THRESHOLD, tc.MMAP_THRESHOLD)]
+    assert calls[1:] == list(tc.GLIBC_GROWN)
+    monkeypatch.setattr(tc, "_mallopt", lambda param, value: False)  # no glibc: nothing to undo, no error
+    with tc.large_allocations_mapped(10**9) as on:
+        assert not on and tc._mapping_runs == [0]

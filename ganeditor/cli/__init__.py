@@ -8,12 +8,15 @@ traceback).
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import importlib
 import os
 import signal
 import sys
 import threading
 import traceback
+from typing import NoReturn
 
 from ganeditor import __version__
 from ganeditor.core.errors import Cancelled, GanEditorError
@@ -78,26 +81,48 @@ def window_environment() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``ganeditor`` console script."""
+    """Entry point of the ``ganeditor`` console script.  Called without ``argv`` (the process's own
+    command line), a command that was stopped (Ctrl-C, SIGTERM) ends the process itself (``_leave``)."""
+    own = argv is None and threading.current_thread() is threading.main_thread()
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv == ["--version"]:  # answered without building the commands (__main__.py: even before torch loads)
         print(f"ganeditor {__version__}")
         return 0
-    if opens_window(argv):
+    window = opens_window(argv)
+    if window:
         window_environment()  # before the commands' modules import torch
+    old_int = signal.signal(signal.SIGINT, signal.SIG_DFL) if own and not window else None
+    # ^ Ctrl-C while torch loads (seconds inside C code, where Python handlers wait): nothing is written yet
     parser = build_parser()
     args = parser.parse_args(argv or ["gui"])
     if args.command is None:
         args = parser.parse_args(["gui", *argv])
+    if old_int is not None:
+        signal.signal(signal.SIGINT, old_int)
     old_term = None
     if args.command != "gui" and threading.current_thread() is threading.main_thread():
         # SIGTERM unwinds like Ctrl-C: temp files are removed, the exit is clean (the window has its own)
         old_term = signal.signal(signal.SIGTERM, _terminate)
     try:
-        return _run(args)
+        status = _run(args)
     finally:
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
+    if own and status in (130, 143):
+        _leave(status)
+    return status
+
+
+def _leave(status: int) -> NoReturn:
+    """End a stopped command's process now: exit handlers run (temporary folders) and output is
+    flushed, but the interpreter is not torn down -- finalising torch's modules and the models took
+    ~2.4 s after a cancelled restore, longer than the work took to stop (bench_restore_cli.py --cancel).
+    Everything the command wrote or removed is already done when ``_run`` returns."""
+    atexit._run_exitfuncs()  # what a normal exit runs first (tempfile's finalizers, logging)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(status)
 
 
 def _run(args: argparse.Namespace) -> int:

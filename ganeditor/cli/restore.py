@@ -20,7 +20,6 @@ from ganeditor.cli.translate import add_common_options, print_report
 from ganeditor.core.errors import GanEditorError
 from ganeditor.core.imageio import LoadedImage, read_image, write_image
 from ganeditor.core.progress import Task
-from ganeditor.core.tiling_common import map_large_allocations
 from ganeditor.pipelines.image2image import BatchReport, plan_batch, run_batch
 from ganeditor.pipelines.restore import (DEFAULT_STAGES, MODEL_SLOTS, STAGE_ORDER, RestoreModels, RestoreOptions,
                                          canonical_stage, parse_stages, restore)
@@ -92,7 +91,6 @@ def run(args: argparse.Namespace) -> int:
     guard_outputs([*srcs, args.mask], [*dsts, *(_mask_path(d) for d in dsts if args.save_mask)], args.overwrite)
     if options.mask is not None and len(srcs) > 1:
         raise GanEditorError("--mask is for one photo, not a folder", args.mask)
-    map_large_allocations()  # keeps a large scan under 2 GiB (bench/RESULTS.md, restore)
     models = RestoreModels.load(options.stages, dict(args.model), args.device, options.face_steps)
     steps = models.provenance(options)
     report = BatchReport()

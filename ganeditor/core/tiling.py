@@ -7,7 +7,10 @@ It picks one of three engines, all exact (tiled == untiled up to float rounding)
 * 2-D tiles (``tiling_conv``, convolutional networks): cores of ``tile`` x ``tile`` input pixels
   with the receptive field as context (``tile_pad=None``: the network's declared
   ``receptive_radius``, else the sum of the conv radii, capped at 64), so the cropped cores are what
-  the whole image gives; networks declaring an unbounded field (None) get 64 pixels and blending.
+  the whole image gives; networks declaring an unbounded field (None) get 64 pixels and blending,
+  on a grid of 64 px (tile and context multiples of 64, rounded down from the memory-fitted size,
+  up from a given one): shifted-window attention (SCUNet: 8-px windows at 1/8 resolution) then cuts
+  every tile into the windows it cuts the whole image into (at 48-px tiles, off the grid: 119/255).
   An explicit small ``tile_pad`` (RealESRGANer uses 10) trades exactness for speed; linear ramps
   then hide the seams.
 * Networks whose output depends on whole-image statistics (``global_stats``, instance norm) take
@@ -23,12 +26,17 @@ and a probe of the network's activation size.  Out of memory -> the run restarts
 between tiles, bands and chunks, and inside every forward (``tiling_cancel.CancelPoints``), so a
 cancel takes effect within ~2 GFLOP of work (~20 ms of one core).
 
+Memory: a run of a megapixel or more lowers glibc's mmap threshold while it lasts
+(``large_allocations_mapped``), so the few-MiB activations of finished tiles are returned to the
+system instead of kept as heap.
+
 Channels: a gray image is replicated to RGB tile by tile and the RGB result converted back with
 ITU-R 601 luma weights (as Real-ESRGAN's ``cvtColor``); alpha is the caller's business.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Callable
 
@@ -39,8 +47,8 @@ from ganeditor.core.device import is_oom
 from ganeditor.core.errors import Cancelled, GanEditorError
 from ganeditor.core.progress import Task, null_task
 from ganeditor.core.tiling_cancel import CancelPoints
-from ganeditor.core.tiling_common import (MIN_TILE, NetFn, TileOptions, compute_context, padded_index,
-                                          receptive_radius)
+from ganeditor.core.tiling_common import (MIN_TILE, RADIUS_CAP, NetFn, TileOptions, compute_context,
+                                          large_allocations_mapped, padded_index, receptive_radius)
 from ganeditor.core.tiling_conv import auto_tile, run_conv_tiles
 from ganeditor.core.tiling_norm import NORM_FALLBACK_TILE, run_global_norm
 from ganeditor.core.tiling_sr import plan_of, run_trunk_banded
@@ -54,7 +62,10 @@ def run_tiled(net_fn: NetFn, image: np.ndarray, scale: int = 1, options: TileOpt
     task = task or null_task()
     opts = options or TileOptions()
     opts = replace(opts, out_dtype=opts.out_dtype or image.dtype.type)
-    with CancelPoints(task):  # checks inside every forward, big convolutions in row chunks
+    out_pixels = image.shape[0] * image.shape[1] * scale * scale
+    # a large run returns its freed tiles' memory to the system, whoever called (CLI, window);
+    # CancelPoints: checks inside every forward, big convolutions in row chunks
+    with large_allocations_mapped(out_pixels), CancelPoints(task):
         return _dispatch(net_fn, image, scale, opts, task)
 
 
@@ -66,23 +77,29 @@ def _dispatch(net_fn: NetFn, image: np.ndarray, scale: int, opts: TileOptions, t
     plan = plan_of(net_fn) if opts.tile_pad is None else None
     if plan is not None:  # exact streaming of a described SR network (whole image when it fits)
         return _retry_oom(lambda o: run_trunk_banded(net_fn, plan, image, scale, o, task), opts, NORM_FALLBACK_TILE, task)
-    tile_pad, feather = opts.tile_pad, opts.feather
+    tile_pad, feather, step = opts.tile_pad, opts.feather, opts.mod
     if tile_pad is None:
         tile_pad, exact = receptive_radius(net_fn)
         if feather is None and exact:
             feather = 0  # the context covers the receptive field: tiles are exact, no blending needed
+        if getattr(net_fn, "receptive_radius", 0) is None:  # unbounded, e.g. windowed attention: windows
+            step = math.lcm(opts.mod, RADIUS_CAP)  # must fall where the whole image's fall
     tile = opts.tile
     if tile is None:
         with compute_context(opts.device, opts.autocast):
             tile = auto_tile(net_fn, opts.device, scale, image.shape[1] + opts.pre_pad, opts.mod, blend=feather != 0,
                              out_bytes=image.nbytes * scale * scale)
-    tile = max(opts.mod, -(-tile // opts.mod) * opts.mod)
-    opts = replace(opts, tile=tile, tile_pad=-(-tile_pad // opts.mod) * opts.mod, feather=feather)
-    return _retry_oom(lambda o: run_conv_tiles(net_fn, image, scale, o, task), opts, tile, task)
+        tile = max(step, tile // step * step)  # within the memory budget
+    tile = max(step, -(-tile // step) * step)
+    opts = replace(opts, tile=tile, tile_pad=-(-tile_pad // step) * step, feather=feather)
+    return _retry_oom(lambda o: run_conv_tiles(net_fn, image, scale, o, task), opts, tile, task, step)
 
 
-def _retry_oom(fn: Callable[[TileOptions], np.ndarray], opts: TileOptions, fallback: int, task: Task) -> np.ndarray:
-    """Call ``fn(opts)``; on out-of-memory call it again with half the tile (``fallback`` halved if None)."""
+def _retry_oom(fn: Callable[[TileOptions], np.ndarray], opts: TileOptions, fallback: int, task: Task,
+               step: int | None = None) -> np.ndarray:
+    """Call ``fn(opts)``; on out-of-memory call it again with half the tile (``fallback`` halved if None),
+    a multiple of ``step`` (default ``opts.mod``)."""
+    step = step or opts.mod
     while True:
         try:
             return fn(opts)
@@ -94,8 +111,8 @@ def _retry_oom(fn: Callable[[TileOptions], np.ndarray], opts: TileOptions, fallb
             if opts.device.type == "cuda":
                 torch.cuda.empty_cache()
             current = opts.tile or fallback
-            if current // 2 < MIN_TILE:
+            tile = max(step, current // 2 // step * step)
+            if current // 2 < MIN_TILE or tile >= current:
                 raise GanEditorError(f"out of memory even with {current}-pixel tiles") from e
-            tile = max(opts.mod, current // 2 // opts.mod * opts.mod)
             opts = replace(opts, tile=tile)
             task.report(0, None, f"out of memory: retrying with {tile}-pixel tiles")

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import threading
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -31,7 +32,11 @@ CPU_STORE_CAP = 384 * 2**20  # most RAM for stored activations on CPU; beyond, t
 PEAK_ABOVE_OUTPUT = 2**30  # a run keeps the process under output bytes + this (shared/PERFORMANCE.md)
 MIN_ENGINE = 448 * 2**20  # the engines always get this much (work + stores), whatever the process holds
 LUMA = (0.299, 0.587, 0.114)
-MMAP_THRESHOLD = 4 * 2**20  # glibc: blocks from this size get their own mappings (see map_large_allocations)
+MMAP_THRESHOLD = 4 * 2**20  # glibc: blocks from this size get their own mappings (large_allocations_mapped)
+MAPPED_FROM = 2**20  # output pixels from which a run maps its large blocks (1 MP; 640x480 is left alone)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
+# where glibc's own dynamic thresholds stop growing (64-bit): what a run leaves behind
+GLIBC_GROWN = ((M_MMAP_THRESHOLD, 32 * 2**20), (M_TRIM_THRESHOLD, 64 * 2**20))
 
 NetFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -94,16 +99,46 @@ def process_rss() -> int:
     return _proc_bytes("/proc/self/status", "VmRSS") or 0
 
 
-def map_large_allocations(threshold: int = MMAP_THRESHOLD) -> bool:
-    """Ask glibc's malloc to serve every block of ``threshold`` bytes or more from its own mapping,
-    given back to the system when freed (its default raises that threshold to 32 MiB as blocks are
-    freed, so tiles' and conv chunks' few-MiB activations pile up as heap the process keeps: a 3000x2000
-    restore peaked 0.4 GiB higher, bench/RESULTS.md).  Costs page faults (~40 % more CPU time there).  Process-wide, for commands
-    that run many tiles; False where the C library has no ``mallopt`` (macOS, Windows, musl)."""
+_mapping_lock = threading.Lock()
+_mapping_runs = [0]  # runs inside large_allocations_mapped now (threads share the process-wide setting)
+
+
+def _mallopt(param: int, value: int) -> bool:
+    """glibc's ``mallopt``; False where the C library has none (macOS, Windows, musl)."""
     try:
-        return bool(ctypes.CDLL(None).mallopt(-3, int(threshold)))  # -3: M_MMAP_THRESHOLD
+        return bool(ctypes.CDLL(None).mallopt(int(param), int(value)))
     except (OSError, AttributeError, TypeError):
         return False
+
+
+@contextlib.contextmanager
+def large_allocations_mapped(out_pixels: int, threshold: int = MMAP_THRESHOLD) -> Iterator[bool]:
+    """Around a run of ``out_pixels`` >= ``MAPPED_FROM``: glibc's malloc serves every block of
+    ``threshold`` bytes or more from its own mapping, given back to the system when freed (its default
+    raises that threshold to 32 MiB as blocks are freed, so tiles' and conv chunks' few-MiB activations
+    pile up as heap the process keeps: a 3000x2000 restore peaked 0.4 GiB higher, bench/RESULTS.md).
+    Afterwards the thresholds are where glibc's own dynamic ones end up (``GLIBC_GROWN``), so later small
+    work -- a preview, a GAN forward in the window -- runs at heap speed: the page faults cost a 640x480
+    restore +49-57 % CPU (bench_restore_cli.py --malloc-ab), which is why smaller runs are left alone.
+    ``run_tiled`` enters it, and ``pipelines.restore`` around all its stages (the heap also piles up
+    between the tilers: a 3000x2000 scan peaked at 1.85 GiB with runs scoped one by one), so the CLI
+    and the window's jobs alike get it; nested runs share the outermost scope.  Yields whether it
+    applies; nothing happens where the C library has no ``mallopt``."""
+    if out_pixels < MAPPED_FROM:
+        yield False
+        return
+    with _mapping_lock:
+        on = _mapping_runs[0] > 0 or _mallopt(M_MMAP_THRESHOLD, threshold)
+        _mapping_runs[0] += int(on)
+    try:
+        yield on
+    finally:
+        if on:
+            with _mapping_lock:
+                _mapping_runs[0] -= 1
+                if _mapping_runs[0] == 0:
+                    for param, value in GLIBC_GROWN:
+                        _mallopt(param, value)
 
 
 def engine_budget(device: torch.device | str = "cpu", out_bytes: int = 0) -> tuple[int, int]:

@@ -33,6 +33,7 @@ from ganeditor.core.imageio import LoadedImage
 from ganeditor.core.model_store import companion, resolve_model
 from ganeditor.core.progress import Task, null_task
 from ganeditor.core.provenance import Step, record
+from ganeditor.core.tiling_common import large_allocations_mapped
 from ganeditor.formats import load_checkpoint
 from ganeditor.pipelines.image2image import Image2ImageOptions, check_model
 from ganeditor.pipelines.restore_damage import detect_damage, inpaint
@@ -189,7 +190,12 @@ class RestoreResult:
 def restore(image: LoadedImage, models: RestoreModels, options: RestoreOptions, *,
             task: Task | None = None) -> RestoreResult:
     """Run the asked stages over ``image`` in ``STAGE_ORDER``."""
-    task = task or null_task()
+    h, w = image.pixels.shape[:2]
+    with large_allocations_mapped(h * w):  # the whole run, its tilers and what lies between them
+        return _restore(image, models, options, task or null_task())
+
+
+def _restore(image: LoadedImage, models: RestoreModels, options: RestoreOptions, task: Task) -> RestoreResult:
     stages = options.stages
     total = sum(STAGE_WORK[s] for s in stages) or 1
     done, notes, seconds = 0, list(image.notes), {}
