@@ -153,3 +153,33 @@ def test_a_step_that_ends_within_the_grace_is_kept(monkeypatch):
     monkeypatch.setattr(interrupt, "STOP_GRACE_S", 0.0)  # once the grace is over, the next module call stops
     with pytest.raises(Cancelled):
         guard.step(lambda: layer(torch.ones(2)), 10)
+
+
+def test_pause_holds_a_step_at_a_module_and_it_goes_on_from_there():
+    import threading
+
+    layer, task, out = torch.nn.Linear(2, 2), Task(), []
+    task.cancel_token.set_paused(True)
+
+    def step():
+        with ModuleChecks(task):
+            try:
+                out.append(layer(torch.ones(2)).shape)
+            except Cancelled:
+                out.append("cancelled")
+
+    t = threading.Thread(target=step)
+    t.start()
+    t.join(0.5)
+    assert t.is_alive() and out == []  # held at the layer's call while paused
+    task.cancel_token.set_paused(False)
+    t.join(10)
+    assert out == [torch.Size([2])]
+
+    task.cancel_token.set_paused(True)
+    t = threading.Thread(target=step)
+    t.start()
+    t.join(0.2)
+    task.cancel_token.cancel()  # Stop while paused ends the held step
+    t.join(10)
+    assert out[-1] == "cancelled"

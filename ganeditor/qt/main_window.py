@@ -297,7 +297,7 @@ class MainWindow(FileActions, ModelActions, WindowActions, QMainWindow):
             return
         running = self.running_jobs()
         if running and not self._discard:
-            training = " Training stops after its current step and writes a checkpoint, so it can resume." \
+            training = " Training stops within a second and keeps its last whole step in a checkpoint, so it can resume." \
                 if self.train_lane.busy("train") else ""  # fmt: skip
             a = self.ask("Quit GAN Editor", f"Still running: {', '.join(running)}. Stop and quit?{training}",
                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)  # fmt: skip

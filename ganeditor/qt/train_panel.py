@@ -176,8 +176,11 @@ class TrainPanel(QWidget):
         for w in (self.recipe_box, self.folder_a, self.folder_b, self.out, self.steps, self.batch, self.options,
                   self.resume, self.sample_every, self.checkpoint_every, self.eval_every, self.eval_count):
             w.setEnabled(not running)
-        if not running and not ready and self.last_event is None:
-            self.stats.setText("To start, fill in: " + ", ".join(missing + ([] if self.out.text() else ["run folder"])))
+        if not running and self.last_event is None:
+            if not ready:
+                self.stats.setText("To start, fill in: " + ", ".join(missing + ([] if self.out.text() else ["run folder"])))
+            elif self.stats.text().startswith("To start"):
+                self.stats.setText("Ready to start.")
 
     # -------------------------------------------------------------------------------- run
     def start(self) -> Job | None:
@@ -196,7 +199,7 @@ class TrainPanel(QWidget):
         def work(task: JobTask):
             return (ev for ev in train(cfg, task, resume=resume))
 
-        self.job = self.lane.submit(Job(work, key="train", label=f"Training {cfg.recipe}", grad=True,
+        self.job = self.lane.submit(Job(work, key="train", label=f"Training {RECIPES[cfg.recipe].label.split(' (')[0]}", grad=True,
                                         on_preview=self._event, on_result=lambda _r: self._end("done"),
                                         on_cancelled=lambda: self._end("cancelled"),
                                         on_error=self._failed))  # fmt: skip
@@ -238,12 +241,12 @@ class TrainPanel(QWidget):
         ev = self.last_event
         saved = RunDir(self.out.text()).latest_step() if self.out.text() else None
         where = f" Model: {self.out.text()}/model.safetensors" if saved is not None else ""
-        text = {"done": "Finished.", "cancelled": f"Stopped; checkpoint at step {saved}: tick 'Continue the run' and "
-                "Start to resume." if saved is not None else "Stopped before the first checkpoint.",
+        text = {"done": "Finished.", "cancelled": f"Stopped; checkpoint at step {saved} ('Continue the run' is ticked: "
+                "Start resumes from it)." if saved is not None else "Stopped before the first checkpoint.",
                 "error": "Failed."}[how]  # fmt: skip
         self.stats.setText((f"Step {ev.step}/{ev.steps}. " if ev else "") + text + where)
         if how == "cancelled":
-            self.resume.setChecked(True)
+            self.resume.setChecked(saved is not None)
         self._update_state()
         self.finished.emit(how)
 

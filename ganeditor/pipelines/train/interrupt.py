@@ -4,7 +4,8 @@ On a CPU one step of a full-size recipe takes seconds to a minute (a 256-px Cycl
 of seconds here), so checking the cancel token only between steps would make "Stop" wait that long.
 ``StepGuard`` runs each step under ``ModuleChecks``: the token is checked at every module call of
 the training thread and, in the backward pass, when the gradient reaches each module's output, so a
-stop lands within one layer's work at a cost of a few microseconds per module.  A step that ends
+stop lands within one layer's work at a cost of a few microseconds per module.  Pause holds the step
+at the same points (it goes on from there, so pausing changes nothing in the run).  A step that ends
 within ``STOP_GRACE_S`` of the request is let finish (the stop then keeps it, between steps); only
 longer ones are stopped in the middle.
 
@@ -60,6 +61,8 @@ class ModuleChecks:
     def check(self, *_: object) -> None:  # also the gradient hook: returns None, the gradient is unchanged
         self.checks += 1
         token = self.task.cancel_token
+        if token.paused and not token.cancelled:  # pause holds the step right here; it goes on where it was
+            self.task.wait_while_paused()
         if not token.cancelled or time.monotonic() - token.cancelled_at >= STOP_GRACE_S:
             self.task.check()
 
