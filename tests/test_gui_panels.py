@@ -164,3 +164,22 @@ def test_train_panel_shows_health_and_the_collapse_alarm(qtbot, window, tmp_path
     assert "Least covered attributes:" in h.note.text()
     assert h.alarm.isVisibleTo(t) and "Possible mode collapse at step 6" in h.alarm.text()
     assert "diversity collapsed" in h.alarm.text() and "Try:" in h.alarm.text()
+
+
+def test_train_form_is_remembered_by_the_window(qtbot, window, tmp_path):
+    from ganeditor.qt.settings import Key
+    from ganeditor.qt.train_panel import TrainPanel
+
+    t = window.train
+    fill_train_form(t, tmp_path, steps=37)
+    t.options.setText('{"crop_size": 64}')
+    window.discard_and_close()  # closing stores the form
+    stored = window.settings.get(Key.TRAIN_FORM)
+    again = TrainPanel(window.train_lane)
+    qtbot.addWidget(again)
+    again.set_form_json(stored)
+    assert again.form_json() == stored and again.steps.value() == 37 and again.out.text() == str(tmp_path / "run")
+    assert again.start_button.isEnabled()
+    for bad in ("{not json", "[1, 2]", '{"steps": "many", "recipe": "nope"}'):
+        again.set_form_json(bad)  # ignored, never an error
+    assert again.steps.value() == 37

@@ -61,6 +61,7 @@ class MainWindow(FileActions, ModelActions, WindowActions, QMainWindow):
         self.portrait = PortraitPanel(self.device_lane, self.doc, self.view, self._device, self._weight_paths)
         self.scene = ScenePanel(self.device_lane, self.doc, self._scene_options)
         self.train = TrainPanel(self.train_lane, lambda: str(self._device()))
+        self.train.set_form_json(self.settings.get(Key.TRAIN_FORM))
         self.restore = RestorePanel(self.device_lane, self.doc, self.view, self._scene_options)
         self.generate = GeneratePanel(self.device_lane, self.portrait)
         self.history = QUndoView(self.doc.undo_stack)
@@ -308,6 +309,7 @@ class MainWindow(FileActions, ModelActions, WindowActions, QMainWindow):
             event.ignore()
             return
         self.settings.set(Key.WINDOW_GEOMETRY, bytes(self.saveGeometry().data()))
+        self.settings.set(Key.TRAIN_FORM, self.train.form_json())
         self.settings.set(Key.WINDOW_STATE, bytes(self.saveState().data()))
         self.settings.sync()
         self.hide()

@@ -36,6 +36,7 @@ class Key(Enum):
     EXTRA_MODELS = ("models/extra", [])  # model files added from elsewhere (drop, Open model, training runs)
     WINDOW_GEOMETRY = ("window/geometry", b"")
     WINDOW_STATE = ("window/state", b"")
+    TRAIN_FORM = ("train/form", "")  # the Train panel's last form (JSON: TrainPanel.form_state)
     SHOW_WELCOME = ("window/show_welcome", True)  # the first-run welcome (qt/welcome.py)
     PROVENANCE_HISTORY = ("provenance/history", True)  # processing history in saved images (core.provenance)
     C2PA_CERT = ("provenance/c2pa_cert", "")  # PEM certificate chain: sign saved images with C2PA

@@ -47,6 +47,9 @@ class FolderField(QWidget):
         return self.edit.text().strip()
 
 
+_SPINS = ("steps", "batch", "sample_every", "checkpoint_every", "eval_every", "eval_count")
+
+
 class TrainPanel(QWidget):
     """Controls, live loss plot, latest sample grid, images/s and ETA of a run on the train lane."""
 
@@ -139,6 +142,32 @@ class TrainPanel(QWidget):
         return form
 
     # ------------------------------------------------------------------------------ config
+    def form_json(self) -> str:
+        """What the form holds, as JSON, to be remembered between sessions (``set_form_json``)."""
+        return json.dumps({"recipe": self.recipe_box.currentData(), "a": self.folder_a.text(), "b": self.folder_b.text(),
+                           "out": self.out.text(), "options": self.options.text(), "resume": self.resume.isChecked(),
+                           **{k: getattr(self, k).value() for k in _SPINS}})
+
+    def set_form_json(self, text: str) -> None:
+        """Fill the form from ``form_json``'s text (a damaged text, unknown or mistyped entries are ignored)."""
+        try:
+            state = json.loads(text or "{}")
+        except ValueError:
+            return
+        if not isinstance(state, dict):
+            return
+        i = self.recipe_box.findData(state.get("recipe"))
+        if i >= 0:
+            self.recipe_box.setCurrentIndex(i)
+        for key, field in (("a", self.folder_a), ("b", self.folder_b), ("out", self.out), ("options", self.options)):
+            if isinstance(state.get(key), str):
+                (field.edit if isinstance(field, FolderField) else field).setText(state[key])
+        for k in _SPINS:
+            if isinstance(state.get(k), int):
+                getattr(self, k).setValue(state[k])
+        self.resume.setChecked(bool(state.get("resume", False)))
+        self._update_state()
+
     def config(self) -> TrainConfig:
         """The TrainConfig the form describes (ValueError with a readable message when invalid)."""
         recipe = self.recipe_box.currentData()
