@@ -183,3 +183,21 @@ def test_train_form_is_remembered_by_the_window(qtbot, window, tmp_path):
     for bad in ("{not json", "[1, 2]", '{"steps": "many", "recipe": "nope"}'):
         again.set_form_json(bad)  # ignored, never an error
     assert again.steps.value() == 37
+
+
+def test_a_resumed_run_keeps_its_earlier_curves(qtbot, window, tmp_path):
+    t = window.train
+    fill_train_form(t, tmp_path, steps=2)
+    t.sample_every.setValue(0)
+    t.eval_every.setValue(1)
+    done = []
+    t.finished.connect(done.append)
+    t.start()
+    qtbot.waitUntil(lambda: len(done) == 1, timeout=120000)
+    t.steps.setValue(3)
+    t.resume.setChecked(True)
+    t.start()
+    qtbot.waitUntil(lambda: len(done) == 2, timeout=120000)
+    assert done == ["done", "done"], window.errors
+    assert [p[0] for p in t.plot.series["G_A"]] == [1.0, 2.0, 3.0]  # steps 1-2 from the first session, 3 resumed
+    assert len(t.health.shares.series["diversity_AtoB"]) == 3

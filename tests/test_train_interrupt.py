@@ -183,3 +183,13 @@ def test_pause_holds_a_step_at_a_module_and_it_goes_on_from_there():
     task.cancel_token.cancel()  # Stop while paused ends the held step
     t.join(10)
     assert out[-1] == "cancelled"
+
+
+def test_past_events_stop_at_the_latest_checkpoint(folders, tmp_path):
+    from ganeditor.pipelines.train.engine import past_events
+
+    list(train(_cfg(folders, tmp_path / "run", steps=3, checkpoint_every=2, sample_every=0)))
+    (tmp_path / "run" / "checkpoints" / "LATEST").write_text("step-00000002.state.safetensors")  # as if killed
+    events = past_events(str(tmp_path / "run"))
+    assert [e.step for e in events] == [1, 2] and "G_A" in events[0].losses and "time" not in events[0].losses
+    assert past_events(str(tmp_path / "nothing")) == []

@@ -9,7 +9,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit, QPushButton,
                                QSpinBox, QVBoxLayout, QWidget)
 
-from ganeditor.pipelines.train.engine import RECIPES, TrainConfig, TrainEvent, train
+from ganeditor.pipelines.train.engine import RECIPES, TrainConfig, TrainEvent, past_events, train
 from ganeditor.pipelines.train.run_dir import RunDir
 from ganeditor.qt.jobs import Job, JobTask, Lane
 from ganeditor.qt.loss_plot import LossPlot
@@ -226,7 +226,11 @@ class TrainPanel(QWidget):
         self.stats.setText("Starting…")
 
         def work(task: JobTask):
-            return (ev for ev in train(cfg, task, resume=resume))
+            def events():
+                if resume:  # the curves so far (read here, off the GUI thread)
+                    yield past_events(cfg.out)
+                yield from train(cfg, task, resume=resume)
+            return events()
 
         self.job = self.lane.submit(Job(work, key="train", label=f"Training {RECIPES[cfg.recipe].label.split(' (')[0]}", grad=True,
                                         on_preview=self._event, on_result=lambda _r: self._end("done"),
@@ -235,7 +239,12 @@ class TrainPanel(QWidget):
         self._update_state()
         return self.job
 
-    def _event(self, ev: TrainEvent) -> None:
+    def _event(self, ev: TrainEvent | list[TrainEvent]) -> None:
+        if isinstance(ev, list):  # a resumed run's earlier steps
+            for e in ev:
+                self.plot.add(e.step, e.losses)
+                self.health.add(e)
+            return
         self.last_event = ev
         self.plot.add(ev.step, ev.losses)
         self.health.add(ev)

@@ -116,6 +116,30 @@ def recipe_class(name: str) -> type[Recipe]:
     return getattr(importlib.import_module(mod), cls)
 
 
+_BOOKKEEPING = ("step", "time", "images_per_s")
+
+
+def past_events(out: str) -> list[TrainEvent]:
+    """A run's events up to its latest checkpoint, rebuilt from metrics.jsonl, for the plots of a resumed
+    run.  A record is written as step, time, images/s, the losses, then validation and health figures
+    (health from its ``feature_space`` on); losses are the figures before that which every record has."""
+    run = RunDir(out)
+    last = run.latest_step()
+    records = [r for r in run.read_metrics() if last is not None and int(r.get("step", 0)) <= last]
+    if not records:
+        return []
+
+    def head(r: dict[str, Any]) -> set[str]:  # the keys before the health figures
+        keys = list(r)
+        return set(keys[: keys.index("feature_space")] if "feature_space" in r else keys) - set(_BOOKKEEPING)
+
+    common = set.intersection(*(head(r) for r in records))
+    return [TrainEvent(int(r["step"]), 0, {k: float(r[k]) for k in common if isinstance(r[k], (int, float))},
+                       float(r.get("images_per_s", 0.0)), None,
+                       metrics={k: v for k, v in r.items() if k not in common and k not in _BOOKKEEPING})
+            for r in records]
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
