@@ -105,7 +105,7 @@ print(f"CANCEL {time.monotonic() - t0:.3f}", flush=True)
 pump(win.idle)
 first[0] = False
 if kind.startswith("training"):
-    print("STOPPED " + win.train.stats.text().replace(" ", "_"), flush=True)
+    print("STOPPED " + win.train.stats.text().replace("\n", " "), flush=True)
     win.train.resume.setChecked(True)
 run_one()
 QTimer.singleShot(0, lambda: (print(f"CLOSE {time.time():.3f}", flush=True), win.close()))
@@ -131,7 +131,7 @@ def main() -> int:
             elif line.startswith("CANCEL"):
                 cancel = f"{float(line.split()[1]):.2f} s"
             elif line.startswith("STOPPED"):
-                print(f"({kind}: {line.split()[1].replace('_', ' ')})")
+                print(f"({kind}: {line.split(' ', 1)[1].strip()})")
             elif line.startswith("STAGES"):
                 print(f"({kind} stages: {line.split()[1] if len(line.split()) > 1 else 'none'})")
         status = proc.wait()
