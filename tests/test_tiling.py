@@ -254,3 +254,35 @@ def test_upsampled_rows_equal_whole_image_interpolation():
         whole = torch.nn.functional.interpolate(src.read(0, 15), scale_factor=s, mode=mode, **kw)
         for q0, q1 in ((0, 5), (5, 11), (7, 8), (13, 15 * s)):
             torch.testing.assert_close(upsampled_rows(src, s, mode, q0, q1), whole[:, :, q0:q1], rtol=0, atol=1e-6)
+
+
+def test_band_sources_have_channels_last_strides():
+    """Image and store rows reach the convolutions in channels_last with a channels_last batch stride too:
+    with the permuted array's stride (C) torch's layout guess said NCHW and every conv and reflection pad
+    copied the band to NCHW and back (a quarter of the banded engine's time)."""
+    from ganeditor.core.tiling_bands import ImageSource, RamBudget, Store
+
+    img = _image(12, 10, seed=12)
+    src = ImageSource(img, padded_index(12, 0, 1), padded_index(10, 0, 1), CYCLEGAN_CONVENTION, torch.device("cpu"))
+    x = src.read(2, 7)
+    assert x.stride() == (3 * 5 * 10, 1, 10 * 3, 3)
+    assert torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect").is_contiguous(memory_format=torch.channels_last)
+    store = Store(12, 10, 4, torch.device("cpu"), RamBudget(1 << 20))
+    store.write(0, torch.arange(480.0).view(1, 4, 12, 10))
+    y = store.read(3, 9, copy=False)
+    assert y.stride() == (4 * 6 * 10, 1, 10 * 4, 4) and torch.equal(y, torch.arange(480.0).view(1, 4, 12, 10)[:, :, 3:9])
+
+
+@pytest.mark.parametrize("budget, passes", [(1 << 30, 1), (40_000, 10)])  # bands: 7 norms + store + block + output
+def test_instance_norm_whole_image_exactly_when_it_fits(budget, passes, monkeypatch):
+    """With no band height given, one whole-image pass when its estimate fits the budget, bands otherwise."""
+    import ganeditor.core.tiling_norm as tn
+
+    torch.manual_seed(13)
+    net = build("cyclegan-resnet-generator", ngf=4, n_blocks=1).eval()
+    img = _image(40, 36, seed=13)
+    monkeypatch.setattr(tn, "engine_budget", lambda device, out: (budget, 0))
+    events = []
+    out = run_global_norm(net, img, TileOptions(mod=4, conv=CYCLEGAN_CONVENTION), Task(events.append, min_interval=0))
+    assert _maxdiff(out, _whole(net, img, CYCLEGAN_CONVENTION, 1, 0, 4)) <= 1
+    assert events[-1].total == passes
