@@ -113,7 +113,7 @@ def test_rrdbnet_blocks_in_column_chunks_equal_untiled(monkeypatch):
     calls = []
     chunks = tb._opaque_in_chunks
     monkeypatch.setattr(tb, "OPAQUE_CHUNK_PIXELS", 200)  # a few columns per chunk (at least 4 halos: 60)
-    monkeypatch.setattr(tb, "_opaque_in_chunks", lambda m, x, h: calls.append(x.shape[-1]) or chunks(m, x, h))
+    monkeypatch.setattr(tb, "_opaque_in_chunks", lambda m, x, h, rows=None: calls.append(x.shape[-1]) or chunks(m, x, h, rows))
     torch.manual_seed(7)
     net = build("rrdbnet", num_feat=8, num_block=2, num_grow_ch=4, scale=4).eval()
     for p in net.parameters():
@@ -286,3 +286,22 @@ def test_instance_norm_whole_image_exactly_when_it_fits(budget, passes, monkeypa
     out = run_global_norm(net, img, TileOptions(mod=4, conv=CYCLEGAN_CONVENTION), Task(events.append, min_interval=0))
     assert _maxdiff(out, _whole(net, img, CYCLEGAN_CONVENTION, 1, 0, 4)) <= 1
     assert events[-1].total == passes
+
+
+@pytest.mark.parametrize("r0, r1, c0, c1", [(0, 40, 0, 40), (0, 25, 3, 40), (9, 40, 0, 36), (5, 36, 2, 39)])
+def test_rrdb_valid_windows_equal_the_whole_image(r0, r1, c0, c1):
+    """An RRDB on a window in valid mode returns exactly the values whose 15-pixel context was present
+    (15 fewer on each cut side), equal to the whole-image forward's: the banded engine and the column
+    chunks compute nothing they throw away."""
+    from ganeditor.archs.rrdbnet import RRDB
+
+    torch.manual_seed(14)
+    block = RRDB(8, 4).eval()
+    x = torch.randn(1, 8, 40, 40)
+    with torch.no_grad():
+        whole = block(x)
+        y = block.forward_valid(x[:, :, r0:r1, c0:c1].clone(), (r0 == 0, r1 == 40, c0 == 0, c1 == 40))
+    q0, q1 = r0 + (15 if r0 > 0 else 0), r1 - (15 if r1 < 40 else 0)
+    p0, p1 = c0 + (15 if c0 > 0 else 0), c1 - (15 if c1 < 40 else 0)
+    assert y.shape[2:] == (q1 - q0, p1 - p0)
+    torch.testing.assert_close(y, whole[:, :, q0:q1, p0:p1], rtol=0, atol=1e-5)
