@@ -143,21 +143,24 @@ def forward_rows(op: Op, x: torch.Tensor, r0: int, r1: int, n_in: int, stats: di
 
 def _conv_rows(op: Op, x: torch.Tensor, r0: int, r1: int, n_in: int) -> tuple[torch.Tensor, int, int]:
     """A conv on rows [r0, r1): padding only at the true top/bottom.  Zero padding is left to the
-    convolution itself (no padded copy; where the two sides differ, the rows it invents are cropped)."""
+    convolution itself (no padded copy; where the two sides differ, the rows it invents are cropped, for a
+    strided conv too when they make whole output rows: junyanz's stride-2 downsampling of a full-resolution
+    activation no longer copies it, 192 MiB at 1000x750)."""
     m, p = op.module, op.pad
     k, s = m.kernel_size[0], m.stride[0]
     top, bot = (p if r0 == 0 else 0), (p if r1 == n_in else 0)
     o0 = max(0, -(-(r0 - top + p) // s))
     o1 = min(out_size(op, n_in), (r1 + bot + p - k) // s + 1)
     g0, g1 = o0 * s - p, (o1 - 1) * s - p + k  # input rows read, in unpadded coordinates
-    if op.pad_mode != "constant" or (max(0, -g0) != max(0, g1 - n_in) and s != 1):
+    ztop, zbot = max(0, -g0), max(0, g1 - n_in)
+    pad = max(ztop, zbot)
+    skip, odd = divmod(pad - ztop, s)  # output rows the conv's own top padding adds (whole rows only)
+    if op.pad_mode != "constant" or odd:
         xp = F.pad(x, (p, p, top, bot), mode=op.pad_mode) if p else x
         xp = xp[:, :, g0 - (r0 - top) : g1 - (r0 - top)]
         return F.conv2d(xp, op.weight, m.bias, s, 0, 1, m.groups), o0, o1
-    ztop, zbot = max(0, -g0), max(0, g1 - n_in)
-    pad = max(ztop, zbot)
     y = F.conv2d(x[:, :, max(g0, r0) - r0 : min(g1, r1) - r0], op.weight, m.bias, s, (pad, p), 1, m.groups)
-    return (y if ztop == zbot else y[:, :, pad - ztop : pad - ztop + o1 - o0]), o0, o1
+    return (y if y.shape[2] == o1 - o0 else y[:, :, skip : skip + o1 - o0]), o0, o1
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:
