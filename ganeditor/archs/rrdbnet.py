@@ -60,8 +60,8 @@ class ResidualDenseBlock(nn.Module):
         feats = [x]
         for j in range(1, 6):
             k = len(feats) - 1  # feats[i] lost i on each cut side: crop all to the newest
-            y = _conv_valid(getattr(self, f"conv{j}"), torch.cat([_crop(f, cut, k - i) for i, f in enumerate(feats)], 1),
-                            edges)
+            inp = torch.cat([_crop(f, cut, k - i) for i, f in enumerate(feats)], 1)
+            y = _conv_valid(getattr(self, f"conv{j}"), inp, edges)
             if j < 5:
                 feats.append(F.leaky_relu(y, 0.2, inplace=True))
         return y * 0.2 + _crop(x, cut, 5)

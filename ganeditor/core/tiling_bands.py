@@ -164,10 +164,9 @@ def _conv_rows(op: Op, x: torch.Tensor, r0: int, r1: int, n_in: int) -> tuple[to
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:
-    """``x`` [1, C, h, w] in channels_last memory with channels_last strides on every dim.  A permuted
-    [h, w, C] array with a batch dim added after the permute is channels_last memory, but its batch
-    stride (C) makes torch's layout guess say NCHW: convolutions and reflection pads then copied it
-    to NCHW and back (a quarter of the banded engine's time)."""
+    """``x`` [1, C, h, w] channels_last with channels_last strides on every dim (a permuted [h, w, C] array
+    with the batch dim added after the permute has batch stride C: torch's layout guess then said NCHW and
+    convolutions and reflection pads copied it to NCHW and back, a quarter of the banded engine's time)."""
     if x.shape[0] != 1 or not x.is_contiguous(memory_format=torch.channels_last):
         return x.contiguous(memory_format=torch.channels_last)
     c, h, w = x.shape[1:]
@@ -204,17 +203,15 @@ def norm_stats(n: int, s1: torch.Tensor, s2: torch.Tensor, eps: float) -> tuple[
 
 
 def _opaque_in_chunks(m: nn.Module, x: torch.Tensor, halo: int, rows: tuple[bool, bool] | None = None) -> torch.Tensor:
-    """``m(x)`` for a stride-1 module, computed in column chunks with ``halo`` columns of context, in
-    channels_last: activations stay cache-sized (an RRDB on a 272x510 band: 15.0 us/px at once,
-    11.8 us/px channels_last; on 64x500: 9.1 us/px), and every column equals the one-piece result.
-    ``rows`` (whether the band's top and bottom are the image's): run ``m.forward_valid`` instead, which
-    computes only the values whose context is present (``halo`` fewer rows on a cut side, no context columns)."""
+    """``m(x)`` for a stride-1 module in column chunks with ``halo`` columns of context, channels_last:
+    cache-sized activations (an RRDB on a 272x510 band: 15.0 us/px at once, 11.8 channels_last; on
+    64x500: 9.1), every column equal to the one-piece result.  ``rows`` (are the band's top and bottom
+    the image's): ``m.forward_valid``, computing only what has its context (``halo`` less on a cut side)."""
     h, w = x.shape[-2:]
     width = max(4 * halo, OPAQUE_CHUNK_PIXELS // max(h, 1))
 
     def run(t: torch.Tensor, a: int, b: int) -> torch.Tensor:
-        t = t.contiguous(memory_format=torch.channels_last)
-        return m(t) if rows is None else m.forward_valid(t, (*rows, a == 0, b == w))
+        return m(channels_last(t)) if rows is None else m.forward_valid(channels_last(t), (*rows, a == 0, b == w))
 
     if width >= w:
         return run(x, 0, w)
