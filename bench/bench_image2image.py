@@ -312,32 +312,52 @@ CLI_MODELS = {"daynight": ("translate", "daynight-cyclegan"), "srgan": ("upscale
               "x4plus": ("upscale", "realesrgan-x4plus")}
 
 
-def cli_table(size: str, threads: int, models: list[str]) -> None:
-    """Whole CLI path (process start, decode, tile, run, encode) vs one whole-image forward, per shipped model."""
+def _child_cpu(argv: list[str], env: dict) -> tuple[subprocess.CompletedProcess, float, float]:
+    """Run ``argv``; (result, its CPU seconds (user + system), wall seconds)."""
+    before, t = os.times(), time.perf_counter()
+    r = subprocess.run(argv, capture_output=True, text=True, env=env)
+    wall, after = time.perf_counter() - t, os.times()
+    return r, (after.children_user + after.children_system) - (before.children_user + before.children_system), wall
+
+
+def cli_table(size: str, threads: int, models: list[str], rounds: int = 3) -> None:
+    """Whole CLI path (process start, decode, tile, run, encode) vs one whole-image forward, per shipped model;
+    rounds interleave CLI, forward and a bare ``import torch`` process (medians)."""
     peak = pc.conv_peak(threads)["fp32"] * 1e9
-    print("| model | input | CLI cpu s | CLI wall s | forward cpu s | CLI ÷ forward | s per input MP (CLI cpu) | forward × floor |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| model | input | CLI cpu s | CLI wall s | forward cpu s | CLI ÷ forward | python + import torch cpu s | "
+          "(CLI − import) ÷ forward | s per input MP (CLI cpu) | forward × floor |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     env = pc.child_env(threads)
+    mp = int(size.split("x")[0]) * int(size.split("x")[1]) / 1e6
     with tempfile.TemporaryDirectory(prefix="i2i-cli-") as tmp:
         src = os.path.join(tmp, "in.png")
         from PIL import Image
 
         Image.fromarray(photo(size)).save(src)
         for model, (cmd, name) in ((m, CLI_MODELS[m]) for m in models if m in CLI_MODELS):
-            before, t = os.times(), time.perf_counter()
-            r = subprocess.run([sys.executable, "-m", "ganeditor", cmd, name, src, os.path.join(tmp, "out.png")],
-                               capture_output=True, text=True, env=env)
-            wall, after = time.perf_counter() - t, os.times()
-            cli_cpu = (after.children_user + after.children_system) - (before.children_user + before.children_system)
-            f = subprocess.run([sys.executable, __file__, "--forward-child", model, src], capture_output=True, text=True,
-                               env=env)
-            if r.returncode or f.returncode:
-                print(f"| {model} | {size} | failed: {(r.stderr or f.stderr).strip().splitlines()[-1:]} |", flush=True)
+            runs = {"cli": [sys.executable, "-m", "ganeditor", cmd, name, src, os.path.join(tmp, "out.png"), "--overwrite"],
+                    "forward": [sys.executable, __file__, "--forward-child", model, src],
+                    "import": [sys.executable, "-c", "import torch"]}
+            got: dict[str, list[tuple[float, float]]] = {k: [] for k in runs}
+            failed = None
+            for _ in range(rounds):
+                for k, argv in runs.items():
+                    r, cpu, wall = _child_cpu(argv, env)
+                    if r.returncode:
+                        failed = (r.stderr.strip().splitlines() or ["?"])[-1]
+                        break
+                    got[k].append((json.loads(r.stdout.strip().splitlines()[-1])["cpu"] if k == "forward" else cpu, wall))
+                if failed:
+                    break
+            if failed:
+                print(f"| {model} | {size} | failed: {failed} |", flush=True)
                 continue
-            fwd = json.loads(f.stdout.strip().splitlines()[-1])["cpu"]
-            mp = int(size.split("x")[0]) * int(size.split("x")[1]) / 1e6
-            print(f"| {name} | {size} | {cli_cpu:.1f} | {wall:.1f} | {fwd:.1f} | {cli_cpu / fwd:.2f} | {cli_cpu / mp:.1f} | "
-                  f"{fwd / (flops(model, size) / peak):.2f} |", flush=True)
+            cli, wall, fwd, imp = (float(np.median([v[0] for v in got["cli"]])), float(np.median([v[1] for v in got["cli"]])),
+                                   float(np.median([v[0] for v in got["forward"]])), float(np.median([v[0] for v in got["import"]])))
+            print(f"| {name} | {size} | {cli:.2f} | {wall:.1f} | {fwd:.2f} | {cli / fwd:.2f} | {imp:.2f} | {(cli - imp) / fwd:.2f} | "
+                  f"{cli / mp:.1f} | {fwd / (flops(model, size) / peak):.2f} |", flush=True)
+    print(f"CPU seconds: medians of {rounds} interleaved rounds (CLI, forward, import torch), one process each; forward = one "
+          "cold whole-image forward of the plain network (channels_last fp32) in its own process, timed alone.")
 
 
 def cancel_table(threads: int) -> None:
@@ -394,7 +414,8 @@ def engines_table(threads: int, rounds: int) -> None:
 
     torch.set_num_threads(threads)
     print("| model, input | bands | whole-image cpu s | banded cpu s | banded ÷ whole | max 8-bit diff |\n|---|---|---|---|---|---|")
-    for model, size, band in (("cyclegan64", "768x576", 192), ("srgan", "640x480", 120), ("x4plus", "160x120", 40)):
+    for model, size, band in (("cyclegan64", "768x576", 192), ("srgan", "640x480", 120), ("x4plus", "160x120", 40),
+                              ("x4plus", "320x240", 160)):
         net, img = our_net(model), LoadedImage(photo(size))
         runs = {"whole": Image2ImageOptions(), "banded": Image2ImageOptions(tile=band)}
         times: dict[str, list[float]] = {k: [] for k in runs}
@@ -439,7 +460,7 @@ def main() -> None:
     if a.memory:
         memory_table(a.memory, a.models, a.threads)
     elif a.cli:
-        cli_table(a.cli, a.threads, a.models)
+        cli_table(a.cli, a.threads, a.models, a.rounds)
     elif a.cancel:
         cancel_table(a.threads)
     elif a.engines:

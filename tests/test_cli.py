@@ -43,3 +43,20 @@ def test_parse_range():
 def test_main_returns_2_on_unknown_model(capsys):
     assert main(["info", "no-such-model-name"]) == 2
     assert "no such file or model name" in capsys.readouterr().err
+
+
+def test_a_command_imports_only_its_own_module():
+    """``ganeditor translate ...`` builds the parser of that command alone: the other commands' modules (and
+    torchvision with torch._dynamo, ~1.9 s of CPU that the portrait commands pull in) are not imported."""
+    from ganeditor.cli import build_parser, command_of
+
+    assert command_of(["--debug", "translate", "a.png"]) == "translate" and command_of(["photo.jpg"]) is None
+    sub = next(a for a in build_parser("upscale")._actions if a.dest == "command")
+    assert list(sub.choices) == ["upscale"]
+    code = ("import sys\nfrom ganeditor.cli import main\ntry:\n    main(['translate', '--help'])\nexcept SystemExit:\n"
+            "    pass\nprint(sorted(m for m in ('torchvision', 'ganeditor.cli.train', 'ganeditor.pipelines.portrait')"
+            " if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert r.stdout.strip().splitlines()[-1] == "[]" and "--tile" in r.stdout
+    r = run_cli("--help", "translate")
+    assert r.returncode == 0 and "upscale" in r.stdout  # help before the command: the full list

@@ -113,7 +113,7 @@ def test_rrdbnet_blocks_in_column_chunks_equal_untiled(monkeypatch):
     calls = []
     chunks = tb._opaque_in_chunks
     monkeypatch.setattr(tb, "OPAQUE_CHUNK_PIXELS", 200)  # a few columns per chunk (at least 4 halos: 60)
-    monkeypatch.setattr(tb, "_opaque_in_chunks", lambda m, x, h: calls.append(x.shape[-1]) or chunks(m, x, h))
+    monkeypatch.setattr(tb, "_opaque_in_chunks", lambda m, x, h, rows=None: calls.append(x.shape[-1]) or chunks(m, x, h, rows))
     torch.manual_seed(7)
     net = build("rrdbnet", num_feat=8, num_block=2, num_grow_ch=4, scale=4).eval()
     for p in net.parameters():
@@ -278,3 +278,54 @@ def test_large_runs_map_large_allocations_small_ones_leave_malloc_alone(monkeypa
     monkeypatch.setattr(tc, "_mallopt", lambda param, value: False)  # no glibc: nothing to undo, no error
     with tc.large_allocations_mapped(10**9) as on:
         assert not on and tc._mapping_runs == [0]
+
+
+def test_band_sources_have_channels_last_strides():
+    """Image and store rows reach the convolutions in channels_last with a channels_last batch stride too:
+    with the permuted array's stride (C) torch's layout guess said NCHW and every conv and reflection pad
+    copied the band to NCHW and back (a quarter of the banded engine's time)."""
+    from ganeditor.core.tiling_bands import ImageSource, RamBudget, Store
+
+    img = _image(12, 10, seed=12)
+    src = ImageSource(img, padded_index(12, 0, 1), padded_index(10, 0, 1), CYCLEGAN_CONVENTION, torch.device("cpu"))
+    x = src.read(2, 7)
+    assert x.stride() == (3 * 5 * 10, 1, 10 * 3, 3)
+    assert torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect").is_contiguous(memory_format=torch.channels_last)
+    store = Store(12, 10, 4, torch.device("cpu"), RamBudget(1 << 20))
+    store.write(0, torch.arange(480.0).view(1, 4, 12, 10))
+    y = store.read(3, 9, copy=False)
+    assert y.stride() == (4 * 6 * 10, 1, 10 * 4, 4) and torch.equal(y, torch.arange(480.0).view(1, 4, 12, 10)[:, :, 3:9])
+
+
+@pytest.mark.parametrize("budget, passes", [(1 << 30, 1), (40_000, 10)])  # bands: 7 norms + store + block + output
+def test_instance_norm_whole_image_exactly_when_it_fits(budget, passes, monkeypatch):
+    """With no band height given, one whole-image pass when its estimate fits the budget, bands otherwise."""
+    import ganeditor.core.tiling_norm as tn
+
+    torch.manual_seed(13)
+    net = build("cyclegan-resnet-generator", ngf=4, n_blocks=1).eval()
+    img = _image(40, 36, seed=13)
+    monkeypatch.setattr(tn, "engine_budget", lambda device, out: (budget, 0))
+    events = []
+    out = run_global_norm(net, img, TileOptions(mod=4, conv=CYCLEGAN_CONVENTION), Task(events.append, min_interval=0))
+    assert _maxdiff(out, _whole(net, img, CYCLEGAN_CONVENTION, 1, 0, 4)) <= 1
+    assert events[-1].total == passes
+
+
+@pytest.mark.parametrize("r0, r1, c0, c1", [(0, 40, 0, 40), (0, 25, 3, 40), (9, 40, 0, 36), (5, 36, 2, 39)])
+def test_rrdb_valid_windows_equal_the_whole_image(r0, r1, c0, c1):
+    """An RRDB on a window in valid mode returns exactly the values whose 15-pixel context was present
+    (15 fewer on each cut side), equal to the whole-image forward's: the banded engine and the column
+    chunks compute nothing they throw away."""
+    from ganeditor.archs.rrdbnet import RRDB
+
+    torch.manual_seed(14)
+    block = RRDB(8, 4).eval()
+    x = torch.randn(1, 8, 40, 40)
+    with torch.no_grad():
+        whole = block(x)
+        y = block.forward_valid(x[:, :, r0:r1, c0:c1].clone(), (r0 == 0, r1 == 40, c0 == 0, c1 == 40))
+    q0, q1 = r0 + (15 if r0 > 0 else 0), r1 - (15 if r1 < 40 else 0)
+    p0, p1 = c0 + (15 if c0 > 0 else 0), c1 - (15 if c1 < 40 else 0)
+    assert y.shape[2:] == (q1 - q0, p1 - p0)
+    torch.testing.assert_close(y, whole[:, :, q0:q1, p0:p1], rtol=0, atol=1e-5)

@@ -18,6 +18,24 @@ from ganeditor.core.tiling_bands import Op
 from ganeditor.core.tiling_sr import TrunkPlan
 
 
+Edges = tuple[bool, bool, bool, bool]  # (top, bottom, left, right): which sides of a window are the image's own
+
+
+def _crop(t: torch.Tensor, cut: tuple[int, int, int, int], n: int = 1) -> torch.Tensor:
+    """``t`` without ``n`` rows/columns on each cut side (``cut``: 1 per cut side, 0 per true edge; a view)."""
+    return t[:, :, n * cut[0] : t.shape[2] - n * cut[1], n * cut[2] : t.shape[3] - n * cut[3]]
+
+
+def _conv_valid(conv: nn.Conv2d, x: torch.Tensor, edges: Edges) -> torch.Tensor:
+    """A 3x3 conv (zero padding 1) on a window: zeros only at the image's true edges; next to a cut side the
+    output row/column that would need the missing input is not kept (a conv pads both sides of a dimension
+    or neither, so a dimension with one true edge is padded on both and the invented side dropped)."""
+    top, bottom, left, right = edges
+    y = F.conv2d(x, conv.weight, conv.bias, 1, (int(top or bottom), int(left or right)))
+    return y[:, :, int(bottom and not top) : y.shape[2] - int(top and not bottom),
+             int(right and not left) : y.shape[3] - int(left and not right)]
+
+
 class ResidualDenseBlock(nn.Module):
     """Five densely connected 3x3 convs; output conv5 * 0.2 + x."""
 
@@ -35,6 +53,19 @@ class ResidualDenseBlock(nn.Module):
             feats.append(F.leaky_relu(conv(torch.cat(feats, 1)), 0.2, inplace=True))
         return self.conv5(torch.cat(feats, 1)) * 0.2 + x
 
+    def forward_valid(self, x: torch.Tensor, edges: Edges) -> torch.Tensor:
+        """``forward`` on a window in valid mode: each conv loses a row/column on each cut side (``edges``
+        False), so the output is 5 smaller there and every value equals the whole image's."""
+        cut = tuple(int(not e) for e in edges)
+        feats = [x]
+        for j in range(1, 6):
+            k = len(feats) - 1  # feats[i] lost i on each cut side: crop all to the newest
+            inp = torch.cat([_crop(f, cut, k - i) for i, f in enumerate(feats)], 1)
+            y = _conv_valid(getattr(self, f"conv{j}"), inp, edges)
+            if j < 5:
+                feats.append(F.leaky_relu(y, 0.2, inplace=True))
+        return y * 0.2 + _crop(x, cut, 5)
+
 
 class RRDB(nn.Module):
     """Residual in residual dense block: three RDBs, output * 0.2 + x."""
@@ -47,6 +78,14 @@ class RRDB(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.rdb3(self.rdb2(self.rdb1(x))) * 0.2 + x
+
+    def forward_valid(self, x: torch.Tensor, edges: Edges) -> torch.Tensor:
+        """``forward`` on a window in valid mode (15 smaller on each cut side): the banded engine computes
+        only what it keeps (a band's or column chunk's 15-pixel context costs ~half of a padded forward)."""
+        y = x
+        for rdb in (self.rdb1, self.rdb2, self.rdb3):
+            y = rdb.forward_valid(y, edges)
+        return y * 0.2 + _crop(x, tuple(int(not e) for e in edges), 15)
 
 
 @register("rrdbnet")

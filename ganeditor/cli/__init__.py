@@ -43,8 +43,9 @@ COMMANDS = [
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser with every subcommand, or with just the command ``only`` (its module alone is
+    imported: the others pull in what they need, torchvision and torch._dynamo among them, ~1.9 s of CPU)."""
     parser = argparse.ArgumentParser(
         prog="ganeditor",
         description="Edit photos with GANs. Without a command, opens the app.",
@@ -53,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(name).add_parser(sub)
+        if only is None or name.rsplit(".", 1)[1] == only:
+            importlib.import_module(name).add_parser(sub)
     return parser
 
 
@@ -68,10 +70,16 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated
 
 
+def command_of(argv: list[str]) -> str | None:
+    """The subcommand ``argv`` names (the first word that is not an option: the top level takes no
+    option values), None when it names none."""
+    words = [a for a in argv if not a.startswith("-")]
+    return words[0] if words and words[0] in {c.rsplit(".", 1)[1] for c in COMMANDS} else None
+
+
 def opens_window(argv: list[str]) -> bool:
     """Whether ``argv`` opens the window: no command, ``gui``, or a photo or project to open."""
-    words = [a for a in argv if not a.startswith("-")]
-    return not words or words[0] == "gui" or words[0] not in {c.rsplit(".", 1)[1] for c in COMMANDS}
+    return command_of(argv) in (None, "gui")
 
 
 def window_environment() -> None:
@@ -93,7 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         window_environment()  # before the commands' modules import torch
     old_int = signal.signal(signal.SIGINT, signal.SIG_DFL) if own and not window else None
     # ^ Ctrl-C while torch loads (seconds inside C code, where Python handlers wait): nothing is written yet
-    parser = build_parser()
+    only = command_of(argv)
+    if only is not None and {"-h", "--help"} & set(argv[: argv.index(only)]):
+        only = None  # `ganeditor --help translate`: the top-level help lists every command
+    parser = build_parser(only)
     args = parser.parse_args(argv or ["gui"])
     if args.command is None:
         args = parser.parse_args(["gui", *argv])

@@ -123,6 +123,9 @@ def forward_rows(op: Op, x: torch.Tensor, r0: int, r1: int, n_in: int, stats: di
         return x[:, :, q0 - r0 : q1 - r0] + y, q0, q1
     if op.kind == "opaque":  # stride-1 module; rows within `halo` of a cut edge are wrong: drop them
         q0, q1 = r0 + (op.pad if r0 > 0 else 0), r1 - (op.pad if r1 < n_in else 0)
+        valid = getattr(m, "forward_valid", None)  # (x, edges) -> only what has its context, nothing in vain
+        if valid is not None:
+            return _opaque_in_chunks(m, x, op.pad, (r0 == 0, r1 == n_in)), q0, q1
         return _opaque_in_chunks(m, x, op.pad)[:, :, q0 - r0 : q1 - r0], q0, q1
     if op.kind == "up":
         return F.interpolate(x, scale_factor=op.pad, mode="nearest"), r0 * op.pad, r1 * op.pad
@@ -140,21 +143,34 @@ def forward_rows(op: Op, x: torch.Tensor, r0: int, r1: int, n_in: int, stats: di
 
 def _conv_rows(op: Op, x: torch.Tensor, r0: int, r1: int, n_in: int) -> tuple[torch.Tensor, int, int]:
     """A conv on rows [r0, r1): padding only at the true top/bottom.  Zero padding is left to the
-    convolution itself (no padded copy; where the two sides differ, the rows it invents are cropped)."""
+    convolution itself (no padded copy; where the two sides differ, the rows it invents are cropped, for a
+    strided conv too when they make whole output rows: junyanz's stride-2 downsampling of a full-resolution
+    activation no longer copies it, 192 MiB at 1000x750)."""
     m, p = op.module, op.pad
     k, s = m.kernel_size[0], m.stride[0]
     top, bot = (p if r0 == 0 else 0), (p if r1 == n_in else 0)
     o0 = max(0, -(-(r0 - top + p) // s))
     o1 = min(out_size(op, n_in), (r1 + bot + p - k) // s + 1)
     g0, g1 = o0 * s - p, (o1 - 1) * s - p + k  # input rows read, in unpadded coordinates
-    if op.pad_mode != "constant" or (max(0, -g0) != max(0, g1 - n_in) and s != 1):
+    ztop, zbot = max(0, -g0), max(0, g1 - n_in)
+    pad = max(ztop, zbot)
+    skip, odd = divmod(pad - ztop, s)  # output rows the conv's own top padding adds (whole rows only)
+    if op.pad_mode != "constant" or odd:
         xp = F.pad(x, (p, p, top, bot), mode=op.pad_mode) if p else x
         xp = xp[:, :, g0 - (r0 - top) : g1 - (r0 - top)]
         return F.conv2d(xp, op.weight, m.bias, s, 0, 1, m.groups), o0, o1
-    ztop, zbot = max(0, -g0), max(0, g1 - n_in)
-    pad = max(ztop, zbot)
     y = F.conv2d(x[:, :, max(g0, r0) - r0 : min(g1, r1) - r0], op.weight, m.bias, s, (pad, p), 1, m.groups)
-    return (y if ztop == zbot else y[:, :, pad - ztop : pad - ztop + o1 - o0]), o0, o1
+    return (y if y.shape[2] == o1 - o0 else y[:, :, skip : skip + o1 - o0]), o0, o1
+
+
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``x`` [1, C, h, w] channels_last with channels_last strides on every dim (a permuted [h, w, C] array
+    with the batch dim added after the permute has batch stride C: torch's layout guess then said NCHW and
+    convolutions and reflection pads copied it to NCHW and back, a quarter of the banded engine's time)."""
+    if x.shape[0] != 1 or not x.is_contiguous(memory_format=torch.channels_last):
+        return x.contiguous(memory_format=torch.channels_last)
+    c, h, w = x.shape[1:]
+    return x.as_strided(x.shape, (c * h * w, 1, w * c, c))
 
 
 def upsampled_rows(src: "ImageSource", s: int, mode: str, q0: int, q1: int) -> torch.Tensor:
@@ -186,20 +202,25 @@ def norm_stats(n: int, s1: torch.Tensor, s2: torch.Tensor, eps: float) -> tuple[
     return mean.float().view(1, -1, 1, 1), rstd.float().view(1, -1, 1, 1)
 
 
-def _opaque_in_chunks(m: nn.Module, x: torch.Tensor, halo: int) -> torch.Tensor:
-    """``m(x)`` for a stride-1 module, computed in column chunks with ``halo`` columns of context, in
-    channels_last: activations stay cache-sized (an RRDB on a 272x510 band: 15.0 us/px at once,
-    11.8 us/px channels_last; on 64x500: 9.1 us/px), and every column equals the one-piece result."""
+def _opaque_in_chunks(m: nn.Module, x: torch.Tensor, halo: int, rows: tuple[bool, bool] | None = None) -> torch.Tensor:
+    """``m(x)`` for a stride-1 module in column chunks with ``halo`` columns of context, channels_last:
+    cache-sized activations (an RRDB on a 272x510 band: 15.0 us/px at once, 11.8 channels_last; on
+    64x500: 9.1), every column equal to the one-piece result.  ``rows`` (are the band's top and bottom
+    the image's): ``m.forward_valid``, computing only what has its context (``halo`` less on a cut side)."""
     h, w = x.shape[-2:]
     width = max(4 * halo, OPAQUE_CHUNK_PIXELS // max(h, 1))
+
+    def run(t: torch.Tensor, a: int, b: int) -> torch.Tensor:
+        return m(channels_last(t)) if rows is None else m.forward_valid(channels_last(t), (*rows, a == 0, b == w))
+
     if width >= w:
-        return m(x.contiguous(memory_format=torch.channels_last))
+        return run(x, 0, w)
     outs = []
     for c0 in range(0, w, width):
         c1 = min(w, c0 + width)
         a, b = max(0, c0 - halo), min(w, c1 + halo)
-        y = m(x[:, :, :, a:b].contiguous(memory_format=torch.channels_last))
-        outs.append(y[:, :, :, c0 - a : c1 - a])
+        y = run(x[:, :, :, a:b], a, b)
+        outs.append(y if rows is not None else y[:, :, :, c0 - a : c1 - a])
     return torch.cat(outs, dim=3)
 
 
@@ -214,7 +235,7 @@ class ImageSource:
         win = self.image[np.ix_(self.rows[r0:r1], self.cols)]
         if win.shape[2] == 1:
             win = np.repeat(win, 3, axis=2)
-        return to_tensor(win, self.conv, self.device).contiguous(memory_format=torch.channels_last)
+        return channels_last(to_tensor(win, self.conv, self.device))
 
 
 class RamBudget:
@@ -254,7 +275,7 @@ class Store:
             a = np.empty((r1 - r0, self.width, self.channels), np.float32)
             self.file.seek(r0 * self.row_bytes)
             self.file.readinto(memoryview(a).cast("B"))
-        return torch.from_numpy(a).to(self.device).permute(2, 0, 1)[None]  # [NCHW], channels_last memory
+        return torch.from_numpy(a).to(self.device)[None].permute(0, 3, 1, 2)  # [NCHW], channels_last strides
 
     def write(self, r0: int, y: torch.Tensor) -> None:
         a = y[0].permute(1, 2, 0).float().cpu().numpy()  # [HWC]
