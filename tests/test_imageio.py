@@ -168,19 +168,3 @@ def test_resize_lanczos_16bit():
     a = np.full((10, 12, 3), 40000, np.uint16)
     out = resize_lanczos(a, (24, 20))
     assert out.shape == (20, 24, 3) and out.dtype == np.uint16 and np.all(out == 40000)
-
-
-def test_png_level_changes_the_size_not_the_pixels(tmp_path):
-    """``png_level`` (the image-to-image batch writes level 1, OpenCV's default) only trades size for speed."""
-    from ganeditor.core.imageio import read_image, write_image
-
-    y, x = np.mgrid[0:96, 0:128]
-    px = np.stack([(x * 2) % 256, (y * 3) % 256, (x + y) % 256], axis=2).astype(np.uint8)
-    px[::7] = np.random.RandomState(3).randint(0, 256, px[::7].shape)  # some texture for zlib to work on
-    sizes = {}
-    for level in (1, 9):
-        path = tmp_path / f"l{level}.png"
-        write_image(path, px, png_level=level)
-        assert np.array_equal(read_image(path).pixels, px)
-        sizes[level] = path.stat().st_size
-    assert sizes[1] > sizes[9]

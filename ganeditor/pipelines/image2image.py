@@ -40,8 +40,6 @@ from ganeditor.core.tiling import run_tiled
 from ganeditor.core.tiling_common import TileOptions
 from ganeditor.formats import Checkpoint
 
-BATCH_PNG_LEVEL = 1  # zlib level of written PNGs: OpenCV's default (Real-ESRGAN's CLI); Pillow's 6 took ~1.3 s of
-#                     a 2560x1920 upscale's ~23 s, level 1 ~0.35 s for a ~20 % larger file (bench/RESULTS.md)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif")
 PIXEL_CONVENTIONS: dict[str, PixelConvention] = {"tanh": CYCLEGAN_CONVENTION, "unit": SR_CONVENTION}
 
@@ -219,8 +217,7 @@ def run_batch(
             img = read_image(src, max_pixels)
             res = fn(img, task.sub(k, 1, n))
             notes = write_image(dst, res.pixels, res.alpha, res.bit_depth, res.icc_profile, res.exif, xmp=img.xmp,
-                                provenance=edited(*steps, source=src) if steps else None,
-                                png_level=BATCH_PNG_LEVEL)  # fmt: skip
+                                provenance=edited(*steps, source=src) if steps else None)  # fmt: skip
             report.written.append(dst)
             report.notes += [f"{src.name}: {m}" for m in res.notes + notes]
         except Cancelled:
