@@ -133,7 +133,8 @@ def past_events(out: str) -> list[TrainEvent]:
         keys = list(r)
         return set(keys[: keys.index("feature_space")] if "feature_space" in r else keys) - set(_BOOKKEEPING)
 
-    common = set.intersection(*(head(r) for r in records))
+    shared = set.intersection(*(head(r) for r in records))
+    common = [k for k in records[-1] if k in shared]  # in the order they were logged (the plot's legend)
     return [TrainEvent(int(r["step"]), 0, {k: float(r[k]) for k in common if isinstance(r[k], (int, float))},
                        float(r.get("images_per_s", 0.0)), None,
                        metrics={k: v for k, v in r.items() if k not in common and k not in _BOOKKEEPING})
