@@ -36,6 +36,15 @@ def window(qtbot, tmp_path, models_dir, monkeypatch):
     win.discard_and_close()
 
 
+def restore_small_photo(qtbot, win, tmp_path):
+    """Open a 64x48 photo and restore it with the default stages (faces off); wait for the result."""
+    open_and_wait(qtbot, win, write_photo(tmp_path / "old.png", (64, 48)))
+    win.restore.rows["faces"].toggle.setChecked(False)
+    win.restore.run()
+    qtbot.waitUntil(lambda: win.doc.undo_stack.count() == 1, timeout=60000)
+    wait_idle(qtbot, win.device_lane)
+
+
 def test_library_identifies_spandrel_files(window, qtbot):
     qtbot.waitUntil(lambda: any(e.name == "user-dncnn" and e.kind != "unknown" for e in window.models.entries),
                     timeout=60000)
@@ -108,12 +117,8 @@ def test_the_window_restore_maps_large_allocations(window, qtbot, tmp_path, monk
     calls = []
     monkeypatch.setattr(tc, "MAPPED_FROM", 64 * 48)
     monkeypatch.setattr(tc, "_mallopt", lambda param, value: calls.append((param, value)) or True)
-    win, p = window, window.restore
-    open_and_wait(qtbot, win, write_photo(tmp_path / "old.png", (64, 48)))
-    p.rows["faces"].toggle.setChecked(False)
-    p.run()
-    qtbot.waitUntil(lambda: win.doc.undo_stack.count() == 1, timeout=60000)
-    wait_idle(qtbot, win.device_lane)
+    win = window
+    restore_small_photo(qtbot, win, tmp_path)
     assert not win.errors and tc._mapping_runs == [0]
     assert calls == [(tc.M_MMAP_THRESHOLD, tc.MMAP_THRESHOLD), *tc.GLIBC_GROWN]  # once for the whole job
 
@@ -139,12 +144,8 @@ def test_closing_during_a_restoration_asks_then_stops_and_joins_every_thread(win
 def test_restore_is_saved_in_projects_and_exported_with_provenance(window, qtbot, tmp_path, monkeypatch, models_dir):
     from ganeditor.pipelines.project import load_project
 
-    win, p = window, window.restore
-    open_and_wait(qtbot, win, write_photo(tmp_path / "old.png", (64, 48)))
-    p.rows["faces"].toggle.setChecked(False)
-    p.run()
-    qtbot.waitUntil(lambda: win.doc.undo_stack.count() == 1, timeout=60000)
-    wait_idle(qtbot, win.device_lane)
+    win = window
+    restore_small_photo(qtbot, win, tmp_path)
     restored = win.doc.current.copy()
     out = tmp_path / "work.ganedit"
     assert win.save_project(str(out), wait=True)
