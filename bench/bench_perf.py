@@ -31,8 +31,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import perf_common as pc  # noqa: E402
 
-DEFAULT_CASES = ["sg2-1024", "preview-1024", "sg3-T256", "sg3-R1024", "projector-256",
-                 "i2i-cyclegan-768x576", "i2i-x4plus-160x120"]  # fmt: skip
+DEFAULT_CASES = ["sg2-1024", "preview-1024", "sg3-T256", "sg3-R256", "sg3-R1024", "projector-256",
+                 "i2i-cyclegan-768x576", "i2i-cyclegan-1024x768", "i2i-x4plus-160x120", "i2i-animev3-640x480",
+                 "i2i-srgan-640x480"]  # fmt: skip
 I2I_ORIGINALS = ("pytorch-CycleGAN-and-pix2pix", "Real-ESRGAN", "BasicSR")
 
 
@@ -99,17 +100,25 @@ def main(argv: list[str] | None = None) -> int:
     print(pc.uptime())
     print(f"originals: {args.originals or 'none given (no original columns)'}; fp32 conv peak {peak['fp32']:.0f} GFLOP/s, "
           f"bf16 {peak['bf16']:.0f} GFLOP/s ({args.metric} time, {args.threads} threads)", flush=True)  # fmt: skip
-    rows = []
+    rows, i2i = [], set()
     with tempfile.TemporaryDirectory(prefix="perf-") as tmp:
         for name in args.cases:
             for case in cases_for(name, None if name in args.skip_original else args.originals, tmp, args.threads):
                 if name in args.skip_original:
                     case.note += "; original not run (--skip-original)"
                 rows.append(pc.measure(case, args.rounds, args.threads))
+                if name.startswith("i2i-"):
+                    i2i.add(case.name)
                 print(pc.format_table(rows[-1:], args.metric, peak).splitlines()[2], file=sys.stderr, flush=True)  # progress
     print()
     print(pc.format_table(rows, args.metric, peak))
     print("\n".join(preview_ratios(rows, args.metric)))
+    others = [r for r in rows if r.case.name in i2i and any(n not in (pc.ORIGINAL, "exact", "fast") for n in r.timings)]
+    if others:
+        import bench_image2image  # noqa: PLC0415  (already imported by its cases)
+
+        print("\nAgainst the other original builds measured in the same rounds (the official ncnn CPU build):\n")
+        print(bench_image2image.extra_table(others, args.metric))
     print(pc.uptime())
     return 0
 

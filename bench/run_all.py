@@ -41,7 +41,7 @@ SUITE: dict[str, tuple[str | None, list[str], list[str]]] = {
     "training": (None, ["bench_training.py"], ["bench_training.py", "--recipes", "srgan-psnr,stylegan2-64", "--rounds", "1", "--iters", "1"]),
     "worlds": (None, ["bench_worlds.py"], ["bench_worlds.py", "--batch", "8"]),
     "quality": (None, ["bench_quality.py"], ["bench_quality.py", "--quick"]),
-    "perf": (None, ["bench_perf.py"], ["bench_perf.py", "--cases", "sg3-T256", "projector-256", "--rounds", "1"]),
+    "perf": (None, ["bench_perf.py", "--skip-original", "sg3-R1024"], ["bench_perf.py", "--cases", "sg3-T256", "projector-256", "--rounds", "1"]),
     "gan-losses": (None, ["bench_gan_losses.py", "--configs", "logistic,r3gan,wgan-gp", "--res", "32", "--kimg", "12"],
                    ["bench_gan_losses.py", "--tiny"]),
     "restore": (str(MODELS / "restore-global.safetensors"), ["bench_restore.py"], ["bench_restore.py", "--quick"]),
