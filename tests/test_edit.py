@@ -84,7 +84,7 @@ def test_preview_cache_equals_full_render_and_skips_blocks(G, ws):
 
 
 def test_preview_draft_is_a_block_image_and_the_exact_render_finishes_it(G, ws):
-    pr, uncached, syn = PreviewRenderer(G), PreviewRenderer(G, cache=False), G.synthesis
+    pr, uncached, syn = PreviewRenderer(G, draft_detail=False), PreviewRenderer(G, cache=False), G.synthesis
     assert pr.draft_resolution(5) == 8 and pr.draft_resolution(8) == 8 and pr.draft_resolution(9) is None
     with torch.no_grad():
         mid = apply_edits(ws, [(Direction("mid", np.ones(16), 2, 3, "absolute"), -0.4)])  # b8.conv1
@@ -102,6 +102,22 @@ def test_preview_draft_is_a_block_image_and_the_exact_render_finishes_it(G, ws):
         assert pr.render(lo, max_res=8).shape[-1] == 8 and pr.last_blocks_run == 1
         assert torch.equal(pr.render(lo), uncached.render(lo)) and pr.last_blocks_run == 1
     assert torch.equal(block8, syn.run_blocks(syn.split_ws(mid), stop=2, noise_mode="const")[1])  # cache never mutated
+
+
+def test_preview_draft_adds_the_detail_it_misses_in_the_last_exact_render(G, ws):
+    pr, uncached, syn = PreviewRenderer(G), PreviewRenderer(G, cache=False), G.synthesis
+    block8 = lambda w: syn.run_blocks(syn.split_ws(w), stop=2, noise_mode="const")[1]  # noqa: E731
+    mid = apply_edits(ws, [(Direction("mid", np.ones(16), 2, 3, "absolute"), -0.4)])
+    with torch.no_grad():
+        assert torch.equal(pr.render(ws, max_res=8), block8(ws))  # no exact render yet: the plain block image
+        exact = pr.render(ws)
+        down = torch.nn.functional.avg_pool2d(exact, 2)
+        assert torch.allclose(pr.render(ws, max_res=8), down, atol=1e-6)  # unmoved: the exact render, downscaled
+        draft = pr.render(mid, max_res=8)
+        assert torch.allclose(draft, block8(mid) + down - block8(ws), atol=1e-6) and pr.last_blocks_run == 1
+        assert torch.equal(pr.render(mid), uncached.render(mid)) and pr.last_blocks_run == 1  # exact renders stay exact
+        pr.invalidate()
+        assert torch.equal(pr.render(mid, max_res=8), block8(mid))
 
 
 def test_preview_of_a_non_skip_generator_renders_whole(G, ws):

@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ganeditor.core.atomic import atomic_write
 from ganeditor.core.errors import GanEditorError
@@ -118,7 +119,10 @@ class PreviewRenderer:
     Drafts (``render(ws, max_res)``, 'skip' architecture only): synthesis stops at the first block
     whose resolution reaches ``max_res`` and that block's accumulated RGB image is the draft, a
     level of detail for a face displayed that small while a slider moves.  The blocks a draft ran
-    stay cached, so the exact render on release runs only the remaining ones.
+    stay cached, so the exact render on release runs only the remaining ones.  With ``draft_detail``
+    a draft adds what the blocks it skipped contributed to the last exact render (that render
+    area-downscaled minus its own image at the draft's block): the draft of an unmoved slider is then
+    the exact render downscaled, and a moved one keeps its detail and colour level (bench_draft.py).
     """
 
     def __init__(
@@ -126,10 +130,11 @@ class PreviewRenderer:
         G: nn.Module,  # generator (StyleGAN2 for caching)
         noise_mode: str = "const",  # 'const' or 'none' (random noise cannot be cached)
         cache: bool = True,  # False = always render everything (for comparisons)
+        draft_detail: bool = True,  # drafts add the detail they miss, taken from the last exact render
     ):
         if noise_mode not in ("const", "none"):
             raise GanEditorError("preview noise mode must be 'const' or 'none'")
-        self.G, self.noise_mode = G, noise_mode
+        self.G, self.noise_mode, self.draft_detail = G, noise_mode, draft_detail
         syn = G.synthesis
         self.blockwise = cache and hasattr(syn, "split_ws") and hasattr(syn, "run_blocks")
         self._ws: torch.Tensor | None = None
@@ -137,6 +142,8 @@ class PreviewRenderer:
         self._map_key: tuple | None = None
         self._map_ws: torch.Tensor | None = None
         self.last_blocks_run = 0
+        self._exact_imgs: list[torch.Tensor | None] = []  # every block's image of the last exact render
+        self._detail: dict[int, torch.Tensor] = {}  # block -> what later blocks added to that render, downscaled
         self._res: list[int] = []  # block resolutions where drafts are possible ('skip': every block adds RGB)
         if self.blockwise:
             blocks = syn.blocks()
@@ -200,8 +207,24 @@ class PreviewRenderer:
                 outs.append((x, img))
         self._outs, self._ws = outs, ws.detach().clone()
         self.last_blocks_run = max(0, stop + 1 - start)
-        return outs[stop][1]
+        img = outs[stop][1]
+        if stop == len(self._ranges) - 1:
+            if start <= stop:  # a new exact render (one served from the cache is the last one again)
+                self._exact_imgs, self._detail = [im for _, im in outs], {}
+            return img
+        detail = self._missed_detail(stop)
+        return img if detail is None or detail.shape != img.shape else img + detail
+
+    def _missed_detail(self, k: int) -> torch.Tensor | None:
+        """[N, C, r, r]: the last exact render area-downscaled to block k's size minus block k's image
+        of that render (None without an exact render or with ``draft_detail`` off)."""
+        if not self.draft_detail or not self._exact_imgs:
+            return None
+        if k not in self._detail:
+            final, own = self._exact_imgs[-1], self._exact_imgs[k]
+            self._detail[k] = F.avg_pool2d(final, final.shape[-1] // own.shape[-1]) - own  # area: a power of two
+        return self._detail[k]
 
     def invalidate(self) -> None:
         """Forget cached activations (call after changing G's weights or noise)."""
-        self._ws, self._outs = None, []
+        self._ws, self._outs, self._exact_imgs, self._detail = None, [], [], {}
