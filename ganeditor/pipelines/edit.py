@@ -174,7 +174,7 @@ class PreviewRenderer:
     def draft_resolution(self, side: float) -> int | None:
         """The smallest block resolution >= ``side`` px (what a face shown that large needs), or None
         when that is the full resolution or this generator cannot draft."""
-        res = next((r for r in self._res if r >= side), None)
+        res = next((r for r in self._res if r >= side - 1e-3), None)  # a face of 512.0000001 px is 512 px
         return None if res is None or res >= self._res[-1] else res
 
     def _stop_block(self, max_res: int | None) -> int:
