@@ -237,8 +237,9 @@ def _slider(ws: torch.Tensor, layers: tuple[int, int], render):
 
 
 def serve(res: int, impl: str, layers: str, weights: str, original: str | None, threads: int) -> None:
-    """Child: ``impl`` in original / exact / fast (full synthesis) or preview / preview-fast (our
-    PreviewRenderer); ``layers`` 'A-B' moves a slider on ws[:, A:B] each call, '-' renders ws as is."""
+    """Child: ``impl`` in original / exact / fast (full synthesis), preview / preview-fast (our
+    PreviewRenderer) or draftN (PreviewRenderer's draft at N px, fp32); ``layers`` 'A-B' moves a
+    slider on ws[:, A:B] each call, '-' renders ws as is."""
 
     def make():
         data = torch.load(weights, weights_only=True)
@@ -257,7 +258,8 @@ def serve(res: int, impl: str, layers: str, weights: str, original: str | None, 
             G = build("stylegan2-generator", **init_kwargs(res)).eval()
             G.load_state_dict(data["state"], strict=True)
             fast = impl.endswith("fast")
-            pr = PreviewRenderer(G, noise_mode="const") if impl.startswith("preview") else None
+            pr = PreviewRenderer(G, noise_mode="const") if impl.startswith(("preview", "draft")) else None
+            max_res = int(impl[5:]) if impl.startswith("draft") else None  # 'draft512': a face shown at <= 512 px
             if pr is not None:
                 with torch.inference_mode():
                     pr.render(ws)  # fills the cache, as the window does after an inversion
@@ -266,7 +268,7 @@ def serve(res: int, impl: str, layers: str, weights: str, original: str | None, 
                 with torch.inference_mode():
                     if pr is not None:
                         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
-                            return pr.render(w).float()
+                            return pr.render(w, max_res).float()
                     return (fast_synthesis(G, w) if fast else G.synthesis(w, noise_mode="const")).float()
 
         if layers == "-":
@@ -299,10 +301,13 @@ def perf_cases(res: int, original: str | None, tmp: str, threads: int, preview_l
         a, b = (int(v) for v in layers.split("-"))
         blocks = {i for i, (s, e) in enumerate(PreviewRenderer(G)._ranges) if s < b and a < e}
         orig = {"original": argv("original", layers)} if original else {}
-        impls = orig | {"exact": argv("preview", layers), "fast": argv("preview-fast", layers), "full": argv("exact", layers)}
+        draft = f"draft{res // 2}"
+        impls = orig | {"exact": argv("preview", layers), "fast": argv("preview-fast", layers), draft: argv(draft, layers),
+                        "full": argv("exact", layers)}  # fmt: skip
         cases.append(pc.Case(f"slider preview {res}, ws {a}-{b - 1}", impls,
                              note=f"a slider on ws[{a}:{b}] moves each call; original: NVlabs full synthesis of the edited ws; "
                                   f"exact/fast: our PreviewRenderer (blocks from {min(blocks)} of {len(PreviewRenderer(G)._ranges)} re-run); "
+                                  f"{draft}: its fp32 draft for a face shown at <= {res // 2} px (stops at that block); "
                                   "full: our full fp32 synthesis (preview ÷ full is printed below the table)"))  # fmt: skip
     return cases
 

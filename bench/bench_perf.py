@@ -14,7 +14,8 @@ has no original column (the table says so).  Cases:
   sg2-1024          StyleGAN2-ADA config-f synthesis (bench_generator.py)
   preview-1024      slider preview through PreviewRenderer: a fine edit (the last 4 ws) and a middle one
                     (4 ws from the middle; ws 14-17 and 8-11 of a 1024 generator's 18);
-                    its extra "full" column is our full synthesis, and preview ÷ full is printed
+                    its extra "full" column is our full synthesis, "draft512" our PreviewRenderer's draft
+                    for a face shown at <= 512 px (res // 2), and preview ÷ full is printed for both
   sg3-T256, sg3-R256, sg3-T1024, sg3-R1024   StyleGAN3 synthesis (bench_stylegan3.py)
   projector-256     one projector step, NVlabs projector.py vs project() (bench_projector.py)
   i2i-NAME          bench_image2image.py's cases (the engine engineer's rows), e.g. i2i-cyclegan-768x576
@@ -80,7 +81,7 @@ def preview_ratios(rows: list[pc.Row], metric: str) -> list[str]:
         if full is None or full.error or not full.cpu:
             continue
         parts = [f"{name} {t.median(metric) / full.median(metric):.2f}" for name, t in r.timings.items()
-                 if name in ("exact", "fast") and not t.error and t.cpu]  # fmt: skip
+                 if (name in ("exact", "fast") or name.startswith("draft")) and not t.error and t.cpu]  # fmt: skip
         out.append(f"- {r.case.name}: preview ÷ our full fp32 forward: " + ", ".join(parts) + " (target <= 0.5)")
     return out
 

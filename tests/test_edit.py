@@ -83,6 +83,55 @@ def test_preview_cache_equals_full_render_and_skips_blocks(G, ws):
     assert pr.mapping(z) is pr.mapping(z.clone())  # mapping output cached
 
 
+def test_preview_draft_is_a_block_image_and_the_exact_render_finishes_it(G, ws):
+    pr, uncached, syn = PreviewRenderer(G, draft_detail=False), PreviewRenderer(G, cache=False), G.synthesis
+    assert pr.draft_resolution(5) == 8 and pr.draft_resolution(8 + 1e-9) == 8 and pr.draft_resolution(9) is None
+    with torch.no_grad():
+        mid = apply_edits(ws, [(Direction("mid", np.ones(16), 2, 3, "absolute"), -0.4)])  # b8.conv1
+        block8 = syn.run_blocks(syn.split_ws(mid), stop=2, noise_mode="const")[1]  # the 8 px block's accumulated RGB
+        draft = pr.render(mid, max_res=8)
+        assert draft.shape == (1, 3, 8, 8) and torch.equal(draft, block8) and pr.last_blocks_run == 2
+        assert torch.equal(pr.render(mid, max_res=6), block8) and pr.last_blocks_run == 0  # cached
+        exact = pr.render(mid)  # the release after a drag: only the 16 px block runs
+        assert torch.equal(exact, uncached.render(mid)) and pr.last_blocks_run == 1
+        assert torch.equal(pr.render(mid, max_res=8), block8) and pr.last_blocks_run == 0
+        assert torch.equal(pr.render(mid, max_res=16), exact) and pr.last_blocks_run == 0  # max_res R: the exact render
+        lo = apply_edits(mid, [(Direction("lo", np.ones(16), 0, 1, "absolute"), 0.3)])  # b4: drafts re-run from block 0
+        block4 = syn.run_blocks(syn.split_ws(lo), stop=1, noise_mode="const")[1]
+        assert torch.equal(pr.render(lo, max_res=4), block4) and pr.last_blocks_run == 1
+        assert pr.render(lo, max_res=8).shape[-1] == 8 and pr.last_blocks_run == 1
+        assert torch.equal(pr.render(lo), uncached.render(lo)) and pr.last_blocks_run == 1
+    assert torch.equal(block8, syn.run_blocks(syn.split_ws(mid), stop=2, noise_mode="const")[1])  # cache never mutated
+
+
+def test_preview_draft_adds_the_detail_it_misses_in_the_last_exact_render(G, ws):
+    pr, uncached, syn = PreviewRenderer(G), PreviewRenderer(G, cache=False), G.synthesis
+    block8 = lambda w: syn.run_blocks(syn.split_ws(w), stop=2, noise_mode="const")[1]  # noqa: E731
+    mid = apply_edits(ws, [(Direction("mid", np.ones(16), 2, 3, "absolute"), -0.4)])
+    with torch.no_grad():
+        assert torch.equal(pr.render(ws, max_res=8), block8(ws))  # no exact render yet: the plain block image
+        exact = pr.render(ws)
+        down = torch.nn.functional.avg_pool2d(exact, 2)
+        assert torch.allclose(pr.render(ws, max_res=8), down, atol=1e-6)  # unmoved: the exact render, downscaled
+        draft = pr.render(mid, max_res=8)
+        assert torch.allclose(draft, block8(mid) + down - block8(ws), atol=1e-6) and pr.last_blocks_run == 1
+        assert torch.equal(pr.render(mid), uncached.render(mid)) and pr.last_blocks_run == 1  # exact renders stay exact
+        pr.invalidate()
+        assert torch.equal(pr.render(mid, max_res=8), block8(mid))
+
+
+def test_preview_of_a_non_skip_generator_renders_whole(G, ws):
+    kw = dict(G.init_kwargs)
+    kw["synthesis_kwargs"] = {**kw.get("synthesis_kwargs", {}), "architecture": "orig"}
+    torch.manual_seed(0)
+    orig = build("stylegan2-generator", **kw).eval()
+    pr = PreviewRenderer(orig)
+    assert pr.draft_resolution(5) is None
+    with torch.no_grad():
+        out = pr.render(ws, max_res=8)
+        assert torch.equal(out, orig.synthesis(ws, noise_mode="const")) and pr.last_blocks_run == 3
+
+
 def test_latent_files(G, ws, tmp_path):
     np.save(tmp_path / "w.npy", ws[:, 0].numpy())
     w, noise = load_latent(tmp_path / "w.npy", G)

@@ -1,5 +1,6 @@
 """The Qt-free portrait session: a fit (with the generator tuning of 'Best') saved in a project file
-comes back exactly in a fresh session, and a latent from another generator is refused."""
+comes back exactly in a fresh session, a latent from another generator is refused, and live previews
+of a small face render drafts while the full render stays exact."""
 
 import numpy as np
 import pytest
@@ -8,8 +9,10 @@ import torch
 from ganeditor.core.errors import GanEditorError
 from ganeditor.core.imageio import LoadedImage
 from ganeditor.core.progress import null_task
+from ganeditor.pipelines.paste_back import paste_target
 from ganeditor.pipelines.portrait import PortraitSession
 from ganeditor.pipelines.project import PhotoRef, PortraitState, Project, load_project, save_project
+from ganeditor.worlds.portraits import alignment_affine, render_portrait
 from gui_support import write_tiny_models
 
 
@@ -57,3 +60,26 @@ def test_a_latent_of_another_generator_is_refused(tmp_path, tiny_generator):
     other = type(state)(state.ws, state.noise, state.pti_delta, "0" * 16)
     with pytest.raises(GanEditorError, match="another generator"):
         s.restore_latent(other)
+
+
+def test_live_previews_of_a_small_face_are_drafts_and_the_full_render_is_exact(tiny_generator):
+    s = PortraitSession()
+    s.load_generator(tiny_generator, torch.device("cpu"))
+    s.use_latent(np.random.default_rng(1).normal(size=(1, s.G.num_ws, s.G.w_dim)).astype(np.float32))
+    photo, _, lm = render_portrait(5, 320, affine=alignment_affine(18.0, 0.55, 0.04, -0.03), return_landmarks=True)
+    aligned = s.align(photo, lm.astype(np.float64) - 0.5)
+    recon, name = s.render({}), s.directions[0].name
+    big = paste_target(photo, aligned, recon)  # the face is ~100 px in the preview copy: larger than the 16 px generator
+    side = big.preview_face_side()
+    small = paste_target(photo, aligned, recon, preview_side=int(320 * 7 / side))  # the face ~7 px there
+    assert side > 16 and 4 < small.preview_face_side() <= 8
+    live = s.edit_frame({name: 2.0}, small, full=False)
+    assert live.face.shape == (8, 8, 3) and live.photo.shape == small.small.shape and not live.full
+    final = s.edit_frame({name: 2.0}, small, full=True)
+    assert final.face.shape == (16, 16, 3) and final.photo.shape == photo.shape
+    assert s.renderer.last_blocks_run == 1  # the draft's blocks were reused
+    s.renderer.invalidate()
+    assert np.array_equal(s.render({name: 2.0}), final.face)  # bit for bit an uncached render
+    assert s.edit_frame({name: 1.0}, big, full=False).face.shape == (16, 16, 3)  # a face as large as the generator
+    generated = paste_target(recon, None, None)  # a generated face: the edit is the whole picture
+    assert s.edit_frame({name: 1.0}, generated, full=False).face.shape == (16, 16, 3)

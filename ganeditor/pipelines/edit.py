@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ganeditor.core.atomic import atomic_write
 from ganeditor.core.errors import GanEditorError
@@ -110,10 +111,18 @@ def truncate(ws: torch.Tensor, w_avg: torch.Tensor, psi: float, cutoff: int | No
 class PreviewRenderer:
     """Renders ws with StyleGAN2's synthesis, reusing the activations of blocks whose ws did not change.
 
-    Keeps, from the previous render, the ws and every block's output.  A new ws is compared per
-    layer; blocks before the first block that reads a changed layer are skipped and their cached
-    output feeds the rest.  Equal to a full render (noise mode 'const' or 'none').  Generators
-    without block-wise synthesis (StyleGAN3) are rendered whole.
+    Keeps, from the previous render, the ws and the output of every block it ran.  A new ws is
+    compared per layer; blocks before the first block that reads a changed layer are skipped and
+    their cached output feeds the rest.  Equal to a full render (noise mode 'const' or 'none').
+    Generators without block-wise synthesis (StyleGAN3) are rendered whole.
+
+    Drafts (``render(ws, max_res)``, 'skip' architecture only): synthesis stops at the first block
+    whose resolution reaches ``max_res`` and that block's accumulated RGB image is the draft, a
+    level of detail for a face displayed that small while a slider moves.  The blocks a draft ran
+    stay cached, so the exact render on release runs only the remaining ones.  With ``draft_detail``
+    a draft adds what the blocks it skipped contributed to the last exact render (that render
+    area-downscaled minus its own image at the draft's block): the draft of an unmoved slider is then
+    the exact render downscaled, and a moved one keeps its detail and colour level (bench_draft.py).
     """
 
     def __init__(
@@ -121,19 +130,26 @@ class PreviewRenderer:
         G: nn.Module,  # generator (StyleGAN2 for caching)
         noise_mode: str = "const",  # 'const' or 'none' (random noise cannot be cached)
         cache: bool = True,  # False = always render everything (for comparisons)
+        draft_detail: bool = True,  # drafts add the detail they miss, taken from the last exact render
     ):
         if noise_mode not in ("const", "none"):
             raise GanEditorError("preview noise mode must be 'const' or 'none'")
-        self.G, self.noise_mode = G, noise_mode
+        self.G, self.noise_mode, self.draft_detail = G, noise_mode, draft_detail
         syn = G.synthesis
         self.blockwise = cache and hasattr(syn, "split_ws") and hasattr(syn, "run_blocks")
         self._ws: torch.Tensor | None = None
-        self._outs: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+        self._outs: list[tuple[torch.Tensor, torch.Tensor | None]] = []  # (x, img) of blocks 0.. (a prefix)
         self._map_key: tuple | None = None
         self._map_ws: torch.Tensor | None = None
         self.last_blocks_run = 0
+        self._exact_imgs: list[torch.Tensor | None] = []  # every block's image of the last exact render
+        self._detail: dict[int, torch.Tensor] = {}  # block -> what later blocks added to that render, downscaled
+        self._res: list[int] = []  # block resolutions where drafts are possible ('skip': every block adds RGB)
         if self.blockwise:
-            self._ranges = [(s, s + b.num_conv + b.num_torgb) for s, b in zip(syn.block_ws_start(), syn.blocks())]
+            blocks = syn.blocks()
+            self._ranges = [(s, s + b.num_conv + b.num_torgb) for s, b in zip(syn.block_ws_start(), blocks)]
+            if all(getattr(b, "architecture", None) == "skip" for b in blocks):
+                self._res = [int(b.resolution) for b in blocks]
 
     def mapping(self, z: torch.Tensor, psi: float = 1.0) -> torch.Tensor:
         """G.mapping(z) with the result cached for the last (z, psi)."""
@@ -155,31 +171,60 @@ class PreviewRenderer:
         first = int(changed.nonzero()[0])
         return next(i for i, (a, b) in enumerate(self._ranges) if a <= first < b)
 
+    def draft_resolution(self, side: float) -> int | None:
+        """The smallest block resolution >= ``side`` px (what a face shown that large needs), or None
+        when that is the full resolution or this generator cannot draft."""
+        res = next((r for r in self._res if r >= side - 1e-3), None)  # a face of 512.0000001 px is 512 px
+        return None if res is None or res >= self._res[-1] else res
+
+    def _stop_block(self, max_res: int | None) -> int:
+        """Index of the last block to run: the first whose resolution >= max_res (the last block when
+        max_res is None, at least the full resolution, or the architecture cannot draft)."""
+        n = len(self._ranges)
+        if max_res is None or not self._res:
+            return n - 1
+        return next((i for i, r in enumerate(self._res) if r >= max_res), n - 1)
+
     @torch.no_grad()
-    def render(self, ws: torch.Tensor) -> torch.Tensor:
-        """ws [N, num_ws, w_dim] -> image [N, C, R, R] in [-1, 1]."""
+    def render(self, ws: torch.Tensor, max_res: int | None = None) -> torch.Tensor:
+        """ws [N, num_ws, w_dim] -> image [N, C, R, R] in [-1, 1]; with ``max_res`` below R a draft
+        [N, C, r, r] of the first block with r >= max_res ('skip' synthesis; others render whole)."""
         G = self.G
         assert ws.ndim == 3 and ws.shape[1:] == (G.num_ws, G.w_dim), f"ws {list(ws.shape)}"
         if not self.blockwise:
             self.last_blocks_run = -1
             return G.synthesis(ws, noise_mode=self.noise_mode)
-        syn = G.synthesis
-        start = self.first_changed_block(ws)
-        n = len(self._ranges)
-        if start == n:
-            self.last_blocks_run = 0
-            return self._outs[-1][1]
-        block_ws = syn.split_ws(ws)
+        stop = self._stop_block(max_res)
+        start = min(self.first_changed_block(ws), len(self._outs))
         outs = self._outs[:start]
-        x, img = outs[-1] if outs else (None, None)
-        for i in range(start, n):
-            x, img = syn.run_blocks(block_ws, x, img.clone() if img is not None else None, start=i, stop=i + 1,
-                                    noise_mode=self.noise_mode)  # fmt: skip
-            outs.append((x, img))
+        if start <= stop:
+            syn = G.synthesis
+            block_ws = syn.split_ws(ws)
+            x, img = outs[-1] if outs else (None, None)
+            for i in range(start, stop + 1):
+                x, img = syn.run_blocks(block_ws, x, img.clone() if img is not None else None, start=i, stop=i + 1,
+                                        noise_mode=self.noise_mode)  # fmt: skip
+                outs.append((x, img))
         self._outs, self._ws = outs, ws.detach().clone()
-        self.last_blocks_run = n - start
-        return img
+        self.last_blocks_run = max(0, stop + 1 - start)
+        img = outs[stop][1]
+        if stop == len(self._ranges) - 1:
+            if start <= stop:  # a new exact render (one served from the cache is the last one again)
+                self._exact_imgs, self._detail = [im for _, im in outs], {}
+            return img
+        detail = self._missed_detail(stop)
+        return img if detail is None or detail.shape != img.shape else img + detail
+
+    def _missed_detail(self, k: int) -> torch.Tensor | None:
+        """[N, C, r, r]: the last exact render area-downscaled to block k's size minus block k's image
+        of that render (None without an exact render or with ``draft_detail`` off)."""
+        if not self.draft_detail or not self._exact_imgs:
+            return None
+        if k not in self._detail:
+            final, own = self._exact_imgs[-1], self._exact_imgs[k]
+            self._detail[k] = F.avg_pool2d(final, final.shape[-1] // own.shape[-1]) - own  # area: a power of two
+        return self._detail[k]
 
     def invalidate(self) -> None:
         """Forget cached activations (call after changing G's weights or noise)."""
-        self._ws, self._outs = None, []
+        self._ws, self._outs, self._exact_imgs, self._detail = None, [], [], {}

@@ -173,8 +173,26 @@ class PasteTarget:
         if self.aligned is None:
             return edited
         photo, al = (self.photo, self.aligned) if full else (self.small, self.small_aligned)
-        return paste_back(photo, edited, al, reconstruction=self.reconstruction, feather=self.feather, device=device,
+        recon = self.reconstruction
+        if recon is not None and recon.shape[0] != edited.shape[0]:  # a draft: smaller than the reconstruction
+            recon = resize_crop(recon, edited.shape[0])
+        return paste_back(photo, edited, al, reconstruction=recon, feather=self.feather, device=device,
                           background=self.background)
+
+    def preview_face_side(self) -> float | None:
+        """The side of the aligned crop in px of the reduced copy (None: the edit is the whole picture)."""
+        al = self.small_aligned
+        return None if self.aligned is None or al is None else math.hypot(*al.transform[:2, 0]) * al.output_size
+
+
+def resize_crop(a: np.ndarray, size: int) -> np.ndarray:
+    """A square crop [S, S, C] or [S, S] (uint8/uint16) resized to ``size`` px, same framing (area average
+    when shrinking)."""
+    x = _to_float(a[:, :, None] if a.ndim == 2 else a, "cpu")
+    mode = "area" if size <= a.shape[0] else "bicubic"
+    x = F.interpolate(x, size=(size, size), mode=mode, **({} if mode == "area" else {"align_corners": False}))
+    out = x[0].permute(1, 2, 0).clamp(0, max_value(a.dtype)).round().numpy().astype(a.dtype)
+    return out[:, :, 0] if a.ndim == 2 else out
 
 
 def paste_target(photo: np.ndarray, aligned: AlignedFace | None, reconstruction: np.ndarray | None,

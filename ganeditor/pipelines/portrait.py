@@ -100,7 +100,7 @@ class EditFrame:
     """A rendered edit: the edited face and the photo with it pasted in (reduced for a live preview)."""
 
     alphas: dict[str, float]  # the slider values it shows
-    face: np.ndarray  # uint8 [R, R, 3] edited face
+    face: np.ndarray  # uint8 [S, S, 3] edited face (S = R, or less for a live preview's draft)
     photo: np.ndarray  # the photo with the edit (reduced copy unless ``full``)
     full: bool  # full resolution (what Apply puts in the document)
 
@@ -296,20 +296,24 @@ class PortraitSession:
         return self.render({})
 
     # ------------------------------------------------------------------------------ editing
-    def render(self, alphas: dict[str, float]) -> np.ndarray:
-        """The inverted face moved by each direction's α (cached synthesis blocks)."""
+    def render(self, alphas: dict[str, float], max_res: int | None = None) -> np.ndarray:
+        """The inverted face moved by each direction's α (cached synthesis blocks); with ``max_res``
+        below the generator's resolution a draft of that size (``PreviewRenderer.render``)."""
         if self.ws is None or self.renderer is None:
             raise GanEditorError("invert a face first")
         by_name = {d.name: d for d in self.directions}
         edits = [(by_name[n], a) for n, a in alphas.items() if a and n in by_name]
         with torch.no_grad():
-            img = self.renderer.render(apply_edits(self.ws, edits))
+            img = self.renderer.render(apply_edits(self.ws, edits), max_res)
         return to_uint8(img)[0]
 
     def edit_frame(self, alphas: dict[str, float], target: PasteTarget, full: bool) -> EditFrame:
         """The edit of ``alphas`` rendered (cached synthesis blocks) and pasted into ``target``: into its
-        reduced copy for a live preview, or at full resolution (``full``)."""
-        face = self.render(alphas)
+        reduced copy for a live preview, or at full resolution (``full``).  A live preview of a face
+        smaller there than the generator renders a draft at the block resolution that covers it; the
+        blocks it ran stay cached, so the full render that follows runs only the rest."""
+        side = None if full or self.renderer is None else target.preview_face_side()
+        face = self.render(alphas, None if side is None else self.renderer.draft_resolution(side))
         return EditFrame(dict(alphas), face, target.paste(face, full, self.device), full)
 
     def use_latent(self, ws: np.ndarray) -> np.ndarray:
