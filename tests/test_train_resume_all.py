@@ -119,7 +119,9 @@ def test_time_goes_on_across_a_resume(checkpoint, folders, tmp_path):
         del state["elapsed"]
         save_state(ckpt, state, meta)
     stopped_at = _records(out)[-1]["time"]
-    list(train(_cfg("cyclegan", folders, out, 6), resume=True))
+    reports = []
+    list(train(_cfg("cyclegan", folders, out, 6), Task(reports.append), resume=True))
+    assert (reports[0].done, reports[0].extra) == (3, {"initial": 3})  # progress bars time from step 3
     rows = _records(out)
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
     times = [r["time"] for r in rows]

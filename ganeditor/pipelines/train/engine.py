@@ -274,6 +274,8 @@ def _train(cfg: TrainConfig, run: RunDir, env: D.DistEnv, device: torch.device, 
     guard = StepGuard(task, recipe, start, enabled=env.world == 1)
     clock = RunClock(task.cancel_token, start, elapsed)  # training seconds go on from the checkpoint's
     step, last_ckpt = start, start
+    if start:  # progress bars count their rate and time left from here, not from step 0
+        task.report(start, cfg.steps, f"resumed at step {start}", initial=start)
     try:
         while step < cfg.steps:
             task.wait_while_paused()
