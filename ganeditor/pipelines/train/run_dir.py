@@ -33,6 +33,7 @@ class RunDir:
         self.ckpt_dir = self.root / "checkpoints"
         self.samples_dir = self.root / "samples"
         self._tb = None
+        self._tb_purge: int | None = None  # TensorBoard events from this step on are dropped (a resume)
 
     # --- config ---------------------------------------------------------------------------
     def write_config(self, config: dict[str, Any]) -> None:
@@ -104,7 +105,9 @@ class RunDir:
                     tb.add_scalar(k, v, record["step"])
 
     def truncate_metrics(self, step: int) -> None:
-        """Drop records after ``step`` (they belong to work lost since the last checkpoint)."""
+        """Drop records after ``step`` (they belong to work lost since the last checkpoint), in
+        TensorBoard's event files too (when the writer opens)."""
+        self._tb_purge = step + 1
         p = self.root / "metrics.jsonl"
         if not p.is_file():
             return
@@ -134,7 +137,7 @@ class RunDir:
             except Exception:  # tensorboard not installed: JSON lines only
                 self._tb = False
             else:
-                self._tb = SummaryWriter(str(self.root))
+                self._tb = SummaryWriter(str(self.root), purge_step=self._tb_purge)
         return self._tb or None
 
     def close(self) -> None:

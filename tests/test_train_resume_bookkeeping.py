@@ -1,5 +1,6 @@
-"""The training clock: elapsed seconds go on from a checkpoint's and leave pauses out; images/s and the
-ETA follow this session's pace (a fake monotonic clock: no test here waits)."""
+"""What a resumed run carries on rather than restarts: the training clock (elapsed seconds go on from a
+checkpoint's and leave pauses out; images/s and the ETA follow this session's pace; a fake monotonic
+clock, so no test here waits) and TensorBoard's events (those after the checkpoint are dropped)."""
 
 import types
 
@@ -57,3 +58,32 @@ def test_the_resumed_elapsed_comes_from_the_checkpoint_else_the_metrics_else_zer
     assert start_elapsed({"step": 2}, records, 2) == 3.0  # a checkpoint written before elapsed was stored
     assert start_elapsed({"step": 2}, [{"step": 1}], 2) == 0.0
     assert start_elapsed(None, records, 0) == 0.0  # a fresh run
+
+
+def test_a_resume_drops_tensorboard_events_after_the_checkpoint(tmp_path, monkeypatch):
+    import sys
+
+    from ganeditor.pipelines.train.run_dir import RunDir
+
+    opened = []
+
+    class Writer:  # stands in for torch.utils.tensorboard.SummaryWriter (tensorboard need not be installed)
+        def __init__(self, logdir, purge_step=None):
+            opened.append(purge_step)
+
+        def add_scalar(self, *args):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=Writer))
+    run = RunDir(tmp_path)
+    run.write_config({})
+    for step in (1, 2, 3):
+        run.log_metrics({"step": step, "time": step * 1.0, "G": 0.5})
+    resumed = RunDir(tmp_path)
+    resumed.truncate_metrics(2)
+    resumed.log_metrics({"step": 3, "time": 2.5, "G": 0.4})
+    assert opened == [None, 3]  # the first session's step-3 event is purged, as its metrics.jsonl record is
+    assert [r["time"] for r in resumed.read_metrics()] == [1.0, 2.0, 2.5]
