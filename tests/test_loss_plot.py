@@ -44,6 +44,14 @@ def test_ranges_are_finite_and_non_empty(case, log):
     assert axes.y0 < min(t) and max(t) < axes.y1  # headroom: no point sits on the frame
 
 
+@pytest.mark.parametrize("most", [3, 5])
+@pytest.mark.parametrize("log", [False, True])
+def test_a_short_plot_gets_few_ticks(most, log):
+    for pts in [*CASES.values(), [(1.0, 139.0), (12.0, 240.0)], [(1.0, 12.0), (9.0, 340.0)], [(1.0, 1e-9), (3.0, 2e3)]]:
+        axes = layout(pts, log, most)
+        assert axes is None or 2 <= len(axes.yticks) <= most, (pts, axes.yticks)
+
+
 def test_a_lone_point_is_centred_under_its_step_label():
     axes = layout([(500.0, 123.4)], log=True)
     assert axes.x0 < 500 < axes.x1 and math.isclose((axes.x0 + axes.x1) / 2, 500)

@@ -46,9 +46,9 @@ class LossPlot(QWidget):
                 del s[: len(s) // 2 : 2]
         self.update()
 
-    def axes(self) -> Axes | None:
-        """The ranges and ticks the plot is drawn with (None: nothing drawable yet)."""
-        return layout([pt for s in self.series.values() for pt in s], self.log_scale)
+    def axes(self, most: int = 7) -> Axes | None:
+        """The ranges and (at most about ``most``) ticks the plot is drawn with; None: nothing to draw yet."""
+        return layout([pt for s in self.series.values() for pt in s], self.log_scale, most)
 
     def legend_text(self, name: str) -> str:
         """A series' name, last value and what of it is not drawn."""
@@ -75,11 +75,12 @@ class LossPlot(QWidget):
             p.setPen(QColor(FAINT_TEXT))
             p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.empty_text)
             return
-        axes = self.axes()
         legend = self._legend_layout(fm)
         rows = 1 + max((r for _n, _t, _x, r in legend), default=0)
+        height = self.height() - 8 - (rows + 1) * fm.height() - 10
+        axes = self.axes(most=max(2, int(height // (2 * fm.height())) + 1))  # labels two lines apart at least
         left = 10 + max((fm.horizontalAdvance(t) for _v, t in axes.yticks), default=30) if axes else 40
-        area = QRectF(left, 8, self.width() - left - 10, self.height() - 8 - (rows + 1) * fm.height() - 10)
+        area = QRectF(left, 8, self.width() - left - 10, height)
         if axes is None:
             p.setPen(QColor(FAINT_TEXT))
             p.drawText(area, Qt.AlignmentFlag.AlignCenter, "No finite values to draw yet")

@@ -48,11 +48,17 @@ def span(lo: float, hi: float, pad: float = 0.05, lone: float = 0.1) -> tuple[fl
     return lo - d, hi + d
 
 
-def nice_step(lo: float, hi: float, least: int = 3) -> float:
-    """The widest round tick spacing (1, 2 or 5 times a power of ten) that puts ``least`` ticks in [lo, hi]."""
+def nice_step(lo: float, hi: float, most: int = 7) -> float:
+    """The widest round tick spacing (1, 2 or 5 times a power of ten) that puts at least 3 ticks in
+    [lo, hi], or 2 when that would take more than ``most``."""
     power = 10.0 ** math.floor(math.log10(hi - lo))
-    candidates = [m * power / 10**k for k in range(4) for m in (5, 2, 1)]
-    return next((c for c in candidates if math.floor(hi / c) - math.ceil(lo / c) + 1 >= least), candidates[-1])
+    two = None
+    for step in [m * power / 10**k for k in range(4) for m in (5, 2, 1)]:
+        n = math.floor(hi / step) - math.ceil(lo / step) + 1
+        if n >= 3:
+            return step if n <= most or two is None else two
+        two = two or (step if n == 2 else None)
+    return step
 
 
 def label(v: float, step: float) -> str:
@@ -66,31 +72,31 @@ def label(v: float, step: float) -> str:
     return f"{v:.{min(max(digits, 1), 12)}g}"
 
 
-def linear_ticks(lo: float, hi: float) -> list[tuple[float, str]]:
-    """Round values inside [lo, hi] (3 to 7 of them) with their labels."""
-    step = nice_step(lo, hi)
+def linear_ticks(lo: float, hi: float, most: int = 7) -> list[tuple[float, str]]:
+    """Round values inside [lo, hi] (3, or 2 where 3 would be more than ``most``) with their labels."""
+    step = nice_step(lo, hi, most)
     first = math.ceil(lo / step)
     n = int(math.floor(hi / step)) - first + 1
     return [((first + i) * step, label((first + i) * step, step)) for i in range(max(n, 0))]
 
 
-def log_ticks(lo: float, hi: float, count: int = 4) -> list[tuple[float, str]]:
-    """Ticks of a log axis spanning log10 values [lo, hi]: every k-th decade when it spans many, 1-2-5
-    or whole decades when it spans a few, else round values between 10**lo and 10**hi, at their log10."""
-    if hi - lo >= count:
-        every = math.ceil((hi - lo) / count)
+def log_ticks(lo: float, hi: float, most: int = 7) -> list[tuple[float, str]]:
+    """Ticks of a log axis spanning log10 values [lo, hi]: every k-th decade when it spans many, 1-2-5,
+    1-3 or whole decades when it spans a few, else round values between 10**lo and 10**hi, at their log10."""
+    if hi - lo >= 3:
+        every = max(1, math.ceil((hi - lo + 1) / most))
         return [(float(e), f"{10.0 ** e:g}") for e in range(math.ceil(lo / every) * every, math.floor(hi) + 1, every)]
-    for mantissas in ((1, 2, 5), (1,)):
+    for mantissas in ((1, 2, 5), (1, 3), (1,)):
         ticks = [(math.log10(m) + e, f"{m * 10.0 ** e:g}") for e in range(math.floor(lo), math.ceil(hi) + 1)
                  for m in mantissas if lo <= math.log10(m) + e <= hi]
-        if 2 <= len(ticks) <= count + 2:
+        if 2 <= len(ticks) <= most:
             return ticks
-    return [(math.log10(v), text) for v, text in linear_ticks(10.0 ** lo, 10.0 ** hi) if v > 0]
+    return [(math.log10(v), text) for v, text in linear_ticks(10.0 ** lo, 10.0 ** hi, most) if v > 0]
 
 
-def layout(points: list[tuple[float, float]], log: bool = False) -> Axes | None:
-    """Ranges and ticks for ``points`` (step, value); points that cannot be shown are left out.
-    None when no point can be shown."""
+def layout(points: list[tuple[float, float]], log: bool = False, most: int = 7) -> Axes | None:
+    """Ranges and at most about ``most`` ticks for ``points`` (step, value); points that cannot be shown
+    are left out.  None when no point can be shown."""
     shown = [(x, t) for x, y in points if math.isfinite(x) and (t := transform(y, log)) is not None]
     if not shown:
         return None
@@ -106,5 +112,5 @@ def layout(points: list[tuple[float, float]], log: bool = False) -> Axes | None:
         y0, y1 = min(ys) - 0.5, max(ys) + 0.5  # half a decade either side
     else:
         y0, y1 = span(min(ys), max(ys))
-    yticks = log_ticks(y0, y1) if log else linear_ticks(y0, y1)
+    yticks = log_ticks(y0, y1, most) if log else linear_ticks(y0, y1, most)
     return Axes(x0, x1, y0, y1, xticks, yticks)
