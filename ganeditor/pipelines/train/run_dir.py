@@ -5,7 +5,7 @@ RUN_DIR/config.json                  recipe, options, data, seed (checked on --r
 RUN_DIR/checkpoints/step-000100.state.safetensors   full training state (last K kept)
 RUN_DIR/checkpoints/LATEST           name of the newest complete checkpoint (written last)
 RUN_DIR/model.safetensors            the trained model in GAN Editor's format
-RUN_DIR/metrics.jsonl                one JSON object per logged step
+RUN_DIR/metrics.jsonl                one JSON object per logged step (``time``: the run's training seconds)
 RUN_DIR/samples/step-000100.png      sample grids
 ```
 """
