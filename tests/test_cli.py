@@ -60,3 +60,19 @@ def test_a_command_imports_only_its_own_module():
     assert r.stdout.strip().splitlines()[-1] == "[]" and "--tile" in r.stdout
     r = run_cli("--help", "translate")
     assert r.returncode == 0 and "upscale" in r.stdout  # help before the command: the full list
+
+
+def test_a_resumed_progress_bar_counts_its_rate_from_where_it_resumed():
+    import io
+
+    from tqdm import tqdm
+
+    from ganeditor.cli.common import show_progress
+    from ganeditor.core.progress import ProgressEvent
+
+    bar = tqdm(total=None, file=io.StringIO())
+    show_progress(bar, ProgressEvent(5000, 10000, "resumed at step 5000", {"initial": 5000}))
+    show_progress(bar, ProgressEvent(5001, 10000, "G=0.7"))
+    d = bar.format_dict
+    assert (d["n"], d["total"], d["initial"]) == (5001, 10000, 5000)  # 1 step done now, not 5001
+    bar.close()

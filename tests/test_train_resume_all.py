@@ -94,3 +94,37 @@ def test_pause_blocks_until_resumed(folders, tmp_path):
     tok.set_paused(False)
     t.join(60)
     assert steps_seen == [1, 2, 3]
+
+
+def _records(run):
+    return [json.loads(ln) for ln in (Path(run) / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("checkpoint", ["with its elapsed time", "written before it was stored"])
+def test_time_goes_on_across_a_resume(checkpoint, folders, tmp_path):
+    """metrics.jsonl's ``time`` is the run's seconds of training: after a stop and a resume it goes on from
+    the checkpoint's (older checkpoints: from the last record at or before their step), never from 0."""
+    from ganeditor.core.state_io import load_state, save_state
+    from ganeditor.pipelines.train.run_dir import RunDir
+
+    out, tok = tmp_path / "run", CancelToken()
+    with pytest.raises(Cancelled):
+        for ev in train(_cfg("cyclegan", folders, out, 6), Task(cancel=tok)):
+            if ev.step == 3:
+                tok.cancel()
+    ckpt = RunDir(out).latest_checkpoint()
+    state, meta = load_state(ckpt)
+    assert state["step"] == 3 and state["elapsed"] == pytest.approx(_records(out)[-1]["time"], abs=1e-3)
+    if checkpoint != "with its elapsed time":
+        del state["elapsed"]
+        save_state(ckpt, state, meta)
+    stopped_at = _records(out)[-1]["time"]
+    reports = []
+    list(train(_cfg("cyclegan", folders, out, 6), Task(reports.append), resume=True))
+    assert (reports[0].done, reports[0].extra) == (3, {"initial": 3})  # progress bars time from step 3
+    rows = _records(out)
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    times = [r["time"] for r in rows]
+    assert times[2] == stopped_at and times[3] >= stopped_at  # the first resumed step goes on from step 3's
+    assert times == sorted(times), times
+    assert RunDir(out).load_checkpoint()["elapsed"] == pytest.approx(times[-1], abs=1e-3)

@@ -109,22 +109,27 @@ def progress_task(description: str, total: float | None = None, graceful: str | 
         yield task
 
 
+def show_progress(bar: tqdm, ev: ProgressEvent) -> None:
+    """Move ``bar`` to ``ev``.  A report with ``initial=N`` (work resumed part-way, e.g. a training run)
+    restarts the bar's clock at N, so that its rate and time left count only the work done from there."""
+    if ev.total is not None and bar.total != ev.total:
+        bar.total = ev.total
+    if "initial" in ev.extra:
+        bar.reset()
+        bar.initial = ev.extra["initial"]
+    bar.n = ev.done
+    if ev.message:
+        bar.set_postfix_str(ev.message, refresh=False)
+    bar.refresh()
+
+
 @contextlib.contextmanager
 def _bar_task(description: str, total: float | None) -> Iterator[Task]:
     if not sys.stderr.isatty():
         yield Task()
         return
     bar = tqdm(total=total, desc=description, unit="", dynamic_ncols=True, leave=False, file=sys.stderr)
-
-    def on_progress(ev: ProgressEvent) -> None:
-        if ev.total is not None and bar.total != ev.total:
-            bar.total = ev.total
-        bar.n = ev.done
-        if ev.message:
-            bar.set_postfix_str(ev.message, refresh=False)
-        bar.refresh()
-
     try:
-        yield Task(on_progress, min_interval=0.1)
+        yield Task(lambda ev: show_progress(bar, ev), min_interval=0.1)
     finally:
         bar.close()

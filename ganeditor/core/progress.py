@@ -35,6 +35,9 @@ class CancelToken:
     def __init__(self) -> None:
         self._event = threading.Event()
         self._paused = threading.Event()
+        self._pause_lock = threading.Lock()
+        self._paused_since: float | None = None  # time.monotonic() when the current pause began
+        self._paused_before = 0.0  # seconds spent in earlier pauses
         self.cancelled_at: float | None = None  # time.monotonic() of the first cancel()
 
     def cancel(self) -> None:
@@ -48,10 +51,22 @@ class CancelToken:
 
     def set_paused(self, paused: bool) -> None:
         """Ask work that supports pausing (training) to wait; cancelling still works while paused."""
-        if paused:
-            self._paused.set()
-        else:
-            self._paused.clear()
+        with self._pause_lock:
+            if paused and self._paused_since is None:
+                self._paused_since = time.monotonic()
+            elif not paused and self._paused_since is not None:
+                self._paused_before += time.monotonic() - self._paused_since
+                self._paused_since = None
+            if paused:
+                self._paused.set()
+            else:
+                self._paused.clear()
+
+    def paused_s(self) -> float:
+        """Seconds spent paused so far, the current pause included (work subtracts them from its pace)."""
+        with self._pause_lock:
+            now = 0.0 if self._paused_since is None else time.monotonic() - self._paused_since
+            return self._paused_before + now
 
     @property
     def paused(self) -> bool:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib
 import math
 import random
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator
 
@@ -26,6 +25,7 @@ from ganeditor.core.progress import Task, null_task
 from ganeditor.formats.native import save_checkpoint
 from ganeditor.pipelines.train import dist as D
 from ganeditor.pipelines.train import health as H
+from ganeditor.pipelines.train.clock import RunClock, start_elapsed
 from ganeditor.pipelines.train.interrupt import StepGuard, rng_state, set_rng_state
 from ganeditor.pipelines.train.recipe import Recipe, TrainContext
 from ganeditor.pipelines.train.run_dir import RunDir
@@ -184,8 +184,10 @@ def train(cfg: TrainConfig, task: Task | None = None, resume: bool = False) -> I
         D.shutdown(env)
 
 
-def _build(cfg: TrainConfig, run: RunDir, env: D.DistEnv, device: torch.device, resume: bool) -> tuple[Recipe, int]:
-    """The recipe (restored from the latest checkpoint when resuming) and the step to start from."""
+def _build(cfg: TrainConfig, run: RunDir, env: D.DistEnv, device: torch.device,
+           resume: bool) -> tuple[Recipe, int, float]:
+    """The recipe (restored from the latest checkpoint when resuming), the step to start from and the
+    run's seconds of training until then."""
     ctx = TrainContext(device, TrainContext.resolve_precision(cfg.precision, device), env, cfg.seed)
     _seed_everything(cfg.seed * 1000 + env.rank)
     cfg.options.setdefault("total_steps", cfg.steps)
@@ -201,6 +203,7 @@ def _build(cfg: TrainConfig, run: RunDir, env: D.DistEnv, device: torch.device, 
             raise GanEditorError(f"checkpoint was written by {len(rngs)} processes, now {env.world}", run.root)
         set_rng_state(rngs[env.rank])
         start = int(state["step"])
+    elapsed = start_elapsed(state, run.read_metrics(), start)
     if env.is_main:
         stored = asdict(cfg)
         stored["precision"] = ctx.precision
@@ -208,7 +211,7 @@ def _build(cfg: TrainConfig, run: RunDir, env: D.DistEnv, device: torch.device, 
         if start:
             run.truncate_metrics(start)
     D.barrier(env)
-    return recipe, start
+    return recipe, start, elapsed
 
 
 def _health(cfg: TrainConfig, recipe: Recipe, run: RunDir, env: D.DistEnv) -> tuple[H.HealthMonitor | None, list]:
@@ -255,28 +258,32 @@ def _measure(cfg: TrainConfig, recipe: Recipe, monitor: H.HealthMonitor | None, 
 
 
 def _train(cfg: TrainConfig, run: RunDir, env: D.DistEnv, device: torch.device, task: Task, resume: bool):
-    recipe, start = _build(cfg, run, env, device, resume)
+    recipe, start, elapsed = _build(cfg, run, env, device, resume)
     monitor, history = _health(cfg, recipe, run, env)
 
     def checkpoint(step: int) -> str | None:
         rngs = D.gather_objects(env, rng_state())
         path = None
         if env.is_main:
-            path = str(run.save_checkpoint(step, {"step": step, "recipe": recipe.state_dict(), "rng": rngs}, cfg.keep))
+            state = {"step": step, "elapsed": clock.at(step), "recipe": recipe.state_dict(), "rng": rngs}
+            path = str(run.save_checkpoint(step, state, cfg.keep))
             save_checkpoint(recipe.export(), run.root / "model.safetensors")
         D.barrier(env)
         return path
 
     guard = StepGuard(task, recipe, start, enabled=env.world == 1)
-    t0, step, last_ckpt = time.monotonic(), start, start
+    clock = RunClock(task.cancel_token, start, elapsed)  # training seconds go on from the checkpoint's
+    step, last_ckpt = start, start
+    if start:  # progress bars count their rate and time left from here, not from step 0
+        task.report(start, cfg.steps, f"resumed at step {start}", initial=start)
     try:
         while step < cfg.steps:
             task.wait_while_paused()
             losses = guard.step(lambda: _one_step(cfg, recipe, run, env, step), step)
             step += 1
-            elapsed = time.monotonic() - t0
-            ips = recipe.images_per_step(cfg.batch) * (step - start) / max(elapsed, 1e-9)
-            ev = TrainEvent(step, cfg.steps, losses, ips, (cfg.steps - step) * elapsed / (step - start))
+            elapsed = clock.tick(step)
+            ips, eta = clock.pace(step, recipe.images_per_step(cfg.batch), cfg.steps)
+            ev = TrainEvent(step, cfg.steps, losses, ips, eta)
             with guard.between_steps():
                 _measure(cfg, recipe, monitor, history, ev)
                 if env.is_main and cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.steps):
@@ -289,6 +296,7 @@ def _train(cfg: TrainConfig, run: RunDir, env: D.DistEnv, device: torch.device, 
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 ev.checkpoint, last_ckpt = checkpoint(step), step
                 guard.saved(step)
+                clock.saved(step)
             ev.done = step == cfg.steps
             task.report(step, cfg.steps, " ".join(f"{k}={v:.3g}" for k, v in losses.items()))
             yield ev

@@ -223,7 +223,7 @@ def describe_space(name: str) -> str:
     """A short phrase for the panel and the log."""
     return {"inception-v3": "Inception-v3 (FID/KID as published)",
             "attribute-regressor": "attribute-regressor features (FD/KD, not comparable with published FID)",
-            "pixels-16": "no feature network on disk: SWD and diversity only"}.get(name, name)
+            "pixels-16": "16x16 thumbnails (no feature network on disk: SWD and diversity only)"}.get(name, name)
 
 
 def weights_hint() -> str:

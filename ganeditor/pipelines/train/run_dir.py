@@ -5,7 +5,7 @@ RUN_DIR/config.json                  recipe, options, data, seed (checked on --r
 RUN_DIR/checkpoints/step-000100.state.safetensors   full training state (last K kept)
 RUN_DIR/checkpoints/LATEST           name of the newest complete checkpoint (written last)
 RUN_DIR/model.safetensors            the trained model in GAN Editor's format
-RUN_DIR/metrics.jsonl                one JSON object per logged step
+RUN_DIR/metrics.jsonl                one JSON object per logged step (``time``: the run's training seconds)
 RUN_DIR/samples/step-000100.png      sample grids
 ```
 """
@@ -33,6 +33,7 @@ class RunDir:
         self.ckpt_dir = self.root / "checkpoints"
         self.samples_dir = self.root / "samples"
         self._tb = None
+        self._tb_purge: int | None = None  # TensorBoard events from this step on are dropped (a resume)
 
     # --- config ---------------------------------------------------------------------------
     def write_config(self, config: dict[str, Any]) -> None:
@@ -104,7 +105,9 @@ class RunDir:
                     tb.add_scalar(k, v, record["step"])
 
     def truncate_metrics(self, step: int) -> None:
-        """Drop records after ``step`` (they belong to work lost since the last checkpoint)."""
+        """Drop records after ``step`` (they belong to work lost since the last checkpoint), in
+        TensorBoard's event files too (when the writer opens)."""
+        self._tb_purge = step + 1
         p = self.root / "metrics.jsonl"
         if not p.is_file():
             return
@@ -134,7 +137,7 @@ class RunDir:
             except Exception:  # tensorboard not installed: JSON lines only
                 self._tb = False
             else:
-                self._tb = SummaryWriter(str(self.root))
+                self._tb = SummaryWriter(str(self.root), purge_step=self._tb_purge)
         return self._tb or None
 
     def close(self) -> None:
