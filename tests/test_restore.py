@@ -303,7 +303,10 @@ def test_ctrl_c_during_a_restore_exits_130_and_writes_nothing(models, tmp_path):
            f"--model=scratches={models['scratches']}", f"--model=inpaint={models['inpaint']}",
            f"--model=global={models['global']}"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # as from a terminal: a shell's background job (`nohup ... &`, some CI runners) starts with SIGINT
+    # ignored, which Python and the command keep -- Ctrl-C cannot reach such a process
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     status = Path(f"/proc/{p.pid}/status")
     while p.poll() is None and status.exists():  # until the command catches SIGTERM (torch loaded, args parsed)
         caught = next((ln for ln in status.read_text().splitlines() if ln.startswith("SigCgt:")), "SigCgt: 0")
