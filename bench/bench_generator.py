@@ -259,13 +259,17 @@ def serve(res: int, impl: str, layers: str, weights: str, original: str | None, 
             G.load_state_dict(data["state"], strict=True)
             fast = impl.endswith("fast")
             pr = PreviewRenderer(G, noise_mode="const") if impl.startswith(("preview", "draft")) else None
-            max_res = int(impl[5:]) if impl.startswith("draft") else None  # 'draft512': a face shown at <= 512 px
+            # 'draft512': a face shown at <= 512 px; 'draft512-bf16': that draft in bf16, as the window drafts on such CPUs
+            max_res = int(impl[5:].removesuffix("-bf16")) if impl.startswith("draft") else None
+            bf16_draft = impl.endswith("-bf16")
             if pr is not None:
                 with torch.inference_mode():
                     pr.render(ws)  # fills the cache, as the window does after an inversion
 
             def render(w):
                 with torch.inference_mode():
+                    if bf16_draft:
+                        return pr.render(w, max_res, fast=True)
                     if pr is not None:
                         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
                             return pr.render(w, max_res).float()
@@ -303,11 +307,12 @@ def perf_cases(res: int, original: str | None, tmp: str, threads: int, preview_l
         orig = {"original": argv("original", layers)} if original else {}
         draft = f"draft{res // 2}"
         impls = orig | {"exact": argv("preview", layers), "fast": argv("preview-fast", layers), draft: argv(draft, layers),
-                        "full": argv("exact", layers)}  # fmt: skip
+                        f"{draft}-bf16": argv(f"{draft}-bf16", layers), "full": argv("exact", layers)}  # fmt: skip
         cases.append(pc.Case(f"slider preview {res}, ws {a}-{b - 1}", impls,
                              note=f"a slider on ws[{a}:{b}] moves each call; original: NVlabs full synthesis of the edited ws; "
                                   f"exact/fast: our PreviewRenderer (blocks from {min(blocks)} of {len(PreviewRenderer(G)._ranges)} re-run); "
-                                  f"{draft}: its fp32 draft for a face shown at <= {res // 2} px (stops at that block); "
+                                  f"{draft}: its fp32 draft for a face shown at <= {res // 2} px (stops at that block), "
+                                  f"{draft}-bf16 the same in bf16 (the window's drafts on CPUs with native bf16); "
                                   "full: our full fp32 synthesis (preview ÷ full is printed below the table)"))  # fmt: skip
     return cases
 

@@ -104,6 +104,23 @@ def test_preview_draft_is_a_block_image_and_the_exact_render_finishes_it(G, ws):
     assert torch.equal(block8, syn.run_blocks(syn.split_ws(mid), stop=2, noise_mode="const")[1])  # cache never mutated
 
 
+def test_bf16_drafts_have_their_own_cache_and_never_reach_an_exact_render(G, ws):
+    pr, uncached, syn = PreviewRenderer(G, draft_detail=False), PreviewRenderer(G, cache=False), G.synthesis
+    with torch.no_grad():
+        pr.render(ws)  # the exact render after an inversion
+        mid = apply_edits(ws, [(Direction("mid", np.ones(16), 2, 3, "absolute"), -0.4)])
+        draft = pr.render(mid, max_res=8, fast=True)
+        assert draft.dtype == torch.float32 and draft.shape == (1, 3, 8, 8) and pr.last_blocks_run == 2
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            block8 = syn.run_blocks(syn.split_ws(mid), stop=2, noise_mode="const")[1].float()
+        assert torch.equal(draft, block8)  # the bf16 blocks, not the exact ones
+        exact8 = syn.run_blocks(syn.split_ws(mid), stop=2, noise_mode="const")[1]
+        assert 0 < (draft - exact8).abs().max() < 0.1  # close to the exact draft, not it
+        assert torch.equal(pr.render(mid, max_res=8, fast=True), draft) and pr.last_blocks_run == 0  # its own cache
+        exact = pr.render(mid)  # release: the exact cache still holds the inversion's blocks, from block 2 on
+        assert torch.equal(exact, uncached.render(mid)) and pr.last_blocks_run == 2
+
+
 def test_preview_draft_adds_the_detail_it_misses_in_the_last_exact_render(G, ws):
     pr, uncached, syn = PreviewRenderer(G), PreviewRenderer(G, cache=False), G.synthesis
     block8 = lambda w: syn.run_blocks(syn.split_ws(w), stop=2, noise_mode="const")[1]  # noqa: E731

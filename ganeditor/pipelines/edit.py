@@ -123,6 +123,8 @@ class PreviewRenderer:
     a draft adds what the blocks it skipped contributed to the last exact render (that render
     area-downscaled minus its own image at the draft's block): the draft of an unmoved slider is then
     the exact render downscaled, and a moved one keeps its detail and colour level (bench_draft.py).
+    ``render(..., fast=True)`` computes in bfloat16 with a cache of its own (drafts while a slider
+    moves; an exact render never reuses a bf16 block).
     """
 
     def __init__(
@@ -137,8 +139,10 @@ class PreviewRenderer:
         self.G, self.noise_mode, self.draft_detail = G, noise_mode, draft_detail
         syn = G.synthesis
         self.blockwise = cache and hasattr(syn, "split_ws") and hasattr(syn, "run_blocks")
-        self._ws: torch.Tensor | None = None
-        self._outs: list[tuple[torch.Tensor, torch.Tensor | None]] = []  # (x, img) of blocks 0.. (a prefix)
+        # per precision (False = exact fp32, True = bf16 drafts): the ws of the last render and the (x, img)
+        # of the blocks 0.. it ran; a render reuses only blocks computed in its own precision
+        self._cache: dict[bool, tuple[torch.Tensor | None, list[tuple[torch.Tensor, torch.Tensor | None]]]] = {
+            False: (None, []), True: (None, [])}
         self._map_key: tuple | None = None
         self._map_ws: torch.Tensor | None = None
         self.last_blocks_run = 0
@@ -161,11 +165,12 @@ class PreviewRenderer:
             self._map_key = key
         return self._map_ws
 
-    def first_changed_block(self, ws: torch.Tensor) -> int:
-        """Index of the first block whose ws slice differs from the cached render."""
-        if self._ws is None or self._ws.shape != ws.shape or not self._outs:
+    def first_changed_block(self, ws: torch.Tensor, fast: bool = False) -> int:
+        """Index of the first block whose ws slice differs from the cached render (of that precision)."""
+        cached_ws, outs = self._cache[fast]
+        if cached_ws is None or cached_ws.shape != ws.shape or not outs:
             return 0
-        changed = (self._ws != ws).flatten(2).any(dim=2).any(dim=0)  # [num_ws]
+        changed = (cached_ws != ws).flatten(2).any(dim=2).any(dim=0)  # [num_ws]
         if not bool(changed.any()):
             return len(self._ranges)
         first = int(changed.nonzero()[0])
@@ -186,34 +191,46 @@ class PreviewRenderer:
         return next((i for i, r in enumerate(self._res) if r >= max_res), n - 1)
 
     @torch.no_grad()
-    def render(self, ws: torch.Tensor, max_res: int | None = None) -> torch.Tensor:
+    def render(self, ws: torch.Tensor, max_res: int | None = None, fast: bool = False) -> torch.Tensor:
         """ws [N, num_ws, w_dim] -> image [N, C, R, R] in [-1, 1]; with ``max_res`` below R a draft
-        [N, C, r, r] of the first block with r >= max_res ('skip' synthesis; others render whole)."""
+        [N, C, r, r] of the first block with r >= max_res ('skip' synthesis; others render whole).
+        ``fast``: the blocks run in bfloat16 (autocast; for drafts on hardware where that is fast), cached
+        apart from the exact ones, so an exact render never reuses them; the image is float32."""
         G = self.G
         assert ws.ndim == 3 and ws.shape[1:] == (G.num_ws, G.w_dim), f"ws {list(ws.shape)}"
         if not self.blockwise:
             self.last_blocks_run = -1
-            return G.synthesis(ws, noise_mode=self.noise_mode)
+            with torch.autocast(ws.device.type, dtype=torch.bfloat16, enabled=fast):
+                return G.synthesis(ws, noise_mode=self.noise_mode).float()
         stop = self._stop_block(max_res)
-        start = min(self.first_changed_block(ws), len(self._outs))
-        outs = self._outs[:start]
+        cached = self._cache[fast][1]
+        start = min(self.first_changed_block(ws, fast), len(cached))
+        outs = cached[:start]
         if start <= stop:
-            syn = G.synthesis
-            block_ws = syn.split_ws(ws)
-            x, img = outs[-1] if outs else (None, None)
-            for i in range(start, stop + 1):
-                x, img = syn.run_blocks(block_ws, x, img.clone() if img is not None else None, start=i, stop=i + 1,
-                                        noise_mode=self.noise_mode)  # fmt: skip
-                outs.append((x, img))
-        self._outs, self._ws = outs, ws.detach().clone()
+            with torch.autocast(ws.device.type, dtype=torch.bfloat16, enabled=fast):
+                outs += self._run(ws, outs[-1] if outs else (None, None), start, stop)
+        self._cache[fast] = (ws.detach().clone(), outs)
         self.last_blocks_run = max(0, stop + 1 - start)
-        img = outs[stop][1]
+        img = outs[stop][1].float()
+        if fast:  # a draft: never an exact render, with the detail the exact one had where it stopped early
+            detail = self._missed_detail(stop) if stop < len(self._ranges) - 1 else None
+            return img if detail is None or detail.shape != img.shape else img + detail
         if stop == len(self._ranges) - 1:
             if start <= stop:  # a new exact render (one served from the cache is the last one again)
                 self._exact_imgs, self._detail = [im for _, im in outs], {}
             return img
         detail = self._missed_detail(stop)
         return img if detail is None or detail.shape != img.shape else img + detail
+
+    def _run(self, ws: torch.Tensor, state: tuple, start: int, stop: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(x, img) of blocks start..stop, from ``state`` = the (x, img) before block ``start``."""
+        syn, (x, img), out = self.G.synthesis, state, []
+        block_ws = syn.split_ws(ws)
+        for i in range(start, stop + 1):
+            x, img = syn.run_blocks(block_ws, x, img.clone() if img is not None else None, start=i, stop=i + 1,
+                                    noise_mode=self.noise_mode)  # fmt: skip
+            out.append((x, img))
+        return out
 
     def _missed_detail(self, k: int) -> torch.Tensor | None:
         """[N, C, r, r]: the last exact render area-downscaled to block k's size minus block k's image
@@ -227,4 +244,5 @@ class PreviewRenderer:
 
     def invalidate(self) -> None:
         """Forget cached activations (call after changing G's weights or noise)."""
-        self._ws, self._outs, self._exact_imgs, self._detail = None, [], [], {}
+        self._cache = {False: (None, []), True: (None, [])}
+        self._exact_imgs, self._detail = [], {}

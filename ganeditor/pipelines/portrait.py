@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ganeditor.archs.generator_api import StyleGANGenerator, require_stylegan
+from ganeditor.core.device import cpu_has_bf16
 from ganeditor.core.errors import CheckpointError, GanEditorError
 from ganeditor.core.imageio import read_image, to_8bit
 from ganeditor.core.model_store import companion, resolve_model
@@ -298,13 +299,15 @@ class PortraitSession:
     # ------------------------------------------------------------------------------ editing
     def render(self, alphas: dict[str, float], max_res: int | None = None) -> np.ndarray:
         """The inverted face moved by each direction's α (cached synthesis blocks); with ``max_res``
-        below the generator's resolution a draft of that size (``PreviewRenderer.render``)."""
+        below the generator's resolution a draft of that size (``PreviewRenderer.render``), computed
+        in bfloat16 where the device does that natively (a draft is never the result)."""
         if self.ws is None or self.renderer is None:
             raise GanEditorError("invert a face first")
         by_name = {d.name: d for d in self.directions}
         edits = [(by_name[n], a) for n, a in alphas.items() if a and n in by_name]
+        fast = max_res is not None and (self.device.type == "cuda" or (self.device.type == "cpu" and cpu_has_bf16()))
         with torch.no_grad():
-            img = self.renderer.render(apply_edits(self.ws, edits), max_res)
+            img = self.renderer.render(apply_edits(self.ws, edits), max_res, fast=fast)
         return to_uint8(img)[0]
 
     def edit_frame(self, alphas: dict[str, float], target: PasteTarget, full: bool) -> EditFrame:
