@@ -8,6 +8,7 @@ w ← w + (α − w·n)·n for a unit normal n.
 
 from __future__ import annotations
 
+import contextlib
 import io
 from pathlib import Path
 from typing import Sequence
@@ -108,6 +109,11 @@ def truncate(ws: torch.Tensor, w_avg: torch.Tensor, psi: float, cutoff: int | No
     return out
 
 
+def _bf16(device: torch.device, on: bool) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast when ``on``; otherwise nothing (a caller's own autocast still applies)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16) if on else contextlib.nullcontext()
+
+
 class PreviewRenderer:
     """Renders ws with StyleGAN2's synthesis, reusing the activations of blocks whose ws did not change.
 
@@ -200,14 +206,14 @@ class PreviewRenderer:
         assert ws.ndim == 3 and ws.shape[1:] == (G.num_ws, G.w_dim), f"ws {list(ws.shape)}"
         if not self.blockwise:
             self.last_blocks_run = -1
-            with torch.autocast(ws.device.type, dtype=torch.bfloat16, enabled=fast):
+            with _bf16(ws.device, fast):
                 return G.synthesis(ws, noise_mode=self.noise_mode).float()
         stop = self._stop_block(max_res)
         cached = self._cache[fast][1]
         start = min(self.first_changed_block(ws, fast), len(cached))
         outs = cached[:start]
         if start <= stop:
-            with torch.autocast(ws.device.type, dtype=torch.bfloat16, enabled=fast):
+            with _bf16(ws.device, fast):
                 outs += self._run(ws, outs[-1] if outs else (None, None), start, stop)
         self._cache[fast] = (ws.detach().clone(), outs)
         self.last_blocks_run = max(0, stop + 1 - start)
