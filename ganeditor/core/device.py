@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ganeditor.core.errors import GanEditorError
@@ -52,6 +54,7 @@ def describe_device(device: torch.device) -> str:
     return device.type.upper()
 
 
+@functools.cache
 def cpu_has_bf16() -> bool:
     """True when this CPU computes bf16 natively (AVX-512 BF16 or AMX), so bf16 autocast pays."""
     try:

@@ -175,7 +175,7 @@ class PasteTarget:
         photo, al = (self.photo, self.aligned) if full else (self.small, self.small_aligned)
         recon = self.reconstruction
         if recon is not None and recon.shape[0] != edited.shape[0]:  # a draft: smaller than the reconstruction
-            recon = resize_crop(recon, edited.shape[0])
+            recon = resized(recon, edited.shape[0], edited.shape[1], area=True)
         return paste_back(photo, edited, al, reconstruction=recon, feather=self.feather, device=device,
                           background=self.background)
 
@@ -185,12 +185,15 @@ class PasteTarget:
         return None if self.aligned is None or al is None else math.hypot(*al.transform[:2, 0]) * al.output_size
 
 
-def resize_crop(a: np.ndarray, size: int) -> np.ndarray:
-    """A square crop [S, S, C] or [S, S] (uint8/uint16) resized to ``size`` px, same framing (area average
-    when shrinking)."""
+def resized(a: np.ndarray, h: int, w: int, area: bool = False) -> np.ndarray:
+    """An image [H, W, C] or [H, W] (uint8/uint16) resized to h x w, same framing and dtype: shrinking is
+    antialiased bilinear, or a plain area average with ``area``; enlarging is bicubic."""
     x = _to_float(a[:, :, None] if a.ndim == 2 else a, "cpu")
-    mode = "area" if size <= a.shape[0] else "bicubic"
-    x = F.interpolate(x, size=(size, size), mode=mode, **({} if mode == "area" else {"align_corners": False}))
+    if h > a.shape[0] or w > a.shape[1]:
+        x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False)
+    else:
+        x = F.interpolate(x, size=(h, w), mode="area") if area else \
+            F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
     out = x[0].permute(1, 2, 0).clamp(0, max_value(a.dtype)).round().numpy().astype(a.dtype)
     return out[:, :, 0] if a.ndim == 2 else out
 
@@ -204,11 +207,7 @@ def paste_target(photo: np.ndarray, aligned: AlignedFace | None, reconstruction:
     if aligned is None or k >= 1:
         return PasteTarget(photo, aligned, reconstruction, photo, aligned, feather, bg)
     sw, sh = max(1, round(w * k)), max(1, round(h * k))
-    x = _to_float(photo[:, :, None] if photo.ndim == 2 else photo, "cpu")
-    x = F.interpolate(x, size=(sh, sw), mode="bilinear", antialias=True, align_corners=False)
-    small = x[0].permute(1, 2, 0).clamp(0, max_value(photo.dtype)).round().numpy().astype(photo.dtype)
-    small = small[:, :, 0] if photo.ndim == 2 else small
-    return PasteTarget(photo, aligned, reconstruction, small, aligned.for_photo_size(sw, sh), feather, bg)
+    return PasteTarget(photo, aligned, reconstruction, resized(photo, sh, sw), aligned.for_photo_size(sw, sh), feather, bg)
 
 
 def paste_back(

@@ -313,8 +313,8 @@ class PortraitSession:
     def edit_frame(self, alphas: dict[str, float], target: PasteTarget, full: bool) -> EditFrame:
         """The edit of ``alphas`` rendered (cached synthesis blocks) and pasted into ``target``: into its
         reduced copy for a live preview, or at full resolution (``full``).  A live preview of a face
-        smaller there than the generator renders a draft at the block resolution that covers it; the
-        blocks it ran stay cached, so the full render that follows runs only the rest."""
+        smaller there than the generator renders a draft at the block resolution that covers it (fp32
+        drafts leave their blocks cached for the full render that follows; bf16 ones have their own)."""
         side = None if full or self.renderer is None else target.preview_face_side()
         face = self.render(alphas, None if side is None else self.renderer.draft_resolution(side))
         return EditFrame(dict(alphas), face, target.paste(face, full, self.device), full)
