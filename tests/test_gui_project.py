@@ -157,6 +157,7 @@ def test_apply_in_the_question_waits_for_the_full_render_applies_and_goes_on(qtb
     assert last["op"] == "paste-back" and last["directions"] == {name: 1.5}
     assert win.doc.undo_stack.text(win.doc.undo_stack.index() - 1) == f"Portrait: {p.sliders.label(name)} +1.5"
     assert win.doc.current is p.frame.photo and p.unapplied_edit() == {}
+    assert not p.bar.apply_button.isEnabled() and p.bar.label.text().startswith("Applied")  # the bar agrees
     win.answers = [A.Discard]
     win.close()  # the edit is applied: only the usual question
     assert not win.isVisible() and [q[0] for q in win.questions[2:]] == ["Unsaved changes"]

@@ -30,11 +30,13 @@ class ApplyBar(QFrame):
         row.addWidget(self.reset_button)
         row.addWidget(self.apply_button)
 
-    def show_state(self, fitted: bool, edited: bool, full: bool) -> None:
-        """``fitted``: sliders usable; ``edited``: a slider is off 0; ``full``: the full-resolution frame is in."""
-        self.apply_button.setEnabled(fitted and edited and full)
+    def show_state(self, fitted: bool, edited: bool, full: bool, applied: bool = False) -> None:
+        """``fitted``: sliders usable; ``edited``: a slider is off 0; ``full``: the full-resolution frame is in;
+        ``applied``: the photo already holds these slider values."""
+        self.apply_button.setEnabled(fitted and edited and full and not applied)
         self.reset_button.setEnabled(edited)
         self.label.setText("" if not fitted else "No edit yet: move a slider." if not edited else
+                           "Applied: the photo holds this edit." if applied else
                            "Full resolution: ready to apply." if full else "Preview on the photo…")  # fmt: skip
 
 

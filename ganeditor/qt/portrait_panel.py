@@ -13,6 +13,7 @@ import torch
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSlider,
                                QSpinBox, QVBoxLayout, QWidget)
+from shiboken6 import isValid
 
 from ganeditor.core.device import pick_device
 from ganeditor.core.provenance import record, step_record
@@ -87,6 +88,8 @@ class PortraitPanel(PortraitProject, PendingEdit, QWidget):
         self.sliders.released.connect(lambda _n: self._request(full=True))
         doc.opened.connect(lambda _p: self._photo_changed())
         doc.image_changed.connect(self._document_changed)
+        # Apply, undo, redo: the bar follows (not while the window is destroyed: the stack empties itself then)
+        doc.undo_stack.indexChanged.connect(lambda _i: self._update_state() if isValid(doc.undo_stack) else None)
         lane.job_started.connect(lambda job: self._update_state() if job.key.startswith("portrait") else None)
         self._update_state()
 
@@ -384,4 +387,4 @@ class PortraitPanel(PortraitProject, PendingEdit, QWidget):
         self.edit_hint.setText("" if self.inverted else "The sliders unlock once the face is fitted.")
         active = self.edits.active()
         full = self.frame is not None and self.frame.full
-        self.bar.show_state(self.inverted, bool(active), full)
+        self.bar.show_state(self.inverted, bool(active), full, applied=bool(active) and not self.unapplied_edit())
