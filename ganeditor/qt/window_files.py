@@ -64,7 +64,13 @@ class FileActions:
             answer = next((b for b in (Answer.Cancel, Answer.No, Answer.Ignore) if buttons & b), default)
             print(f"{title}: {text} (not asked, nobody is there: {answer.name})", file=sys.stderr, flush=True)
             return answer
-        return QMessageBox.question(self, title, text, buttons, default)
+        box = QMessageBox(QMessageBox.Icon.Question, title, text, buttons, self)
+        box.setDefaultButton(default)
+        if buttons & Answer.Apply and buttons & Answer.Discard:  # "without applying": not GNOME's "Close without Saving"
+            box.button(Answer.Discard).setText("Discard")
+        if box.exec() == -1:  # as QMessageBox.question answers
+            return Answer.Cancel
+        return box.standardButton(box.clickedButton())
 
     def confirm_discard(self, action: str) -> bool:
         """Before ``action`` replaces the document: offer to apply a slider edit that is shown but not
