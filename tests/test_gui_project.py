@@ -134,6 +134,9 @@ def test_an_unapplied_slider_edit_is_offered_before_quitting_or_opening(qtbot, w
     win.answers = [A.Cancel]
     assert not win.open_path(str(write_photo(tmp_path / "other.png")))  # opening asks the same
     assert "before you open another file?" in win.questions[-1][1] and win.doc.path.name == "portrait3.png"
+    win.answers = [A.Cancel]
+    win._edit_generated(None, np.zeros((16, 16, 3), np.uint8), "seed-5", {})  # the Generate panel's 'Edit this face'
+    assert "before you edit the generated face?" in win.questions[-1][1] and win.doc.path.name == "portrait3.png"
     win.answers = [A.Discard, A.Cancel]  # Discard the edit, then the usual question (Cancel: stay)
     win.close()
     assert [q[0] for q in win.questions[-2:]] == ["Edit not applied", "Unsaved changes"] and win.isVisible()
