@@ -46,8 +46,9 @@ def test_portrait_points_fit_live_edit_apply_and_undo(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: win.doc.current is not original, timeout=20000)
     assert np.array_equal(win.doc.current, p.frame.photo) and win.view.preview is None
     assert win.doc.undo_stack.text(win.doc.undo_stack.index() - 1).startswith("Portrait: ")
+    assert not p.bar.apply_button.isEnabled() and "Applied" in p.bar.label.text()  # applied once
     win.doc.undo_stack.undo()  # Apply is one step
-    assert win.doc.current is original
+    assert win.doc.current is original and p.bar.apply_button.isEnabled()  # not applied any more
     win.doc.undo_stack.undo()  # the slider move
     assert row.slider.value() == 0
     qtbot.waitUntil(lambda: win.view.preview is None, timeout=5000)

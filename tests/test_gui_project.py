@@ -108,6 +108,64 @@ def test_unsaved_changes_prompt_on_open_drop_and_close(qtbot, window, tmp_path):
     assert not win.isVisible()
 
 
+def fit_and_move_a_slider(qtbot, win, tmp_path):
+    """Open a portrait, align and fit it (W, 20 steps), move its first slider to +1.5 (not applied)."""
+    path, lms = portrait_photo(tmp_path)
+    open_and_wait(qtbot, win, path)
+    place_points(qtbot, win, lms)
+    p = fit_portrait(qtbot, win, "w", 20)
+    wait_window_idle(qtbot, win)
+    name = next(iter(p.sliders.specs))
+    p.sliders.row(name).slider.setValue(150)
+    return p, name
+
+
+def test_an_unapplied_slider_edit_is_offered_before_quitting_or_opening(qtbot, window, tmp_path):
+    win = window
+    p, name = fit_and_move_a_slider(qtbot, win, tmp_path)
+    qtbot.waitUntil(lambda: p.frame is not None and p.frame.full, timeout=20000)
+    steps = win.doc.undo_stack.count()
+    win.answers = [A.Cancel]
+    win.close()  # Cancel keeps everything
+    assert win.isVisible() and win.questions == [("Edit not applied", "1 slider edit is not applied "
+                                                  f"({p.sliders.label(name)} +1.5). Apply it before you quit?")]
+    assert p.sliders.row(name).slider.value() == 150 and p.unapplied_edit() == {name: 1.5}
+    assert win.doc.undo_stack.count() == steps and p.frame.full and p.inverted
+    win.answers = [A.Cancel]
+    assert not win.open_path(str(write_photo(tmp_path / "other.png")))  # opening asks the same
+    assert "before you open another file?" in win.questions[-1][1] and win.doc.path.name == "portrait3.png"
+    win.answers = [A.Cancel]
+    win._edit_generated(None, np.zeros((16, 16, 3), np.uint8), "seed-5", {})  # the Generate panel's 'Edit this face'
+    assert "before you edit the generated face?" in win.questions[-1][1] and win.doc.path.name == "portrait3.png"
+    win.answers = [A.Discard, A.Cancel]  # Discard the edit, then the usual question (Cancel: stay)
+    win.close()
+    assert [q[0] for q in win.questions[-2:]] == ["Edit not applied", "Unsaved changes"] and win.isVisible()
+    p.sliders.reset_all.click()  # every slider at 0: nothing to apply, only the usual question
+    assert p.unapplied_edit() == {}
+    win.answers = [A.Discard]
+    asked = len(win.questions)
+    win.close()
+    assert not win.isVisible() and [q[0] for q in win.questions[asked:]] == ["Unsaved changes"]
+    assert all(o["op"] != "paste-back" for o in win.doc.operations())
+
+
+def test_apply_in_the_question_waits_for_the_full_render_applies_and_goes_on(qtbot, window, tmp_path):
+    win = window
+    p, name = fit_and_move_a_slider(qtbot, win, tmp_path)
+    assert p.frame is None  # quit at once: the full-resolution frame is not rendered yet
+    win.answers = [A.Apply, A.Cancel]
+    win.close()
+    assert [q[0] for q in win.questions] == ["Edit not applied", "Unsaved changes"] and win.isVisible()
+    last = win.doc.operations()[-1]
+    assert last["op"] == "paste-back" and last["directions"] == {name: 1.5}
+    assert win.doc.undo_stack.text(win.doc.undo_stack.index() - 1) == f"Portrait: {p.sliders.label(name)} +1.5"
+    assert win.doc.current is p.frame.photo and p.unapplied_edit() == {}
+    assert not p.bar.apply_button.isEnabled() and p.bar.label.text().startswith("Applied")  # the bar agrees
+    win.answers = [A.Discard]
+    win.close()  # the edit is applied: only the usual question
+    assert not win.isVisible() and [q[0] for q in win.questions[2:]] == ["Unsaved changes"]
+
+
 def test_history_memory_limit_drops_the_oldest_steps_and_undo_still_works(qtbot, window, tmp_path):
     win, doc = window, window.doc
     open_and_wait(qtbot, win, write_photo(tmp_path / "p.png", (100, 100)))

@@ -91,3 +91,12 @@ def test_live_previews_of_a_small_face_are_drafts_and_the_full_render_is_exact(t
     assert s.edit_frame({name: 1.0}, big, full=False).face.shape == (16, 16, 3)  # a face as large as the generator
     generated = paste_target(recon, None, None)  # a generated face: the edit is the whole picture
     assert s.edit_frame({name: 1.0}, generated, full=False).face.shape == (16, 16, 3)
+
+
+def test_an_edit_counts_as_applied_only_when_the_last_operation_pasted_exactly_these_values():
+    pasted = {"op": portrait.PASTE_BACK_OP, "directions": {"glasses": 2.6}}
+    assert portrait.unapplied_edit({"glasses": 2.6, "age": 0.0}, []) == {"glasses": 2.6}
+    assert portrait.unapplied_edit({"glasses": 2.6, "age": 0.0}, [pasted]) == {}
+    assert portrait.unapplied_edit({"glasses": 0.0}, []) == {}  # every slider at 0: nothing to apply
+    assert portrait.unapplied_edit({"glasses": 2.6, "age": 1.0}, [pasted]) == {"glasses": 2.6, "age": 1.0}
+    assert portrait.unapplied_edit({"glasses": 2.6}, [pasted, {"op": "translate"}]) == {"glasses": 2.6}  # changed since

@@ -42,6 +42,21 @@ LANDMARK_NAMES = ("left eye", "right eye", "nose", "left mouth corner", "right m
 
 
 # ------------------------------------------------------------------------------- loading helpers
+PASTE_BACK_OP = "paste-back"  # the operation Apply records: {"op", "model_path", "directions", "landmarks", ...}
+
+
+def unapplied_edit(sliders: dict[str, float], operations: list[dict]) -> dict[str, float]:
+    """The slider values (name -> α, zeros left out) that the current result does not hold yet: ``{}``
+    when no slider is off 0 or when the operation that made the current result (the last of
+    ``operations``) pasted exactly these values back."""
+    active = {k: float(v) for k, v in sliders.items() if v != 0.0}
+    last = operations[-1] if operations else {}
+    held = last.get("directions") if last.get("op") == PASTE_BACK_OP else None
+    if isinstance(held, dict) and held.keys() == active.keys() and all(abs(held[k] - v) < 1e-6 for k, v in active.items()):
+        return {}
+    return active
+
+
 def to_uint8_rgb(pixels: np.ndarray) -> np.ndarray:
     """uint8/uint16 [H, W, C] or [H, W] -> uint8 [H, W, 3] (what detection and inversion take)."""
     a = pixels[:, :, None] if pixels.ndim == 2 else pixels

@@ -177,7 +177,10 @@ class MainWindow(FileActions, ModelActions, WindowActions, QMainWindow):
             self.open_path(path)
 
     def _edit_generated(self, ws, image, name: str, made_by: dict) -> None:
-        """'Edit this face' in the Generate panel: the face becomes the photo, its latent goes to the sliders."""
+        """'Edit this face' in the Generate panel: the face becomes the photo, its latent goes to the sliders
+        (after offering to apply or save what the current photo holds, as opening a file does)."""
+        if not self.confirm_discard("edit the generated face"):
+            return
         self.doc.open_pixels(image, f"{name}.png", made_by)
         self.portrait.edit_latent(ws, image)
         self.show_panel("portrait")

@@ -13,6 +13,7 @@ import torch
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSlider,
                                QSpinBox, QVBoxLayout, QWidget)
+from shiboken6 import isValid
 
 from ganeditor.core.device import pick_device
 from ganeditor.core.provenance import record, step_record
@@ -20,13 +21,13 @@ from ganeditor.pipelines.align import AlignedFace
 from ganeditor.pipelines.catalog import ModelEntry, directions_for
 from ganeditor.pipelines.invert import METHOD_LABELS, METHOD_TIPS
 from ganeditor.pipelines.paste_back import FEATHER, PasteTarget, paste_target
-from ganeditor.pipelines.portrait import (EditFrame, GeneratorInfo, InversionPreview, InversionSummary,
+from ganeditor.pipelines.portrait import (PASTE_BACK_OP, EditFrame, GeneratorInfo, InversionPreview, InversionSummary,
                                           LatentState, PortraitSession, WeightPaths, detector_available)
 from ganeditor.pipelines.project import PortraitState
 from ganeditor.qt.document import Document, EditState
 from ganeditor.qt.image_view import ImageView
 from ganeditor.qt.jobs import Job, Lane
-from ganeditor.qt.portrait_apply import AppliedResults, ApplyBar
+from ganeditor.qt.portrait_apply import AppliedResults, ApplyBar, PendingEdit
 from ganeditor.qt.portrait_face import FaceStep
 from ganeditor.qt.portrait_project import PortraitProject
 from ganeditor.qt.preview import PreviewScheduler
@@ -37,7 +38,7 @@ METHOD_ORDER = ("encoder", "wplus", "progressive", "w", "pti")  # the three name
 FULL_RENDER_AFTER_MS = 300  # a pause this long (or a released slider) renders the full-resolution paste
 
 
-class PortraitPanel(PortraitProject, QWidget):
+class PortraitPanel(PortraitProject, PendingEdit, QWidget):
     """The portrait workflow over a ``PortraitSession`` run on the device lane.
 
     The panel owns the GUI-side state (the aligned face, the photo it came from, the paste target,
@@ -87,6 +88,8 @@ class PortraitPanel(PortraitProject, QWidget):
         self.sliders.released.connect(lambda _n: self._request(full=True))
         doc.opened.connect(lambda _p: self._photo_changed())
         doc.image_changed.connect(self._document_changed)
+        # Apply, undo, redo: the bar follows (not while the window is destroyed: the stack empties itself then)
+        doc.undo_stack.indexChanged.connect(lambda _i: self._update_state() if isValid(doc.undo_stack) else None)
         lane.job_started.connect(lambda job: self._update_state() if job.key.startswith("portrait") else None)
         self._update_state()
 
@@ -322,16 +325,16 @@ class PortraitPanel(PortraitProject, QWidget):
         self.view.set_preview(frame.photo, self.doc.original)
         self._update_state()
 
-    def apply(self) -> None:
+    def apply(self) -> Job | None:
         """Put the full-resolution edit into the document as one undoable step (with its provenance:
-        the generator's name and SHA-256, worked out on the lane)."""
+        the generator's name and SHA-256, worked out on the lane); returns the job (None: nothing to apply)."""
         if self.frame is None or not self.frame.full or self.doc.current is None or self.generator is None:
-            return
+            return None
         frame, alpha, model = self.frame, self.doc.current_alpha, self.generator.path
-        label = ", ".join(f"{self.sliders.label(k)} {v:+.1f}" for k, v in frame.alphas.items())
+        label = self.describe_edit(frame.alphas)
         settings = {"directions": [f"{k}={v:g}" for k, v in frame.alphas.items()]}
         face = self.target.aligned if self.target is not None else None
-        op = {"op": "paste-back", "model_path": str(model), "directions": dict(frame.alphas),
+        op = {"op": PASTE_BACK_OP, "model_path": str(model), "directions": dict(frame.alphas),
               "landmarks": [] if face is None else [list(map(float, p)) for p in face.landmarks]}  # fmt: skip
 
         def done(step: dict) -> None:
@@ -340,9 +343,9 @@ class PortraitPanel(PortraitProject, QWidget):
             self.view.set_preview(None)
             self.message.emit(f"Applied: {label}")
 
-        self.lane.submit(Job(lambda task: step_record(record("paste-back", model, settings)), key="portrait-apply",
-                             label="Applying the edit", on_result=done,
-                             on_error=lambda e: self.error.emit("Apply", str(e))))  # fmt: skip
+        return self.lane.submit(Job(lambda task: step_record(record(PASTE_BACK_OP, model, settings)), key="portrait-apply",
+                                    label="Applying the edit", on_result=done,
+                                    on_error=lambda e: self.error.emit("Apply", str(e))))  # fmt: skip
 
     def teach(self) -> None:
         """Open the teach-a-slider dialog."""
@@ -384,4 +387,4 @@ class PortraitPanel(PortraitProject, QWidget):
         self.edit_hint.setText("" if self.inverted else "The sliders unlock once the face is fitted.")
         active = self.edits.active()
         full = self.frame is not None and self.frame.full
-        self.bar.show_state(self.inverted, bool(active), full)
+        self.bar.show_state(self.inverted, bool(active), full, applied=bool(active) and not self.unapplied_edit())

@@ -64,11 +64,22 @@ class FileActions:
             answer = next((b for b in (Answer.Cancel, Answer.No, Answer.Ignore) if buttons & b), default)
             print(f"{title}: {text} (not asked, nobody is there: {answer.name})", file=sys.stderr, flush=True)
             return answer
-        return QMessageBox.question(self, title, text, buttons, default)
+        box = QMessageBox(QMessageBox.Icon.Question, title, text, buttons, self)
+        box.setDefaultButton(default)
+        if buttons & Answer.Apply and buttons & Answer.Discard:  # "without applying": not GNOME's "Close without Saving"
+            box.button(Answer.Discard).setText("Discard")
+        if box.exec() == -1:  # as QMessageBox.question answers
+            return Answer.Cancel
+        return box.standardButton(box.clickedButton())
 
     def confirm_discard(self, action: str) -> bool:
-        """Before ``action`` replaces the document: offer to save unsaved work. True: go ahead."""
-        if not self.doc.is_modified or self._discard:
+        """Before ``action`` replaces the document: offer to apply a slider edit that is shown but not
+        applied, then to save unsaved work. True: go ahead."""
+        if self._discard:
+            return True
+        if not self._confirm_unapplied(action):
+            return False
+        if not self.doc.is_modified:
             return True
         name = self.doc.project_path.name if self.doc.project_path else (self.doc.path.name if self.doc.path else "the photo")
         a = self.ask("Unsaved changes", f"Save the changes to {name} before you {action}?",
@@ -77,6 +88,26 @@ class FileActions:
             return False
         if a == Answer.Save:
             return self.save_project(wait=True)
+        return True
+
+    def _confirm_unapplied(self, action: str) -> bool:
+        """The Portrait panel's edit that is not applied: Apply (then go on), Discard (go on without it) or
+        Cancel (keep everything). True: go ahead."""
+        edit = self.portrait.unapplied_edit()
+        if not edit:
+            return True
+        n, it = len(edit), "them" if len(edit) > 1 else "it"
+        what = f"{n} slider edit{'s are' if n > 1 else ' is'} not applied ({self.portrait.describe_edit(edit)})"
+        a = self.ask("Edit not applied", f"{what}. Apply {it} before you {action}?",
+                     Answer.Apply | Answer.Discard | Answer.Cancel, Answer.Apply)
+        if a == Answer.Cancel:
+            return False
+        if a == Answer.Apply:
+            self.statusBar().showMessage(f"Applying the edit before you {action}…")
+            if not self.portrait.apply_now(self.wait_for):
+                self.show_error("Edit not applied", f"The edit could not be applied, so GAN Editor did not {action}: "
+                                "nothing was lost.")
+                return False
         return True
 
     # -------------------------------------------------------------------------------- open
