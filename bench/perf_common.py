@@ -5,6 +5,8 @@ process that builds it once and then runs it on command, so that
 
 - rounds are interleaved (warm-up each, then A B C A B C ...; load from other jobs hits all alike),
   and only one child computes at a time;
+- every child starts without ``THP_MEM_ALLOC_ENABLE`` (importing ``ganeditor`` sets it, so that torch
+  backs large blocks with huge pages): ours set it themselves, the originals run as shipped;
 - peak RSS is per implementation (the child's own ``ru_maxrss``, model building included);
 - an original checkout given by ``--original PATH`` is imported in its child only (NVlabs
   stylegan3 and stylegan2-ada both call their packages ``training``/``torch_utils``; nothing of
@@ -227,6 +229,7 @@ class Row:
 def child_env(threads: int, extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment of a measuring child: our tree first on the path, ``threads`` OpenMP threads."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), **(extra or {}))
+    env.pop("THP_MEM_ALLOC_ENABLE", None)  # importing ganeditor sets it for ours; the originals run as shipped
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
 

@@ -3,6 +3,10 @@ padding conventions, OOM retry, cancellation, progress."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -329,3 +333,25 @@ def test_rrdb_valid_windows_equal_the_whole_image(r0, r1, c0, c1):
     p0, p1 = c0 + (15 if c0 > 0 else 0), c1 - (15 if c1 < 40 else 0)
     assert y.shape[2:] == (q1 - q0, p1 - p0)
     torch.testing.assert_close(y, whole[:, :, q0:q1, p0:p1], rtol=0, atol=1e-5)
+
+
+THP_SETTING = "/sys/kernel/mm/transparent_hugepage/enabled"
+
+
+@pytest.mark.skipif(not os.path.exists(THP_SETTING) or "[madvise]" not in open(THP_SETTING).read(),
+                    reason="transparent huge pages are not on request (madvise) on this kernel")
+def test_importing_ganeditor_backs_large_tensors_with_huge_pages():
+    """A fresh process that imports ganeditor faults a 256 MiB tensor in as huge pages (a few hundred
+    faults, not 65k); THP_MEM_ALLOC_ENABLE=0 keeps torch's 4-KiB pages."""
+    code = ("import resource, {}, torch\n"
+            "f = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+            "x = torch.ones(64 * 2**20)\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f)\n")
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    run = lambda mod, e: int(subprocess.run([sys.executable, "-c", code.format(mod)], env=e, capture_output=True,  # noqa: E731
+                                            text=True, check=True).stdout.strip())
+    small = run("ganeditor", dict(env, THP_MEM_ALLOC_ENABLE="0"))
+    assert small > 60000  # 256 MiB / 4 KiB
+    if run("os", dict(env, THP_MEM_ALLOC_ENABLE="1")) > small / 10:
+        pytest.skip("this machine gives no huge pages even when torch asks for them")
+    assert run("ganeditor", env) < small / 10
