@@ -103,10 +103,12 @@ def test_scene_translate_and_upscale_are_undoable(qtbot, window, tmp_path):
     s.run_upscale()
     qtbot.waitUntil(lambda: win.doc.current.shape[:2] == (56, 80), timeout=20000)
     wait_idle(qtbot, win.device_lane)
-    assert win.size_label.text().startswith("80×56")
+    assert win.size_label.text() == "80×56 · 2 edits"  # counted after the step, not one behind
     win.doc.undo_stack.undo()
+    assert win.size_label.text() == "40×28 · 1 edit"
     win.doc.undo_stack.undo()
     assert win.doc.current is original
+    assert win.size_label.text() == "40×28"
     assert win.errors == []
 
 

@@ -103,6 +103,8 @@ class MainWindow(FileActions, ModelActions, WindowActions, QMainWindow):
         self.doc.opened.connect(self._history_start)
         self.doc.modified_changed.connect(lambda _m: self._update_title())
         self.doc.undo_stack.indexChanged.connect(lambda _i: self.autosaver.edited())
+        # QUndoStack moves its index only after a command's redo/undo has changed the image: count again then.
+        self.doc.undo_stack.indexChanged.connect(lambda _i: self._update_size_label())
         self.models.selection_changed.connect(self._model_chosen)
         for p in (self.portrait, self.scene, self.restore, self.train, self.generate):
             p.error.connect(self.show_error)
@@ -220,11 +222,15 @@ class MainWindow(FileActions, ModelActions, WindowActions, QMainWindow):
         d = self.doc
         same = d.current is d.original
         self.view.set_images(d.current, None if same else d.original)
+        self._update_size_label()
+        self._update_doc_actions()
+
+    def _update_size_label(self) -> None:
+        d = self.doc
         if d.current is not None:
             h, w = d.current.shape[:2]
             edits = d.undo_stack.index()
             self.size_label.setText(f"{w}×{h}" + (f" · {edits} edit{'s' if edits != 1 else ''}" if edits else ""))
-        self._update_doc_actions()
 
     def _history_start(self, _path: str) -> None:
         d = self.doc
