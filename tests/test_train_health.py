@@ -135,6 +135,11 @@ def test_resumed_run_keeps_its_health_history(tmp_path, monkeypatch):
     later = list(train(cfg, resume=True))
     assert [a.kind for a in later[-1].alarms] == ["diversity"]  # judged against the record written before resuming
     assert "best so far" in later[-1].alarms[0].message
+    from ganeditor.pipelines.train.engine import past_events
+
+    past = past_events(cfg.out)  # what the Train panel replays when the run is resumed again
+    assert [e.step for e in past if e.metrics.get("feature_space")] == [2, 4]
+    assert not past[0].alarms and [a.kind for a in past[-1].alarms] == ["diversity"]
 
 
 def test_eval_images_are_held_out_and_fixed(tmp_path):

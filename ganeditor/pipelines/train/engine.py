@@ -135,10 +135,15 @@ def past_events(out: str) -> list[TrainEvent]:
 
     shared = set.intersection(*(head(r) for r in records))
     common = [k for k in records[-1] if k in shared]  # in the order they were logged (the plot's legend)
-    return [TrainEvent(int(r["step"]), 0, {k: float(r[k]) for k in common if isinstance(r[k], (int, float))},
-                       float(r.get("images_per_s", 0.0)), None,
-                       metrics={k: v for k, v in r.items() if k not in common and k not in _BOOKKEEPING})
-            for r in records]
+    events, history = [], []
+    for r in records:
+        metrics = {k: v for k, v in r.items() if k not in common and k not in _BOOKKEEPING}
+        if "feature_space" in r:  # the alarms as they were raised then (the panel shows the latest's)
+            history.append(metrics)
+        events.append(TrainEvent(int(r["step"]), 0, {k: float(r[k]) for k in common if isinstance(r[k], (int, float))},
+                                 float(r.get("images_per_s", 0.0)), None, metrics=metrics,
+                                 alarms=H.alarms(history) if "feature_space" in r else []))
+    return events
 
 
 def _seed_everything(seed: int) -> None:
