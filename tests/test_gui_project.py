@@ -108,6 +108,28 @@ def test_unsaved_changes_prompt_on_open_drop_and_close(qtbot, window, tmp_path):
     assert not win.isVisible()
 
 
+def test_the_real_question_boxes_name_their_buttons_for_what_they_do(qtbot, window):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from ganeditor.qt.window_files import FileActions
+
+    seen = []
+
+    def answer(button):
+        def look():
+            box = QApplication.activeModalWidget()
+            seen.append(sorted(b.text().replace("&", "") for b in box.buttons()))
+            box.button(button).click()
+        QTimer.singleShot(0, look)
+
+    answer(A.Cancel)  # the platform's "Close without Saving" would be wrong before an Open
+    assert FileActions.ask(window, "Unsaved changes", "Save?", A.Save | A.Discard | A.Cancel, A.Save) == A.Cancel
+    answer(A.Discard)
+    assert FileActions.ask(window, "Edit not applied", "Apply?", A.Apply | A.Discard | A.Cancel, A.Apply) == A.Discard
+    assert seen[0] == ["Cancel", "Don't Save", "Save"] and seen[1] == ["Apply", "Cancel", "Discard"]
+
+
 def fit_and_move_a_slider(qtbot, win, tmp_path):
     """Open a portrait, align and fit it (W, 20 steps), move its first slider to +1.5 (not applied)."""
     path, lms = portrait_photo(tmp_path)

@@ -66,8 +66,8 @@ class FileActions:
             return answer
         box = QMessageBox(QMessageBox.Icon.Question, title, text, buttons, self)
         box.setDefaultButton(default)
-        if buttons & Answer.Apply and buttons & Answer.Discard:  # "without applying": not GNOME's "Close without Saving"
-            box.button(Answer.Discard).setText("Discard")
+        if buttons & Answer.Discard:  # the platform's label may be "Close without Saving", also before an Open
+            box.button(Answer.Discard).setText("Don't Save" if buttons & Answer.Save else "Discard")
         if box.exec() == -1:  # as QMessageBox.question answers
             return Answer.Cancel
         return box.standardButton(box.clickedButton())
