@@ -57,6 +57,27 @@ def test_srgan_mix_degradation_draws_clean_jpeg_and_second_order_inputs():
     assert torch.equal(lr, again)  # a function of the per-sample generators: exactly resumable
 
 
+def test_srgan_cosine_schedule_anneals_each_stage(photos, tmp_path):
+    from ganeditor.pipelines.train.srgan import cosine_lr
+
+    assert cosine_lr(1e-4, 0, 101) == pytest.approx(1e-4)
+    assert cosine_lr(1e-4, 50, 101) == pytest.approx(0.505e-4)
+    assert cosine_lr(1e-4, 100, 101) == cosine_lr(1e-4, 150, 101) == pytest.approx(1e-6)
+    cfg = TrainConfig(
+        recipe="srgan", out=str(tmp_path / "run"), data=[str(photos)], steps=4, batch=1, checkpoint_every=4,
+        sample_every=0, precision="fp32", device="cpu",
+        options=dict(num_feat=8, num_block=1, crop_size=32, d_feat=8, lr_schedule="cosine", lr=1e-3,
+                     pretrain_steps=2, total_steps=4),
+    )  # fmt: skip
+    from ganeditor.pipelines.train.recipe import TrainContext
+    from ganeditor.pipelines.train.srgan import SRGANRecipe
+
+    rec = SRGANRecipe(dict(cfg.options), TrainContext(torch.device("cpu")), cfg.data)
+    assert [rec.stage_lr(s) for s in range(4)] == pytest.approx([1e-3, 1e-5, 1e-3, 1e-5])
+    list(train(cfg))  # trains and exports with the schedule
+    assert load_checkpoint(tmp_path / "run" / "model.safetensors").meta["stage"] == "gan"
+
+
 def test_srgan_fine_tunes_an_esrgan_checkpoint(photos, tmp_path):
     net = build("rrdbnet", num_in_ch=3, num_out_ch=3, scale=4, num_feat=8, num_block=1, num_grow_ch=4)
     save_checkpoint(Checkpoint("t", "t", {"net": net}), tmp_path / "esrgan.safetensors")

@@ -13,6 +13,7 @@ border of ``scale`` pixels cropped) on held-out photos in ``val``.
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import numpy as np
@@ -57,6 +58,13 @@ def mixed_down(hr: torch.Tensor, scale: int, rngs: list[np.random.Generator], cl
             y = second_order(x, scale, rng, SCAN)
         out.append(y[0])
     return torch.stack(out).to(hr.device, hr.dtype)
+
+
+def cosine_lr(base: float, i: int, n: int, floor: float = 0.01) -> float:
+    """The rate of step ``i`` of ``n`` (0 .. n-1): ``base`` at the first, falling along half a cosine to
+    ``floor * base`` at the last (and after it)."""
+    t = min(1.0, max(0.0, i / max(1, n - 1)))
+    return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
 @torch.no_grad()
@@ -150,9 +158,21 @@ class SRGANRecipe(Recipe):
             lr = degrade_batch(hr, self.scale, self.degradation, rngs)
         return self.ctx.to_batch(lr), self.ctx.to_batch(hr)
 
+    def stage_lr(self, step: int) -> float:
+        """The generator's learning rate at ``step``: ``lr``, or with ``lr_schedule=cosine`` annealed over each
+        stage (the PSNR steps, then the GAN steps)."""
+        base = float(self.option("lr", 2e-4))
+        if self.option("lr_schedule", "constant") != "cosine":
+            return base
+        if step < self.pretrain_steps:
+            return cosine_lr(base, step, self.pretrain_steps)
+        return cosine_lr(base, step - self.pretrain_steps, int(self.option("total_steps", 1)) - self.pretrain_steps)
+
     def train_step(self, step: int, batch_size: int) -> dict[str, float]:
         lr, hr = self._batch(step, batch_size)
         gan = step >= self.pretrain_steps
+        for g in self.opt_G.param_groups:
+            g["lr"] = self.stage_lr(step)
         self.D.requires_grad_(False)
         with self.ctx.autocast():
             sr = self.G(lr).float()
