@@ -2,6 +2,7 @@
 
     python bench/bench_perf.py --originals /work/orig                 # every case
     python bench/bench_perf.py --originals /work/orig --cases sg3-R256 projector-256 --rounds 2
+    python bench/bench_perf.py --originals /work/orig --cases i2i-cyclegan-4000x3000 --rounds 1 --warmup 0
 
 One table: case | original | ours exact (×) | ours fast (×) | × floor | max 8-bit diff vs original |
 peak RSS each side.  Every implementation of a case runs in its own child process and the rounds
@@ -94,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-original", nargs="*", default=[], metavar="CASE",
                     help="cases whose original is not run (e.g. sg3-R1024: the original's CPU reference ops take many minutes)")
     ap.add_argument("--rounds", type=int, default=2, help="timed interleaved rounds per case (after one warm-up)")
+    ap.add_argument("--warmup", type=int, default=1,
+                    help="untimed rounds first (0 for one-shot cases like i2i-cyclegan-4000x3000, minutes a run)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--metric", choices=pc.METRICS, default="cpu")
     args = ap.parse_args(argv)
@@ -107,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             for case in cases_for(name, None if name in args.skip_original else args.originals, tmp, args.threads):
                 if name in args.skip_original:
                     case.note += "; original not run (--skip-original)"
-                rows.append(pc.measure(case, args.rounds, args.threads))
+                rows.append(pc.measure(case, args.rounds, args.threads, warmup=args.warmup))
                 if name.startswith("i2i-"):
                     i2i.add(case.name)
                 print(pc.format_table(rows[-1:], args.metric, peak).splitlines()[2], file=sys.stderr, flush=True)  # progress
