@@ -55,6 +55,10 @@ def test_srgan_mix_degradation_draws_clean_jpeg_and_second_order_inputs():
     assert 8 <= kinds.count("clean") <= 24  # about 40 % untouched, the rest JPEG'd or second-order degraded
     again = mixed_down(hr, 4, [np.random.default_rng(i) for i in range(40)])
     assert torch.equal(lr, again)  # a function of the per-sample generators: exactly resumable
+    from ganeditor.pipelines.train.degrade import jpeg
+
+    low = mixed_down(hr[:1], 4, [np.random.default_rng(7)], clean=0.0, jpeg_only=1.0, jpeg_quality=(20, 20))
+    assert torch.equal(low[0], jpeg(clean, 20)[0])  # the JPEG-only inputs take the quality range asked for
 
 
 def test_srgan_cosine_schedule_anneals_each_stage(photos, tmp_path):

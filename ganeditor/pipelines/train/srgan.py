@@ -38,14 +38,15 @@ ARCH_DEFAULTS = {
 
 
 DEGRADATIONS = ("bicubic", "realistic", "mix")
-JPEG_QUALITY = (25, 95)  # the range of the mix's JPEG-only inputs
+JPEG_QUALITY = (25, 95)  # the default range of the mix's JPEG-only inputs (option ``mix_jpeg_quality``)
 
 
 def mixed_down(hr: torch.Tensor, scale: int, rngs: list[np.random.Generator], clean: float = 0.4,
-               jpeg_only: float = 0.35) -> torch.Tensor:
+               jpeg_only: float = 0.35, jpeg_quality: tuple[float, float] = JPEG_QUALITY) -> torch.Tensor:
     """The ``mix`` degradation of [N,3,H,W] in [0,1], one draw per sample: clean bicubic (``clean``), bicubic
-    then JPEG of quality 25-95 (``jpeg_only``: small photos saved by phones and the web), else the
-    second-order blur/resize/noise/JPEG chain with the milder ``SCAN`` ranges (old and scanned photos)."""
+    then JPEG of a quality drawn from ``jpeg_quality`` (``jpeg_only``: small photos saved by phones and the
+    web), else the second-order blur/resize/noise/JPEG chain with the milder ``SCAN`` ranges (old and scanned
+    photos)."""
     out = []
     for x, rng in zip(hr, rngs):
         x = x[None].cpu().float().clamp(0, 1)
@@ -53,7 +54,7 @@ def mixed_down(hr: torch.Tensor, scale: int, rngs: list[np.random.Generator], cl
         if u < clean + jpeg_only:
             y = (bicubic_down(x, scale) * 255).round() / 255
             if u >= clean:
-                y = jpeg(y, rng.uniform(*JPEG_QUALITY))
+                y = jpeg(y, rng.uniform(*jpeg_quality))
         else:
             y = second_order(x, scale, rng, SCAN)
         out.append(y[0])
@@ -153,7 +154,8 @@ class SRGANRecipe(Recipe):
         hr = (make_batch(self.src.get, len(self.src), seed, step, n * d.world, d.rank, d.world) + 1) / 2
         rngs = [sample_rng(seed, p, 99) for p in batch_positions(step, n * d.world, d.rank, d.world)]
         if self.degradation == "mix":
-            lr = mixed_down(hr, self.scale, rngs, self.option("mix_clean", 0.4), self.option("mix_jpeg", 0.35))
+            lr = mixed_down(hr, self.scale, rngs, self.option("mix_clean", 0.4), self.option("mix_jpeg", 0.35),
+                            tuple(self.option("mix_jpeg_quality", JPEG_QUALITY)))
         else:
             lr = degrade_batch(hr, self.scale, self.degradation, rngs)
         return self.ctx.to_batch(lr), self.ctx.to_batch(hr)
