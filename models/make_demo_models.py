@@ -234,6 +234,8 @@ def _train_until(name: str, run: Path, fields: dict, resume: bool) -> None:
                       + " ".join(f"{k}={v:.3g}" for k, v in ev.losses.items()), flush=True)
     if last is not None:
         print(f"trained to step {last.step}/{last.steps}")
+    if task.cancelled:  # a stop asked for after the last step: do not go on to the next stage
+        raise Cancelled()
 
 
 def run_stats(run: Path) -> dict:

@@ -195,6 +195,33 @@ def test_make_script_srgan_tiny_and_missing_run(tmp_path, monkeypatch, photo_cac
     assert "PSNR-stage model" in card and hashlib.sha256((out / "srgan-x4-psnr.safetensors").read_bytes()).hexdigest() in card
 
 
+def test_make_script_a_stop_at_the_end_of_the_psnr_stage_is_not_lost(tmp_path, monkeypatch, photo_cache, capsys):
+    sys.path.insert(0, str(MODELS))
+    try:
+        import make_demo_models
+    finally:
+        sys.path.remove(str(MODELS))
+    real_train = make_demo_models.train
+
+    def stop_after_the_psnr_stage(cfg, task, resume=False):  # Ctrl-C arrives just after the stage's last step
+        for ev in real_train(cfg, task, resume=resume):
+            yield ev
+            if ev.step == cfg.options["pretrain_steps"] == cfg.steps:
+                task.cancel_token.cancel()
+
+    monkeypatch.setattr(make_demo_models, "train", stop_after_the_psnr_stage)
+    monkeypatch.setenv("GANEDITOR_RUNS", str(tmp_path / "runs"))
+    out, run = tmp_path / "models", tmp_path / "runs" / "srgan-x4"
+    assert _make(["srgan-x4", "--tiny", "--models-dir", str(out)]) == 130
+    assert "continue with --resume" in capsys.readouterr().err
+    steps = [json.loads(ln)["step"] for ln in (run / "metrics.jsonl").read_text().splitlines()]
+    assert max(steps) == 1 and not (run / "model-psnr.safetensors").exists()  # the GAN stage never started
+    assert not (out / "srgan-x4.safetensors").exists()
+    assert _make(["srgan-x4", "--tiny", "--resume", "--models-dir", str(out)]) == 0
+    assert load_checkpoint(out / "srgan-x4-psnr.safetensors").meta["steps"] == 1
+    assert load_checkpoint(out / "srgan-x4.safetensors").meta["steps"] == 2
+
+
 @pytest.mark.parametrize("name", ["restore-scratches", "restore-colorize"])
 def test_make_restoration_models_tiny(tmp_path, monkeypatch, photo_cache, name):
     sys.path.insert(0, str(MODELS))
