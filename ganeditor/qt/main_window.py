@@ -10,6 +10,7 @@ import torch
 from PySide6.QtCore import QElapsedTimer, Qt
 from PySide6.QtWidgets import (QApplication, QDockWidget, QLabel, QMainWindow, QMessageBox, QScrollArea, QUndoView,
                                QWidget)
+from shiboken6 import isValid
 
 from ganeditor import __version__
 from ganeditor.core.device import describe_device, pick_device
@@ -103,8 +104,10 @@ class MainWindow(FileActions, ModelActions, WindowActions, QMainWindow):
         self.doc.opened.connect(self._history_start)
         self.doc.modified_changed.connect(lambda _m: self._update_title())
         self.doc.undo_stack.indexChanged.connect(lambda _i: self.autosaver.edited())
-        # QUndoStack moves its index only after a command's redo/undo has changed the image: count again then.
-        self.doc.undo_stack.indexChanged.connect(lambda _i: self._update_size_label())
+        # QUndoStack moves its index only after a command's redo/undo has changed the image: count again then
+        # (not while the stack itself is being destroyed with the window).
+        stack, label = self.doc.undo_stack, self.size_label
+        stack.indexChanged.connect(lambda _i: self._update_size_label() if isValid(stack) and isValid(label) else None)
         self.models.selection_changed.connect(self._model_chosen)
         for p in (self.portrait, self.scene, self.restore, self.train, self.generate):
             p.error.connect(self.show_error)
