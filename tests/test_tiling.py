@@ -355,3 +355,27 @@ def test_importing_ganeditor_backs_large_tensors_with_huge_pages():
     if run("os", dict(env, THP_MEM_ALLOC_ENABLE="1")) > small / 10:
         pytest.skip("this machine gives no huge pages even when torch asks for them")
     assert run("ganeditor", env) < small / 10
+
+
+@pytest.mark.parametrize("rows", [7, 4096])
+def test_band_moments_in_chunks_equal_float64_sums(rows):
+    from ganeditor.core.tiling_bands import moments
+
+    y = (torch.randn(1, 5, 9, 13, generator=torch.Generator().manual_seed(0)) * 3 + 40)
+    y = y.contiguous(memory_format=torch.channels_last)
+    n, s1, s2 = moments(y, rows=rows)
+    ref = y.double().permute(0, 2, 3, 1).reshape(-1, 5)
+    assert n == 9 * 13 and s1.dtype == s2.dtype == torch.float64
+    torch.testing.assert_close(s1, ref.sum(0), rtol=1e-6, atol=0)
+    torch.testing.assert_close(s2, (ref * ref).sum(0), rtol=1e-6, atol=0)
+
+
+def test_file_store_round_trip():
+    from ganeditor.core.tiling_bands import RamBudget, Store
+
+    store = Store(6, 4, 3, torch.device("cpu"), RamBudget(0))  # no RAM: a temporary file
+    y = torch.arange(2 * 4 * 3, dtype=torch.float32).view(1, 2, 4, 3).permute(0, 3, 1, 2)  # channels_last [1,3,2,4]
+    store.write(3, y)
+    back = store.read(3, 5)
+    assert store.file is not None and torch.equal(back, y)
+    store.close()
