@@ -104,3 +104,11 @@ def test_fine_tuning_a_shipped_generator_with_a_fresh_discriminator(tmp_path):
     list(train(cfg("b", 2, fresh_d=True, d_warmup_steps=1, loss="r3gan"), resume=True))
     moved = load_checkpoint(tmp_path / "b" / "model.safetensors").nets["G"].state_dict()
     assert any(not torch.equal(moved[k], v) for k, v in G.state_dict().items())
+    # a generator learning rate of its own (D keeps `lr`): a quarter of the step moves G about a quarter as far
+    for out, lr_g in (("c", 0.002), ("d", 0.0005)):
+        list(train(cfg(out, 2, fresh_d=True, d_warmup_steps=1, loss="r3gan", lr=0.002, lr_g=lr_g, seed=0)))
+    c, d = (load_checkpoint(tmp_path / o / "model.safetensors").nets for o in ("c", "d"))
+    step = {o: max(float((dict(n["G"].named_parameters())[k] - v).abs().max()) for k, v in G.named_parameters())
+            for o, n in (("c", c), ("d", d))}  # parameters only (w_avg, a buffer, follows the mapping)
+    assert 0.15 < step["d"] / step["c"] < 0.4, step
+    assert all(torch.equal(a, b) for a, b in zip(c["D"].state_dict().values(), d["D"].state_dict().values()))

@@ -7,7 +7,9 @@ Penalties run every ``r1_interval`` steps (lazy regularisation; 1 = every step) 
 ``mbstd_channels``; 0 channels turns it off) and ``spectral_norm``.  Optional path-length
 regularisation every ``pl_interval`` steps; style mixing; generator EMA with ramp-up; optional ADA.
 ``init`` starts from any StyleGAN2 checkpoint we read (transfer learning); one without a discriminator (a
-shipped generator) takes ``fresh_d=true``, best with ``d_warmup_steps`` of D-only steps first.
+shipped generator) takes ``fresh_d=true``, best with ``d_warmup_steps`` of D-only steps first and a lower
+generator learning rate ``lr_g`` (default ``lr``): at lr 0.002 a fresh discriminator's first gradients wreck
+a trained generator within a hundred steps (bench/RESULTS.md, quality-retraining).
 """
 
 from __future__ import annotations
@@ -83,7 +85,8 @@ class StyleGAN2Recipe(Recipe):
         lr = self.option("lr", 0.0025)
         g_ratio = self.pl_interval / (self.pl_interval + 1) if self.pl_weight else 1.0
         d_ratio = self.r1_interval / (self.r1_interval + 1)
-        self.opt_G = ctx.adam(self.G.parameters(), lr=lr * g_ratio, betas=(0.0, 0.99**g_ratio), eps=1e-8)
+        lr_g = self.option("lr_g", lr)
+        self.opt_G = ctx.adam(self.G.parameters(), lr=lr_g * g_ratio, betas=(0.0, 0.99**g_ratio), eps=1e-8)
         self.opt_D = ctx.adam(self.D.parameters(), lr=lr * d_ratio, betas=(0.0, 0.99**d_ratio), eps=1e-8)
         self.ema_kimg, self.ema_rampup = self.option("ema_kimg", 10.0), self.option("ema_rampup", 0.05)
         self.ada = AdaController(self.option("ada_target", 0.6), self.option("ada_speed_images", 100_000))
