@@ -49,13 +49,15 @@ RECIPES: dict[str, dict] = {
         "title": "Portrait StyleGAN2 (64 px)",
         # Stage 2: continues the stage-1 generator (the demo model of commit 2465afe: 4,500 steps of the
         # logistic recipe, 72,000 images) with a new discriminator and the R3GAN loss, for mode coverage.
+        # G learns at a quarter of D's rate after 500 D-only steps: at lr 0.002 for both and 150 D-only steps
+        # the fresh discriminator wrecked the faces within a hundred G steps (bench/RESULTS.md).
         "stage1": {"rev": "2465afe", "path": "models/portrait-stylegan2.safetensors",
                    "sha256": "d4131c645bc622ea1e1b474b413d832a960b0749e452700decc5755c4e805e71", "images": 72000,
                    "recipe": "stylegan2, loss logistic + lazy R1 (gamma 0.05), lr 0.0025, batch 16, 4,500 steps"},
         "train": dict(recipe="stylegan2", data=["world:portraits"], steps=3000, batch=16, seed=0, precision="bf16",
                       checkpoint_every=125, sample_every=250, log_every=25, keep=3, eval_every=250, eval_count=512,
-                      options=dict(init="STAGE1", fresh_d=True, d_warmup_steps=150, loss="r3gan", channel_base=4096,
-                                   channel_max=128, lr=0.002, r1_gamma=0.05, r2_gamma=0.05, ema_kimg=5,
+                      options=dict(init="STAGE1", fresh_d=True, d_warmup_steps=500, loss="r3gan", channel_base=4096,
+                                   channel_max=128, lr=0.002, lr_g=0.0005, r1_gamma=0.05, r2_gamma=0.05, ema_kimg=5,
                                    style_mixing=0.9, ada=False)),
         "export": ["G_ema"],
         "licence": PROCEDURAL_LICENCE,
