@@ -237,3 +237,14 @@ def test_make_restoration_models_tiny(tmp_path, monkeypatch, photo_cache, name):
     assert list(ck.nets) == ["net"] and ck.meta["demo_model"] == name and ck.meta["steps"] == 2
     card = (out / f"{name}.md").read_text()
     assert hashlib.sha256(path.read_bytes()).hexdigest() in card and "## Measured (" in card
+
+
+def test_scene_sources_mix_in_countryside_scenes():
+    plain = open_source("world:scenes-night?n=40&flip=0", 32, "center-crop", 32)
+    mixed = open_source("world:scenes-night?n=40&flip=0&countryside=0.5", 32, "center-crop", 32)
+    same = [torch.equal(plain.get(i, sample_rng(0, 0)), mixed.get(i, sample_rng(0, 0))) for i in range(40)]
+    assert 8 <= sum(same) <= 32  # the street items are unchanged, the others are countryside
+    with pytest.raises(GanEditorError, match="between 0 and 1"):
+        open_source("world:scenes-day?countryside=2", 32)
+    with pytest.raises(GanEditorError, match="countryside"):
+        open_source("photos:train?countryside=0.5", 24)

@@ -238,3 +238,23 @@ def test_photo_manifest(tmp_path, monkeypatch):
     assert photos.split_of("x/a.jpg") == photos.split_of("x/a.jpg")
     splits = [photos.split_of(f"f{i}") for i in range(1000)]
     assert 150 < splits.count("heldout") < 250
+
+
+def test_countryside_scenes_have_no_lights_at_night_and_leave_street_seeds_unchanged():
+    from ganeditor.worlds.scenes import countryside
+
+    seeds = range(40)
+    mixed = [scene_for_seed(s, 0.5) for s in seeds]
+    rural = [p for p in mixed if not p.buildings]
+    assert 8 <= len(rural) <= 32  # about half
+    for s, p in zip(seeds, mixed):  # the street scenes are the plain ones of their seeds
+        assert not p.buildings or p.to_dict() == scene_for_seed(s).to_dict()
+    p = rural[0]
+    assert not p.lamps and not p.cars and p.meadows[0]["x0"] < 0 < 1 < p.meadows[0]["x1"] and p.greenery and p.trees
+    night = render_scene(p, (96, 96), "night")
+    warm = (night[..., 0] > 180) & (night[..., 2] < night[..., 0] - 40)
+    assert warm.sum() == 0  # nothing lit: no windows, lamps or cars
+    day = render_scene(p, (96, 96), "day")
+    assert _lum(night).mean() < 0.35 * _lum(day).mean()
+    street = scene_for_seed(3)
+    assert countryside(scene_for_seed(3), np.random.default_rng(0)).buildings == [] and street.buildings

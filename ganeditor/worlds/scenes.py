@@ -125,9 +125,36 @@ def _add_open_ground(p: SceneParams, rng: np.random.Generator) -> None:
     p.paving = "cobbles" if u() < 0.35 else "slabs"
 
 
-def scene_for_seed(seed: int) -> SceneParams:
-    """The scene with this seed."""
-    return sample_scene(np.random.default_rng([int(seed) & 0xFFFFFFFF, int(seed) >> 32 & 0xFFFFFFFF, 7]))
+def countryside(p: SceneParams, rng: np.random.Generator) -> SceneParams:
+    """``p`` with no buildings, lamps or cars: a meadow across the whole width, park greenery and trees.
+
+    At night nothing in it emits light, so a translator trained on some of these learns that leaves and
+    grass stay dark (a day->night model trained on streets alone lit "windows" along foliage in photos)."""
+    u = rng.uniform
+    p.buildings, p.lamps, p.cars = [], [], []
+    p.meadows = [{"x0": -0.1, "x1": 1.1, "height": u(0.03, 0.12), "hue": u(0.2, 0.32), "seed": int(rng.integers(1 << 30))}]
+    for _ in range(int(rng.integers(1, 4))):
+        x0 = u(-0.1, 0.9)
+        p.greenery.append({"x0": x0, "x1": x0 + u(0.12, 0.5), "top": p.horizon - u(0.05, 0.3),
+                           "hue": u(0.2, 0.38), "seed": int(rng.integers(1 << 30))})
+    p.trees += [{"x": u(0, 1), "base": p.walk_y - u(0.0, 0.02), "height": u(0.1, 0.25), "radius": u(0.045, 0.1),
+                 "hue": u(0.22, 0.36), "seed": int(rng.integers(1 << 30))} for _ in range(int(rng.integers(2, 7)))]
+    return p
+
+
+def _scene_rng(seed: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng([int(seed) & 0xFFFFFFFF, int(seed) >> 32 & 0xFFFFFFFF, stream])
+
+
+def scene_for_seed(seed: int, countryside_share: float = 0.0) -> SceneParams:
+    """The scene with this seed; a share ``countryside_share`` of seeds (drawn from the seed) are
+    ``countryside`` scenes instead of streets (the street scenes of the other seeds are unchanged)."""
+    p = sample_scene(_scene_rng(seed, 7))
+    if countryside_share > 0:
+        rng = _scene_rng(seed, 11)
+        if rng.random() < countryside_share:
+            return countryside(p, rng)
+    return p
 
 
 def render_scene(params: SceneParams, size: tuple[int, int] = (256, 256), time: str = "day",

@@ -6,6 +6,7 @@ A data spec names a source instead of a folder:
 world:portraits          procedural portraits, item i = portrait seed offset + i      (n=2**20)
 world:scenes-day         day scenes, item i = scene seed 2*(offset+i)      (even seeds, n=1000)
 world:scenes-night       night scenes, item i = scene seed 2*(offset+i)+1  (odd seeds: unpaired)
+                         (``countryside=0.25``: that share of the scenes without buildings, lamps or cars)
 world:synthetic-night    gathered real daytime photos turned night (worlds.synthetic_night)
 photos:train             the gathered real photos, training split   (photos:heldout: held out)
 ```
@@ -148,9 +149,10 @@ class PortraitSource(RenderedSource):
 class SceneSource(RenderedSource):
     """Procedural street scenes by day (even seeds) or night (odd seeds), as ``SceneDataset``."""
 
-    def __init__(self, time: str, size: int, mode: str, load_size: int | None, n: int = 1000, offset: int = 0, **kw):
+    def __init__(self, time: str, size: int, mode: str, load_size: int | None, n: int = 1000, offset: int = 0,
+                 countryside: float = 0.0, **kw):
         super().__init__(n, size, mode, **kw)
-        self.time, self.offset = time, int(offset)
+        self.time, self.offset, self.countryside = time, int(offset), float(countryside)
         self.render_size = int(load_size) if load_size and mode != "resize" else int(size)
 
     def seed(self, index: int) -> int:
@@ -161,7 +163,7 @@ class SceneSource(RenderedSource):
         from ganeditor.worlds.scenes import render_scene, scene_for_seed
 
         s = self.render_size
-        return [render_scene(scene_for_seed(self.seed(i)), (s, s), self.time) for i in indices]
+        return [render_scene(scene_for_seed(self.seed(i), self.countryside), (s, s), self.time) for i in indices]
 
 
 class PhotoSource(RenderedSource):
@@ -225,7 +227,7 @@ def open_world_source(spec: str, size: int, mode: str = "random-crop", load_size
     kind, _, rest = spec.partition(":")
     name, _, query = rest.partition("?")
     opts = _options(query)
-    known = {"n", "offset", "cache_mb", "short", "scales", "kind", "flip", "root"}
+    known = {"n", "offset", "cache_mb", "short", "scales", "kind", "flip", "root", "countryside"}
     if set(opts) - known:
         raise GanEditorError(f"unknown option(s) {sorted(set(opts) - known)} in data spec {spec!r}")
     common = {"cache_mb": float(opts.pop("cache_mb", 512)), "flip": opts.pop("flip", "1") not in ("0", "false")}
@@ -234,7 +236,10 @@ def open_world_source(spec: str, size: int, mode: str = "random-crop", load_size
         if name == "portraits":
             return PortraitSource(size, mode, load_size, **ints, **common)
         if name in ("scenes-day", "scenes-night"):
-            return SceneSource(name.split("-")[1], size, mode, load_size, **ints, **common)
+            share = float(opts.pop("countryside", 0))
+            if not 0 <= share <= 1:
+                raise GanEditorError(f"countryside must be a share between 0 and 1 in data spec {spec!r}")
+            return SceneSource(name.split("-")[1], size, mode, load_size, countryside=share, **ints, **common)
         if name == "synthetic-night":
             return PhotoSource("train", size, mode, load_size, night=True, **_photo_opts(ints, opts), **common)
         raise GanEditorError(f"unknown world {name!r} in data spec {spec!r} (choose from {', '.join(WORLDS)})")
@@ -257,6 +262,6 @@ def heldout_spec(spec: str, n: int = 1 << 20) -> str | None:
 
 
 def _photo_opts(ints: dict[str, int], opts: dict[str, str]) -> dict[str, object]:
-    if "n" in ints or "offset" in ints:
-        raise GanEditorError("photo sources take short/scales/kind, not n/offset")
+    if {"n", "offset", "countryside"} & {*ints, *opts}:
+        raise GanEditorError("photo sources take short/scales/kind, not n/offset/countryside")
     return {**ints, **opts}
