@@ -82,8 +82,7 @@ def sample_scene(rng: np.random.Generator) -> SceneParams:
                     "lit": u(0.15, 0.65), "seed": int(rng.integers(1 << 30)),
                 })
             x += w + gap
-    trees = [{"x": u(0, 1), "base": walk_y - u(0.0, 0.02), "height": u(0.1, 0.2), "radius": u(0.045, 0.09),
-              "hue": u(0.22, 0.36), "seed": int(rng.integers(1 << 30))} for _ in range(int(rng.integers(0, 5)))]
+    trees = [_tree(rng, walk_y) for _ in range(int(rng.integers(0, 5)))]
     n_l = int(rng.integers(1, 5))
     lamps = [{"x": (i + u(0.2, 0.8)) / n_l, "height": u(0.2, 0.3), "side": float(rng.choice([-1.0, 1.0]))}
              for i in range(n_l)]
@@ -118,11 +117,23 @@ def _add_open_ground(p: SceneParams, rng: np.random.Generator) -> None:
              "seed": int(rng.integers(1 << 30))}
         p.meadows.append(m)
         p.buildings = [b for b in p.buildings if b["x1"] < m["x0"] or b["x0"] > m["x1"]]
-    for _ in range(int(rng.choice([0, 0, 1, 1, 2]))):
-        x0 = u(-0.1, 0.9)
-        p.greenery.append({"x0": x0, "x1": x0 + u(0.12, 0.45), "top": p.horizon - u(0.05, 0.28),
-                           "hue": u(0.2, 0.38), "seed": int(rng.integers(1 << 30))})
+    p.greenery += [_greenery(rng, p.horizon) for _ in range(int(rng.choice([0, 0, 1, 1, 2])))]
     p.paving = "cobbles" if u() < 0.35 else "slabs"
+
+
+def _tree(rng: np.random.Generator, walk_y: float, height: float = 0.2, radius: float = 0.09) -> dict:
+    """A street tree on the sidewalk (``height``, ``radius``: the upper ends of their ranges)."""
+    u = rng.uniform
+    return {"x": u(0, 1), "base": walk_y - u(0.0, 0.02), "height": u(0.1, height), "radius": u(0.045, radius),
+            "hue": u(0.22, 0.36), "seed": int(rng.integers(1 << 30))}
+
+
+def _greenery(rng: np.random.Generator, horizon: float, width: float = 0.45, rise: float = 0.28) -> dict:
+    """Park trees / hedges along the street (``width``, ``rise``: the upper ends of their ranges)."""
+    u = rng.uniform
+    x0 = u(-0.1, 0.9)
+    return {"x0": x0, "x1": x0 + u(0.12, width), "top": horizon - u(0.05, rise), "hue": u(0.2, 0.38),
+            "seed": int(rng.integers(1 << 30))}
 
 
 def countryside(p: SceneParams, rng: np.random.Generator) -> SceneParams:
@@ -132,13 +143,10 @@ def countryside(p: SceneParams, rng: np.random.Generator) -> SceneParams:
     grass stay dark (a day->night model trained on streets alone lit "windows" along foliage in photos)."""
     u = rng.uniform
     p.buildings, p.lamps, p.cars = [], [], []
-    p.meadows = [{"x0": -0.1, "x1": 1.1, "height": u(0.03, 0.12), "hue": u(0.2, 0.32), "seed": int(rng.integers(1 << 30))}]
-    for _ in range(int(rng.integers(1, 4))):
-        x0 = u(-0.1, 0.9)
-        p.greenery.append({"x0": x0, "x1": x0 + u(0.12, 0.5), "top": p.horizon - u(0.05, 0.3),
-                           "hue": u(0.2, 0.38), "seed": int(rng.integers(1 << 30))})
-    p.trees += [{"x": u(0, 1), "base": p.walk_y - u(0.0, 0.02), "height": u(0.1, 0.25), "radius": u(0.045, 0.1),
-                 "hue": u(0.22, 0.36), "seed": int(rng.integers(1 << 30))} for _ in range(int(rng.integers(2, 7)))]
+    p.meadows = [{"x0": -0.1, "x1": 1.1, "height": u(0.03, 0.12), "hue": u(0.2, 0.32),
+                  "seed": int(rng.integers(1 << 30))}]
+    p.greenery += [_greenery(rng, p.horizon, width=0.5, rise=0.3) for _ in range(int(rng.integers(1, 4)))]
+    p.trees += [_tree(rng, p.walk_y, height=0.25, radius=0.1) for _ in range(int(rng.integers(2, 7)))]
     return p
 
 
