@@ -16,6 +16,7 @@ import torch.nn as nn
 
 from ganeditor.archs import build
 from ganeditor.core.errors import CheckpointError
+from ganeditor.core.signals import signals_held
 
 MIB = 1 << 20
 NET_SLACK_BYTES = 64 * MIB  # buffers computed by constructors (filters, noise) on top of the stored tensors
@@ -81,7 +82,7 @@ def build_checked(
     """Build ``arch`` from file settings only once they are sane and fit what the file holds."""
     check_kwargs(kwargs, path, what)
     try:
-        with torch.device("meta"):
+        with signals_held(), torch.device("meta"):  # an interrupted mode stack would stay on 'meta'
             meta = build(arch, **kwargs)
     except CheckpointError:
         raise

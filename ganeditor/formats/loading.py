@@ -13,6 +13,7 @@ import torch
 
 from ganeditor.core.errors import CheckpointError
 from ganeditor.core.files import check_input_file
+from ganeditor.core.signals import signals_held
 from ganeditor.formats import native  # noqa: F401  (readers register in the order they are tried)
 from ganeditor.formats import ncnn  # noqa: F401
 from ganeditor.formats import nvlabs_pkl  # noqa: F401
@@ -55,7 +56,8 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Che
     path = Path(os.path.expanduser(str(path)))
     reader = sniff(path)
     try:
-        ckpt = reader.load(path)
+        with signals_held():  # a Ctrl-C inside torch's or safetensors' callbacks would be lost (core/signals.py)
+            ckpt = reader.load(path)
     except CheckpointError:
         raise
     except (EOFError, MemoryError) as e:

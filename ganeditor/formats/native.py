@@ -14,6 +14,7 @@ from safetensors.torch import save
 
 from ganeditor.core.atomic import atomic_write
 from ganeditor.core.errors import CheckpointError
+from ganeditor.core.signals import safe_point
 from ganeditor.formats.base import Checkpoint, FormatReader, register_reader
 from ganeditor.formats.bounded import build_checked
 from ganeditor.formats.spandrel_io import checkpoint_from_object
@@ -111,7 +112,10 @@ def _load(path: Path) -> Checkpoint:
             stored = sum(_stored_bytes(f.get_slice(k)) for k in mine)
             net = build_checked(spec["arch"], spec["kwargs"], path, stored, shapes, f"network {role!r}")
             ref = net.state_dict()
-            sd = {k[len(prefix):]: f.get_tensor(k) for k in mine}
+            sd = {}
+            for k in mine:
+                safe_point()  # a held Ctrl-C ends the load here, between safetensors' calls
+                sd[k[len(prefix):]] = f.get_tensor(k)
             net.load_state_dict({k: v.to(ref[k].dtype) for k, v in sd.items()}, strict=False)  # keys checked
             nets[role] = net
     return Checkpoint("ganeditor", "GAN Editor safetensors", nets, meta)
