@@ -32,7 +32,7 @@ from PIL import Image, ImageCms, PngImagePlugin
 from ganeditor.core.atomic import atomic_write
 from ganeditor.core.errors import ImageError
 from ganeditor.core.imageio_open import open_image
-from ganeditor.core.imageio_raw import encode_png16, encode_tiff16
+from ganeditor.core.imageio_raw import PNG_DEFLATE_LEVEL, encode_png16, encode_tiff16
 from ganeditor.core.xmp import clean_xmp
 
 if TYPE_CHECKING:
@@ -336,6 +336,8 @@ def _encode_pillow(a: np.ndarray, fmt: str, icc: bytes | None, exif: bytes | Non
         kw.update(quality=quality, subsampling=0 if quality >= 90 else 2)
     elif fmt == "WEBP":
         kw.update(quality=quality)
+    elif fmt == "PNG":
+        kw.update(compress_level=PNG_DEFLATE_LEVEL)
     elif fmt == "TIFF":
         kw.update(compression="tiff_deflate")
     buf = io.BytesIO()

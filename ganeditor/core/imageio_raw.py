@@ -12,6 +12,9 @@ import zlib
 import numpy as np
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# zlib level of every PNG we write (8- and 16-bit): level 4 encodes 2-2.4x faster than zlib's and Pillow's
+# default 6 for files 2-8 % larger (2 s -> 0.8 s for a 2560x1920 upscale; bench/RESULTS.md, whole CLI path)
+PNG_DEFLATE_LEVEL = 4
 _PNG_COLOR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type
 
 
@@ -32,7 +35,7 @@ def encode_png16(pixels: np.ndarray, icc_profile: bytes | None = None, exif: byt
     if xmp:  # iTXt, uncompressed, as Adobe's XMP specification (part 3) places it
         out.append(_chunk(b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + xmp))
     rows = np.ascontiguousarray(pixels, dtype=">u2").reshape(h, w * c).view(np.uint8)
-    comp = zlib.compressobj(6)
+    comp = zlib.compressobj(PNG_DEFLATE_LEVEL)
     idat = []
     prev = np.zeros(w * c * 2, np.uint8)
     step = max(1, (1 << 22) // max(1, w * c * 2))  # ~4 MB of rows at a time
